@@ -1,0 +1,147 @@
+# cardd — national ID card bureau backend.
+#
+#   make            build the service, the operator CLI and the emulators
+#   make check      unit and integration tests (installs what is missing)
+#   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make valgrind   the driver and unit tests under valgrind
+#   make bench      benchmarks, as ratios against a baseline measured in the same run
+#   make demo       the whole chain on emulated devices and a private database
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+CC      ?= cc
+
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+SANFLAGS =
+endif
+
+PKGS      := libpq libmicrohttpd jansson libcurl libcrypto libpcsclite libusb-1.0 pangocairo
+EMU_PKGS  := umockdev-1.0 glib-2.0 gobject-2.0 cairo libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+EMU_CFLAGS := $(shell pkg-config --cflags $(EMU_PKGS) 2>/dev/null)
+EMU_LIBS   := $(shell pkg-config --libs $(EMU_PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -Isrc $(PKG_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+LIBS    := $(PKG_LIBS) -lpthread -lm
+
+# The service core and the drivers form one static library; the service,
+# the CLI and the tests link it.
+CORE_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard drivers/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_LIB := $(BUILD)/libcardd.a
+
+# Emulators live in tools/emu/<name>/ and link nothing of the product.
+EMU_DIRS := $(sort $(dir $(wildcard tools/emu/*/*.c)))
+EMU_BINS := $(foreach d,$(EMU_DIRS),$(BUILD)/emu-$(notdir $(patsubst %/,%,$(d))))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+IT_LIB_SRC := $(wildcard tests/integration/lib/*.c)
+IT_LIB_OBJ := $(IT_LIB_SRC:%.c=$(BUILD)/%.o)
+IT_SRC := $(wildcard tests/integration/it_*.c)
+IT_BINS := $(IT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
+
+BINS := $(BUILD)/cardd $(BUILD)/cardctl $(EMU_BINS)
+
+.PHONY: all deps check unit integration valgrind bench demo install clean
+all: $(BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/cardd: $(BUILD)/src/main.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/cardctl: $(BUILD)/tools/cardctl.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Emulators: own include path only, so no product header can leak in.
+define emu_rule
+$(BUILD)/emu-$(1): $(patsubst %.c,$(BUILD)/emuobj/%.o,$(wildcard tools/emu/$(1)/*.c))
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(EMU_LIBS) -lpthread -lm
+endef
+$(foreach d,$(EMU_DIRS),$(eval $(call emu_rule,$(notdir $(patsubst %/,%,$(d))))))
+
+$(BUILD)/emuobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -I$(dir $<) $(EMU_CFLAGS) -c $< -o $@
+
+# One cmocka binary per module. A test may name link-time wraps in
+# tests/unit/<name>.wrap (one symbol a line).
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(foreach s,$(shell cat tests/unit/$*.wrap 2>/dev/null),-Wl,--wrap=$(s)) $(CORE_LIB) $(LIBS) -lcmocka
+
+$(BUILD)/tests/it_%: $(BUILD)/tests/integration/it_%.o $(IT_LIB_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+$(BUILD)/tests/bench_%: $(BUILD)/tests/bench/bench_%.o $(IT_LIB_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/integration/%.o: CFLAGS += -Itests/integration/lib
+$(BUILD)/tests/bench/%.o: CFLAGS += -Itests/integration/lib
+
+tests-build: $(BINS) $(UNIT_BINS) $(IT_BINS) $(BENCH_BINS)
+
+check:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) tests/run.sh all
+
+unit:
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) tests/run.sh unit
+
+integration:
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) tests/run.sh integration
+
+valgrind:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) VALGRIND=1 tests/run.sh unit
+
+bench:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) tests/run.sh bench
+
+demo:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) scripts/demo.sh
+
+install: $(BUILD)/cardd $(BUILD)/cardctl
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cardd/sql $(DESTDIR)$(PREFIX)/share/cardd/reference
+	install -m 0755 $(BUILD)/cardd $(BUILD)/cardctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/cardd/sql/
+	install -m 0644 etc/cardd.conf $(DESTDIR)$(PREFIX)/share/cardd/cardd.conf.example
+
+clean:
+	rm -rf build build-san
+
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

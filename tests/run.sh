@@ -1,0 +1,100 @@
+#!/bin/bash
+# Runs the test binaries that `make tests-build` produced and prints one
+# closing line "N passed, N failed" over every test case.
+#   tests/run.sh unit|integration|all|bench
+# Integration tests run inside a throw-away PostgreSQL cluster (pg_virtualenv);
+# each test binary creates its own database in it and starts its own cardd,
+# pcscd and emulators, so binaries do not depend on one another.
+set -u
+BUILD=${BUILD:-build}
+export BUILD
+mode=${1:-all}
+cd "$(dirname "$0")/.."
+export CARDD_ROOT=$PWD
+logdir=$BUILD/test-logs
+mkdir -p "$logdir"
+passed=0
+failed=0
+failed_names=()
+
+vg=()
+if [ "${VALGRIND:-0}" = 1 ]; then
+    vg=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+        --suppressions=tests/valgrind.supp)
+fi
+case "$BUILD" in
+    *san*) export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:verify_asan_link_order=0}
+           export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
+esac
+
+run_binary() {
+    local bin=$1 name log rc p f
+    name=$(basename "$bin")
+    log=$logdir/$name.log
+    "${vg[@]}" "$bin" >"$log" 2>&1
+    rc=$?
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$f" -ne 0 ]; then
+        failed_names+=("$name")
+        printf '  FAIL %-28s (%s passed, %s failed) — log: %s\n' "$name" "$p" "$f" "$log"
+        tail -n 40 "$log" | sed 's/^/      /'
+    else
+        printf '  ok   %-28s %s tests\n' "$name" "$p"
+    fi
+}
+
+run_unit() {
+    echo "unit tests ($BUILD)"
+    for t in "$BUILD"/tests/test_*; do
+        [ -x "$t" ] && run_binary "$t"
+    done
+}
+
+run_integration() {
+    echo "integration tests ($BUILD)"
+    for t in "$BUILD"/tests/it_*; do
+        [ -x "$t" ] && run_binary "$t"
+    done
+}
+
+case "$mode" in
+    unit) run_unit ;;
+    integration|all)
+        [ "$mode" = all ] && run_unit
+        if [ -z "${PGHOST:-}" ]; then
+            # Re-enter inside a throw-away cluster; the inner run prints the totals.
+            inner=$(mktemp)
+            pg_virtualenv -o 'max_connections=300' -o 'fsync=off' \
+                env BUILD="$BUILD" VALGRIND="${VALGRIND:-0}" tests/run.sh integration-inner "$inner"
+            read -r ip if_ < "$inner" || { ip=0; if_=1; }
+            rm -f "$inner"
+            passed=$((passed + ip)); failed=$((failed + if_))
+        else
+            run_integration
+        fi ;;
+    integration-inner)
+        run_integration
+        echo "$passed $failed" > "$2"
+        exit 0 ;;
+    bench)
+        for b in "$BUILD"/tests/bench_*; do
+            [ -x "$b" ] || continue
+            echo "== $(basename "$b")"
+            if [ -z "${PGHOST:-}" ]; then
+                pg_virtualenv -o 'max_connections=300' "$b" || failed=$((failed + 1))
+            else
+                "$b" || failed=$((failed + 1))
+            fi
+        done
+        exit $((failed != 0)) ;;
+    *) echo "usage: $0 unit|integration|all|bench" >&2; exit 2 ;;
+esac
+
+echo
+if [ ${#failed_names[@]} -gt 0 ]; then echo "failed binaries: ${failed_names[*]}"; fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
