@@ -63,7 +63,8 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -84,7 +85,8 @@ $(foreach d,$(EMU_DIRS),$(eval $(call emu_rule,$(notdir $(patsubst %/,%,$(d)))))
 
 $(BUILD)/emuobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -I$(dir $<) $(EMU_CFLAGS) -c $< -o $@
+	@echo "  CC      $< (emulator)"
+	@$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -I$(dir $<) $(EMU_CFLAGS) -c $< -o $@
 
 # One cmocka binary per module. A test may name link-time wraps in
 # tests/unit/<name>.wrap (one symbol a line).

@@ -1,0 +1,251 @@
+/* auth.c — tokens, derived courier secrets and HMAC signatures (OpenSSL). */
+#include "auth.h"
+#include "db.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+int auth_token_new(char out[AUTH_TOKEN_LEN + 1])
+{
+    uint8_t raw[50];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return -EIO;
+    memcpy(out, "cdt_", 4);
+    for (size_t i = 0; i < sizeof(raw); i++)
+        out[4 + i] = b32[raw[i] & 31];   /* 250 bits of entropy */
+    out[AUTH_TOKEN_LEN] = '\0';
+    OPENSSL_cleanse(raw, sizeof(raw));
+    return 0;
+}
+
+void auth_token_hash(const char *token, uint8_t out[32])
+{
+    unsigned int len = 0;
+    EVP_Digest(token, strlen(token), out, &len, EVP_sha256(), NULL);
+}
+
+static const struct { const char *name; unsigned bit; } roles[] = {
+    { "intake", ROLE_INTAKE }, { "operator", ROLE_OPERATOR }, { "courier", ROLE_COURIER },
+    { "branch", ROLE_BRANCH }, { "admin", ROLE_ADMIN },
+};
+
+unsigned auth_role_bit(const char *name)
+{
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (strcmp(roles[i].name, name) == 0)
+            return roles[i].bit;
+    return 0;
+}
+
+const char *auth_role_name(unsigned role)
+{
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (roles[i].bit == role)
+            return roles[i].name;
+    return "?";
+}
+
+static void hex_encode(const uint8_t *in, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++)
+        sprintf(out + 2 * i, "%02x", in[i]);
+}
+
+int auth_lookup(struct db *db, const char *token, struct identity *who)
+{
+    if (strlen(token) != AUTH_TOKEN_LEN)
+        return -ENOENT;
+    uint8_t hash[32];
+    char hex[2 + 65] = "\\x";
+    auth_token_hash(token, hash);
+    hex_encode(hash, 32, hex + 2);
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res,
+                      "SELECT id, role, name FROM api_tokens WHERE token_hash = $1::bytea"
+                      " AND revoked_at IS NULL", hex);
+    if (rc)
+        return rc;
+    if (db_rows(res) != 1) {
+        db_res_free(res);
+        return -ENOENT;
+    }
+    who->token_id = db_get_long(res, 0, 0, 0);
+    who->role = auth_role_bit(db_get(res, 0, 1));
+    snprintf(who->name, sizeof(who->name), "%s", db_get(res, 0, 2));
+    db_res_free(res);
+    return 0;
+}
+
+int auth_token_create(struct db *db, const char *role, const char *name,
+                      char out[AUTH_TOKEN_LEN + 1], long *token_id)
+{
+    if (!auth_role_bit(role) || !name[0] || strlen(name) > 64)
+        return -EINVAL;
+    uint8_t hash[32];
+    char hex[2 + 65] = "\\x";
+    int rc = auth_token_new(out);
+    if (rc)
+        return rc;
+    auth_token_hash(out, hash);
+    hex_encode(hash, 32, hex + 2);
+    struct db_res *res = NULL;
+    rc = db_query(db, &res,
+                  "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3::bytea)"
+                  " RETURNING id", name, role, hex);
+    if (rc == 0 && token_id)
+        *token_id = db_get_long(res, 0, 0, 0);
+    db_res_free(res);
+    if (rc)
+        OPENSSL_cleanse(out, AUTH_TOKEN_LEN);
+    return rc;
+}
+
+static int hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int auth_load_master_key(const char *path, uint8_t key[32])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -ENOENT;
+    struct stat st;
+    char buf[80];
+    int rc = -EINVAL;
+    if (fstat(fd, &st) != 0)
+        goto out_close;
+    if (st.st_mode & 077) {
+        rc = -EPERM;
+        goto out_close;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    if (n < 64)
+        goto out_close;
+    for (int i = 0; i < 32; i++) {
+        int hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            goto out_clean;
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    rc = 0;
+out_clean:
+    OPENSSL_cleanse(buf, sizeof(buf));
+out_close:
+    close(fd);
+    return rc;
+}
+
+int auth_create_master_key(const char *path)
+{
+    uint8_t key[32];
+    char hex[66];
+    if (RAND_bytes(key, sizeof(key)) != 1)
+        return -EIO;
+    hex_encode(key, 32, hex);
+    hex[64] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (fd < 0)
+        rc = -errno;
+    else if (write(fd, hex, 65) != 65)
+        rc = -EIO;
+    if (fd >= 0)
+        close(fd);
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return rc;
+}
+
+void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
+                         char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    uint8_t msg[256], mac[32];
+    unsigned int maclen = 0;
+    size_t n = (size_t)snprintf((char *)msg, sizeof(msg) - 16, "courier-secret:%s:", courier);
+    if (n > sizeof(msg) - 16)
+        n = sizeof(msg) - 16;
+    memcpy(msg + n, salt, 16);
+    HMAC(EVP_sha256(), master, 32, msg, n + 16, mac, &maclen);
+    hex_encode(mac, 32, out);
+    OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+static void signature_mac(const char *secret, const char *t, size_t tlen, const char *body,
+                          size_t body_len, uint8_t mac[32])
+{
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    size_t len = 0;
+    memset(mac, 0, 32);
+    if (ctx && EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params) == 1) {
+        EVP_MAC_update(ctx, (const unsigned char *)t, tlen);
+        EVP_MAC_update(ctx, (const unsigned char *)".", 1);
+        EVP_MAC_update(ctx, (const unsigned char *)body, body_len);
+        EVP_MAC_final(ctx, mac, &len, 32);
+    }
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(m);
+}
+
+int auth_verify_signature(const char *header, const char *body, size_t body_len,
+                          const char *secret, long now)
+{
+    if (!header || strncmp(header, "t=", 2) != 0)
+        return -EINVAL;
+    const char *t = header + 2;
+    size_t tlen = strspn(t, "0123456789");
+    if (tlen == 0 || tlen > 12 || strncmp(t + tlen, ",v1=", 4) != 0)
+        return -EINVAL;
+    const char *hex = t + tlen + 4;
+    if (strlen(hex) != 64)
+        return -EINVAL;
+    uint8_t given[32], want[32];
+    for (int i = 0; i < 32; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        given[i] = (uint8_t)(hi << 4 | lo);
+    }
+    long ts = strtol(t, NULL, 10);
+    signature_mac(secret, t, tlen, body, body_len, want);
+    int match = CRYPTO_memcmp(given, want, 32) == 0;
+    if (!match)
+        return -EACCES;
+    if (ts < now - AUTH_MAX_SKEW_S || ts > now + AUTH_MAX_SKEW_S)
+        return -ETIME;
+    return 0;
+}
+
+void auth_sign(const char *secret, long t, const char *body, size_t body_len, char *out,
+               size_t outlen)
+{
+    char ts[24];
+    uint8_t mac[32];
+    char hex[65];
+    int tlen = snprintf(ts, sizeof(ts), "%ld", t);
+    signature_mac(secret, ts, (size_t)tlen, body, body_len, mac);
+    hex_encode(mac, 32, hex);
+    snprintf(out, outlen, "t=%s,v1=%s", ts, hex);
+}

@@ -1,0 +1,61 @@
+/* config.h — the service's settings: one table of name, type, target and
+ * default (config.c), read from a "key = value" file. */
+#ifndef CARDD_CONFIG_H
+#define CARDD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_STATIONS 32
+
+/* One production station: a printer and the chip reader wired to it. */
+struct station_config {
+    char id[33];
+    char printer_driver[17];   /* e.g. "evolis" */
+    char printer_serial[33];   /* the printer's own serial number (Rsn) */
+    char reader[129];          /* the PC/SC reader name */
+};
+
+struct config {
+    char *listen_address;
+    int port;
+    char *database;            /* libpq connection string; empty: the PG* environment */
+    int db_pool_size;
+    int max_connections;
+    int per_ip_connections;
+    int connection_timeout_s;
+    char *log_level;
+    char *sql_dir;
+    char *master_key_file;     /* 32 random bytes (hex), readable only by the service */
+    char *keys_dir;            /* Document Signer key/certificate, stock transport keys */
+    char *problem_base;        /* prefix of the "type" URI of problem details */
+    char *instance;            /* this instance's name, for stations and claims */
+    int track_fail_limit;      /* failed look-ups a client address may make ... */
+    int track_fail_window_s;   /* ... in this many seconds */
+    int delivery_attempts;     /* failed attempts before the parcel goes to a branch */
+    int collection_days;       /* working days a branch keeps a card for collection */
+    int spoil_limit;           /* spoiled cards before a request is held for an operator */
+    char *sms_gateway_url;
+    int notify_batch;
+    int notify_max_backoff_s;
+    int station_count;
+    struct station_config stations[CONFIG_MAX_STATIONS];
+};
+
+/* Fills cfg with the defaults. Returns 0 or -ENOMEM. */
+int config_defaults(struct config *cfg);
+
+/* Reads a file over the defaults. Unknown keys and bad values are errors,
+ * reported on err with the line number. Returns 0, -ENOENT or -EINVAL. */
+int config_load(struct config *cfg, const char *path, FILE *err);
+
+/* Sets one key from text, as a line of the file would. Returns 0 or -EINVAL. */
+int config_set(struct config *cfg, const char *key, const char *value);
+
+/* Writes every setting with its help text: the documented default file. */
+void config_describe(FILE *out);
+
+/* Frees what config_defaults and config_load allocated. NULL-safe. */
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,598 @@
+/* http.c — libmicrohttpd behind a route table.
+ *
+ * Each connection has its own thread (MHD_USE_THREAD_PER_CONNECTION): a
+ * handler blocks on the database only its own connection, never others.
+ * The first call of the access handler only checks framing and size; the
+ * answer is always queued from a later call, which keeps connections alive
+ * (libmicrohttpd closes a connection answered from the first call, which is
+ * what we want for a request whose framing we refuse). */
+#include "http.h"
+#include "app.h"
+#include "auth.h"
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct app *app;
+    const struct http_route *routes;
+    size_t nroutes;
+};
+
+struct conn_state {
+    struct http_req rq;
+    struct MHD_Connection *conn;
+    struct http_server *srv;
+    char request_id[65];
+    char *buf;
+    size_t len, cap;
+    bool too_large;
+    struct timespec started;
+    int route;   /* index for metrics, -1 when no route matched */
+};
+
+/* ---- answers ---- */
+
+static void reset_reply(struct http_req *rq)
+{
+    json_decref(rq->reply);
+    rq->reply = NULL;
+    free(rq->reply_text);
+    rq->reply_text = NULL;
+}
+
+void http_json(struct http_req *rq, int status, json_t *body)
+{
+    reset_reply(rq);
+    rq->status = status;
+    rq->reply = body;
+    rq->reply_type = "application/json";
+}
+
+void http_text(struct http_req *rq, int status, const char *content_type, const char *text)
+{
+    reset_reply(rq);
+    rq->status = status;
+    rq->reply_text = strdup(text);
+    rq->reply_type = content_type;
+}
+
+void http_problem(struct http_req *rq, int status, const char *code, const char *title,
+                  const char *detail, json_t *errors)
+{
+    char type[512];
+    snprintf(type, sizeof(type), "%s%s", rq->app->cfg->problem_base, code);
+    json_t *p = json_pack("{s:s, s:s, s:i}", "type", type, "title", title, "status", status);
+    if (p && detail)
+        json_object_set_new(p, "detail", json_string(detail));
+    if (p && errors)
+        json_object_set_new(p, "errors", errors);
+    else
+        json_decref(errors);
+    http_json(rq, status, p);
+    rq->reply_type = "application/problem+json";
+}
+
+void http_internal_error(struct http_req *rq, const char *what)
+{
+    log_error("%s %s failed: %s", rq->method, rq->path, what);
+    http_problem(rq, 500, "internal", "Internal error",
+                 "The server failed to complete the request; it has been logged.", NULL);
+}
+
+struct db *http_db(struct http_req *rq)
+{
+    if (rq->db)
+        return rq->db;
+    rq->db = db_pool_acquire(rq->app->pool, 5000);
+    if (!rq->db) {
+        log_error("no database connection available");
+        http_problem(rq, 503, "unavailable", "Service unavailable",
+                     "The database is not reachable; try again later.", NULL);
+        snprintf(rq->retry_after, sizeof(rq->retry_after), "5");
+    }
+    return rq->db;
+}
+
+const char *http_header(struct http_req *rq, const char *name)
+{
+    struct conn_state *cs = rq->priv;
+    return MHD_lookup_connection_value(cs->conn, MHD_HEADER_KIND, name);
+}
+
+/* ---- request id ---- */
+
+static bool valid_request_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._:-", s[i]))
+            return false;
+    return true;
+}
+
+static void make_request_id(char out[65])
+{
+    unsigned char raw[12];
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(out, 65, "t%lx%lx", (long)ts.tv_sec, ts.tv_nsec);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        sprintf(out + 2 * i, "%02x", raw[i]);
+}
+
+/* ---- routing ---- */
+
+/* Matches path against pattern, capturing each {} segment. */
+static bool route_match(const char *pattern, const char *path, char param[2][128])
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= 128 || np >= 2)
+                return false;
+            memcpy(param[np], path, n);
+            param[np][n] = '\0';
+            np++;
+            pattern += 2;
+            path += n;
+            continue;
+        }
+        if (*pattern != *path)
+            return false;
+        pattern++;
+        path++;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* Finds the route for method and path. Returns its index, -1 when no path
+ * matches (404), or -2 when the path exists for other methods (405; allow
+ * is filled). */
+static int route_find(struct http_server *srv, const char *method, const char *path,
+                      char param[2][128], char *allow, size_t allowlen)
+{
+    bool path_known = false;
+    allow[0] = '\0';
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        char tmp[2][128];
+        if (!route_match(srv->routes[i].pattern, path, tmp))
+            continue;
+        if (strcmp(srv->routes[i].method, method) == 0) {
+            memcpy(param, tmp, sizeof(tmp));
+            return (int)i;
+        }
+        path_known = true;
+        size_t used = strlen(allow);
+        snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", srv->routes[i].method);
+    }
+    return path_known ? -2 : -1;
+}
+
+/* ---- the pipeline ---- */
+
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    const char *rest = ct + 16;
+    while (*rest == ' ')
+        rest++;
+    if (*rest == '\0')
+        return true;
+    if (*rest != ';')
+        return false;
+    rest++;
+    while (*rest == ' ')
+        rest++;
+    return strncasecmp(rest, "charset=utf-8", 13) == 0 || strncasecmp(rest, "charset=\"utf-8\"", 15) == 0;
+}
+
+static bool authenticate(struct conn_state *cs, const struct http_route *route)
+{
+    struct http_req *rq = &cs->rq;
+    const char *h = http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+        rq->www_authenticate = true;
+        http_problem(rq, 401, "unauthorized", "Unauthorized",
+                     "A bearer token is required.", NULL);
+        return false;
+    }
+    struct db *db = http_db(rq);
+    if (!db)
+        return false;
+    int rc = auth_lookup(db, h + 7, &rq->who);
+    if (rc == -ENOENT) {
+        rq->www_authenticate = true;
+        http_problem(rq, 401, "unauthorized", "Unauthorized", "The token is not valid.", NULL);
+        return false;
+    }
+    if (rc) {
+        http_internal_error(rq, "token look-up failed");
+        return false;
+    }
+    if (rq->who.role != ROLE_ADMIN && !(rq->who.role & route->roles)) {
+        http_problem(rq, 403, "forbidden", "Forbidden",
+                     "This token's role may not use this endpoint.", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Verifies a courier's X-Signature with the secret derived for its name. */
+static bool verify_signature(struct conn_state *cs)
+{
+    struct http_req *rq = &cs->rq;
+    struct db_res *res = NULL;
+    char secret[AUTH_SECRET_HEX_LEN + 1];
+    bool ok = false;
+    if (!rq->app->have_master_key) {
+        http_internal_error(rq, "no master key: courier signatures cannot be checked");
+        return false;
+    }
+    char tid[24];
+    snprintf(tid, sizeof(tid), "%ld", rq->who.token_id);
+    int rc = db_query(rq->db, &res,
+                  "SELECT encode(secret_salt, 'hex') FROM couriers WHERE token_id = $1::bigint", tid);
+    if (rc) {
+        http_internal_error(rq, "courier look-up failed");
+        goto out;
+    }
+    if (db_rows(res) != 1) {
+        http_problem(rq, 403, "forbidden", "Forbidden", "This token belongs to no courier.", NULL);
+        goto out;
+    }
+    uint8_t salt[16];
+    const char *hex = db_get(res, 0, 0);
+    for (int i = 0; i < 16; i++)
+        sscanf(hex + 2 * i, "%2hhx", &salt[i]);
+    auth_courier_secret(rq->app->master_key, rq->who.name, salt, secret);
+    rc = auth_verify_signature(http_header(rq, "X-Signature"), rq->body, rq->body_len, secret,
+                               (long)time(NULL));
+    if (rc == 0) {
+        ok = true;
+    } else {
+        rq->www_authenticate = false;
+        http_problem(rq, 401, "bad_signature", "Unauthorized",
+                     rc == -EINVAL ? "X-Signature is missing or malformed."
+                     : rc == -ETIME ? "The signature's timestamp is outside the allowed window."
+                                    : "The signature does not match.",
+                     NULL);
+    }
+out:
+    memset(secret, 0, sizeof(secret));
+    db_res_free(res);
+    return ok;
+}
+
+static void dispatch(struct conn_state *cs)
+{
+    struct http_req *rq = &cs->rq;
+    struct http_server *srv = cs->srv;
+    int idx = route_find(srv, rq->method, rq->path, rq->param, rq->allow, sizeof(rq->allow));
+    cs->route = idx;
+    if (idx == -1) {
+        http_problem(rq, 404, "not_found", "Not found", "No such resource.", NULL);
+        return;
+    }
+    if (idx == -2) {
+        http_problem(rq, 405, "method_not_allowed", "Method not allowed", NULL, NULL);
+        return;
+    }
+    const struct http_route *route = &srv->routes[idx];
+    if (cs->too_large) {
+        http_problem(rq, 413, "too_large", "Payload too large",
+                     "Bodies are limited to 64 KiB.", NULL);
+        return;
+    }
+    if (route->roles != ROLES_PUBLIC && !authenticate(cs, route))
+        return;
+    rq->body = cs->buf ? cs->buf : "";
+    rq->body_len = cs->len;
+    if (route->flags & ROUTE_SIGNED && !verify_signature(cs))
+        return;
+    bool takes_body = route->flags & (ROUTE_BODY | ROUTE_BODY_OPTIONAL);
+    if (takes_body && (cs->len > 0 || route->flags & ROUTE_BODY)) {
+        if (!is_json_type(http_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+            http_problem(rq, 415, "unsupported_media_type", "Unsupported media type",
+                         "Send the body as application/json.", NULL);
+            return;
+        }
+        json_error_t jerr;
+        rq->json = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!rq->json) {
+            char detail[256];
+            snprintf(detail, sizeof(detail), "Malformed JSON at line %d, column %d: %s",
+                     jerr.line, jerr.column, jerr.text);
+            http_problem(rq, 400, "malformed_json", "Malformed JSON", detail, NULL);
+            return;
+        }
+        if (!json_is_object(rq->json)) {
+            http_problem(rq, 400, "malformed_json", "Malformed JSON",
+                         "The body must be a JSON object.", NULL);
+            return;
+        }
+    } else if (cs->len > 0 && !takes_body) {
+        http_problem(rq, 400, "unexpected_body", "Bad request",
+                     "This endpoint takes no body.", NULL);
+        return;
+    }
+    route->handler(rq);
+    if (rq->status == 0)
+        http_internal_error(rq, "handler gave no answer");
+}
+
+static enum MHD_Result send_reply(struct conn_state *cs)
+{
+    struct http_req *rq = &cs->rq;
+    char *text = NULL;
+    size_t len = 0;
+    if (rq->reply) {
+        text = json_dumps(rq->reply, JSON_COMPACT);
+        if (!text) {
+            rq->status = 500;
+            rq->reply_type = "application/problem+json";
+            text = strdup("{\"title\":\"Internal error\",\"status\":500}");
+        }
+    } else if (rq->reply_text) {
+        text = rq->reply_text;
+        rq->reply_text = NULL;
+    } else {
+        text = strdup("");
+    }
+    len = text ? strlen(text) : 0;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text ? text : (char *)"", text ? MHD_RESPMEM_MUST_FREE
+                                                                           : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    if (rq->reply_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rq->reply_type);
+    MHD_add_response_header(resp, "X-Request-Id", cs->request_id);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (rq->retry_after[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, rq->retry_after);
+    if (rq->allow[0] && rq->status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->allow);
+    if (rq->www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result r = MHD_queue_response(cs->conn, (unsigned)rq->status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* Refuses framing that two parsers could read differently. */
+static bool framing_is_ambiguous(struct MHD_Connection *conn)
+{
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (te && cl)
+        return true;
+    if (te && strcasecmp(te, "chunked") != 0)
+        return true;
+    return false;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct conn_state *cs = *con_cls;
+
+    if (!cs) {
+        cs = calloc(1, sizeof(*cs));
+        if (!cs)
+            return MHD_NO;
+        *con_cls = cs;
+        cs->conn = conn;
+        cs->srv = srv;
+        cs->route = -1;
+        clock_gettime(CLOCK_MONOTONIC, &cs->started);
+        struct http_req *rq = &cs->rq;
+        rq->app = srv->app;
+        rq->priv = cs;
+        rq->method = method;
+        rq->path = url;
+        const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (given && valid_request_id(given))
+            snprintf(cs->request_id, sizeof(cs->request_id), "%s", given);
+        else
+            make_request_id(cs->request_id);
+        rq->request_id = cs->request_id;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->client_ip,
+                          sizeof(rq->client_ip));
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->client_ip,
+                          sizeof(rq->client_ip));
+        }
+        log_set_request_id(cs->request_id);
+
+        /* Early refusals answer at once and close the connection. */
+        if (framing_is_ambiguous(conn)) {
+            http_problem(rq, 400, "bad_framing", "Bad request",
+                         "Transfer-Encoding and Content-Length are ambiguous.", NULL);
+            return send_reply(cs);
+        }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || end == cl || *end || n > HTTP_MAX_BODY) {
+                http_problem(rq, 413, "too_large", "Payload too large",
+                             "Bodies are limited to 64 KiB.", NULL);
+                return send_reply(cs);
+            }
+        }
+        return MHD_YES;
+    }
+
+    log_set_request_id(cs->request_id);
+    if (cs->rq.status != 0) {
+        /* Already answered early: discard whatever still arrives. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (cs->too_large || cs->len + n > HTTP_MAX_BODY) {
+            cs->too_large = true;
+            return MHD_YES;
+        }
+        if (cs->len + n + 1 > cs->cap) {
+            size_t cap = cs->cap ? cs->cap : 4096;
+            while (cap < cs->len + n + 1)
+                cap *= 2;
+            char *nb = realloc(cs->buf, cap);
+            if (!nb)
+                return MHD_NO;
+            cs->buf = nb;
+            cs->cap = cap;
+        }
+        memcpy(cs->buf + cs->len, upload_data, n);
+        cs->len += n;
+        cs->buf[cs->len] = '\0';
+        return MHD_YES;
+    }
+
+    dispatch(cs);
+    if (cs->rq.db) {
+        db_pool_release(srv->app->pool, cs->rq.db);
+        cs->rq.db = NULL;
+    }
+    return send_reply(cs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct http_server *srv = cls;
+    struct conn_state *cs = *con_cls;
+    if (!cs)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double secs = (double)(now.tv_sec - cs->started.tv_sec) +
+                  (double)(now.tv_nsec - cs->started.tv_nsec) / 1e9;
+    const char *route = cs->route >= 0 ? srv->routes[cs->route].pattern : "other";
+    const char *method = cs->route >= 0 ? srv->routes[cs->route].method : "other";
+    metrics_observe_request(srv->app->metrics, method, route, cs->rq.status, secs);
+    log_info("%s %s -> %d (%.1f ms)", cs->rq.method, cs->rq.path, cs->rq.status, secs * 1000);
+    log_set_request_id(NULL);
+    if (cs->rq.db)
+        db_pool_release(srv->app->pool, cs->rq.db);
+    json_decref(cs->rq.json);
+    reset_reply(&cs->rq);
+    free(cs->buf);
+    free(cs);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_warn("http: %s", line);
+}
+
+int http_start(struct http_server **out, struct app *app, const struct http_route *routes,
+               size_t nroutes)
+{
+    *out = NULL;
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    srv->app = app;
+    srv->routes = routes;
+    srv->nroutes = nroutes;
+
+    struct sockaddr_in6 a6 = { 0 };
+    struct sockaddr_in a4 = { 0 };
+    struct sockaddr *addr = NULL;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, app->cfg->listen_address, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)app->cfg->port);
+        addr = (struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, app->cfg->listen_address, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)app->cfg->port);
+        addr = (struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        free(srv);
+        return -EINVAL;
+    }
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)app->cfg->port, NULL, NULL, on_request, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)app->cfg->per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_END);
+    if (!srv->daemon) {
+        free(srv);
+        return -EADDRINUSE;
+    }
+    *out = srv;
+    return 0;
+}
+
+int http_port(const struct http_server *srv)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : -1;
+}
+
+void http_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    MHD_stop_daemon(srv->daemon);
+    free(srv);
+}

@@ -1,0 +1,59 @@
+/* journal.c — status changes, events, notifications and the audit log. */
+#include "journal.h"
+#include "db.h"
+#include "status.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+int journal_status(struct db *db, const char *request_id, const char *status, const char *actor,
+                   const char *at, const char *detail_json)
+{
+    struct db_res *res = NULL;
+    char ar[512], en[512];
+    if (!status_find(status))
+        return -EINVAL;
+    int rc = db_query(db, &res,
+                      "UPDATE requests SET status = $2, updated_at = now() WHERE id = $1::bigint"
+                      " RETURNING request_no, kind, phone",
+                      request_id, status);
+    if (rc)
+        return rc;
+    if (db_rows(res) != 1) {
+        db_res_free(res);
+        return -ENOENT;
+    }
+    status_notification_text(status, db_get(res, 0, 0), db_get(res, 0, 1), ar, sizeof(ar), en,
+                             sizeof(en));
+    rc = db_query(db, NULL,
+                  "INSERT INTO request_events (request_id, at, status, actor, detail)"
+                  " VALUES ($1::bigint, coalesce($2::timestamptz, now()), $3, $4,"
+                  " coalesce($5::jsonb, '{}'::jsonb))",
+                  request_id, at, status, actor, detail_json);
+    if (!rc)
+        rc = db_query(db, NULL,
+                      "INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
+                      " VALUES ($1::bigint, $2, $3, $4, $5)",
+                      request_id, status, db_get(res, 0, 2), ar, en);
+    db_res_free(res);
+    return rc;
+}
+
+int journal_event(struct db *db, const char *request_id, const char *actor, const char *at,
+                  const char *detail_json)
+{
+    return db_query(db, NULL,
+                    "INSERT INTO request_events (request_id, at, status, actor, detail)"
+                    " VALUES ($1::bigint, coalesce($2::timestamptz, now()), NULL, $3,"
+                    " coalesce($4::jsonb, '{}'::jsonb))",
+                    request_id, at, actor, detail_json);
+}
+
+int audit(struct db *db, const char *actor, const char *action, const char *request_no,
+          const char *card_serial, const char *station_id, const char *detail_json)
+{
+    return db_query(db, NULL,
+                    "INSERT INTO audit_log (actor, action, request_no, card_serial, station_id, detail)"
+                    " VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb))",
+                    actor, action, request_no, card_serial, station_id, detail_json);
+}

@@ -1,0 +1,194 @@
+/* metrics.c — request counters and latency histograms per route. */
+#include "metrics.h"
+#include "db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SERIES 256
+
+static const double bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+#define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
+
+struct series {
+    const char *method;
+    const char *route;   /* the route pattern: a static string */
+    int status;
+    unsigned long count;
+};
+
+struct latency {
+    const char *method;
+    const char *route;
+    unsigned long buckets[NBOUNDS];
+    unsigned long count;
+    double sum;
+};
+
+struct metrics {
+    pthread_mutex_t lock;
+    struct series series[MAX_SERIES];
+    size_t nseries;
+    struct latency latency[MAX_SERIES];
+    size_t nlatency;
+};
+
+int metrics_new(struct metrics **out)
+{
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return -ENOMEM;
+    pthread_mutex_init(&(*out)->lock, NULL);
+    return 0;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+void metrics_observe_request(struct metrics *m, const char *method, const char *route,
+                             int status, double seconds)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    size_t i;
+    for (i = 0; i < m->nseries; i++)
+        if (m->series[i].route == route && m->series[i].status == status &&
+            strcmp(m->series[i].method, method) == 0)
+            break;
+    if (i == m->nseries && m->nseries < MAX_SERIES)
+        m->series[m->nseries++] = (struct series){ method, route, status, 0 };
+    if (i < m->nseries)
+        m->series[i].count++;
+
+    for (i = 0; i < m->nlatency; i++)
+        if (m->latency[i].route == route && strcmp(m->latency[i].method, method) == 0)
+            break;
+    if (i == m->nlatency && m->nlatency < MAX_SERIES) {
+        memset(&m->latency[i], 0, sizeof(m->latency[i]));
+        m->latency[i].method = method;
+        m->latency[i].route = route;
+        m->nlatency++;
+    }
+    if (i < m->nlatency) {
+        struct latency *l = &m->latency[i];
+        for (size_t b = 0; b < NBOUNDS; b++)
+            if (seconds <= bounds[b])
+                l->buckets[b]++;
+        l->count++;
+        l->sum += seconds;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+struct buf {
+    char *s;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n;
+        char *ns = realloc(b->s, cap);
+        if (!ns) {
+            b->failed = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = cap;
+    }
+}
+
+/* Gauges read from the database: each query yields (label, value) rows. */
+static const struct {
+    const char *name, *help, *label, *sql;
+} db_gauges[] = {
+    { "cardd_queue_depth", "Requests waiting for production.", NULL,
+      "SELECT NULL, count(*) FROM requests WHERE status = 'queued' AND hold_reason IS NULL" },
+    { "cardd_requests", "Requests by status.", "status",
+      "SELECT status, count(*) FROM requests GROUP BY status" },
+    { "cardd_cards", "Blank cards by state.", "state",
+      "SELECT state, count(*) FROM cards GROUP BY state" },
+    { "cardd_stations", "Stations by state.", "state",
+      "SELECT state, count(*) FROM stations GROUP BY state" },
+    { "cardd_courier_events_total", "Courier events received, by code.", "code",
+      "SELECT code, count(*) FROM courier_events GROUP BY code" },
+    { "cardd_notification_backlog", "Notifications not yet delivered.", NULL,
+      "SELECT NULL, count(*) FROM notifications WHERE delivered_at IS NULL" },
+};
+
+char *metrics_render(struct metrics *m, struct db *db)
+{
+    struct buf b = { malloc(8192), 0, 8192, 0 };
+    if (!b.s)
+        return NULL;
+    b.s[0] = '\0';
+    pthread_mutex_lock(&m->lock);
+    put(&b, "# HELP cardd_http_requests_total HTTP requests by route and status.\n"
+            "# TYPE cardd_http_requests_total counter\n");
+    for (size_t i = 0; i < m->nseries; i++)
+        put(&b, "cardd_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %lu\n",
+            m->series[i].method, m->series[i].route, m->series[i].status, m->series[i].count);
+    put(&b, "# HELP cardd_http_request_duration_seconds Time to answer, by route.\n"
+            "# TYPE cardd_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i < m->nlatency; i++) {
+        struct latency *l = &m->latency[i];
+        for (size_t k = 0; k < NBOUNDS; k++)
+            put(&b, "cardd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %lu\n",
+                l->method, l->route, bounds[k], l->buckets[k]);
+        put(&b, "cardd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %lu\n",
+            l->method, l->route, l->count);
+        put(&b, "cardd_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n",
+            l->method, l->route, l->sum);
+        put(&b, "cardd_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %lu\n",
+            l->method, l->route, l->count);
+    }
+    pthread_mutex_unlock(&m->lock);
+
+    for (size_t g = 0; db && g < sizeof(db_gauges) / sizeof(db_gauges[0]); g++) {
+        struct db_res *res = NULL;
+        if (db_exec(db, &res, db_gauges[g].sql, 0, NULL) != 0)
+            continue;
+        put(&b, "# HELP %s %s\n# TYPE %s gauge\n", db_gauges[g].name, db_gauges[g].help,
+            db_gauges[g].name);
+        for (size_t r = 0; r < db_rows(res); r++) {
+            if (db_gauges[g].label)
+                put(&b, "%s{%s=\"%s\"} %s\n", db_gauges[g].name, db_gauges[g].label,
+                    db_get(res, r, 0), db_get(res, r, 1));
+            else
+                put(&b, "%s %s\n", db_gauges[g].name, db_get(res, r, 1));
+        }
+        db_res_free(res);
+    }
+    if (b.failed) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}

@@ -1,0 +1,118 @@
+/* server.c — wiring: configuration, database pool, routes, workers. */
+#include "server.h"
+#include "app.h"
+#include "auth.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops.h"
+#include "ratelimit.h"
+#include "requests.h"
+#include "track.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Every endpoint of API.md: method, path, who may call it, body, handler. */
+static const struct http_route routes[] = {
+    { "POST", "/v1/requests", ROLE_INTAKE, ROUTE_BODY, requests_create },
+    { "GET", "/v1/requests/{}", ROLE_INTAKE | ROLE_OPERATOR, 0, requests_get },
+    { "POST", "/v1/requests/{}/cancel", ROLE_INTAKE, ROUTE_BODY_OPTIONAL, requests_cancel },
+    { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
+    { "GET", "/healthz", ROLES_PUBLIC, 0, ops_healthz },
+    { "GET", "/readyz", ROLES_PUBLIC, 0, ops_readyz },
+    { "GET", "/metrics", ROLES_PUBLIC, 0, ops_metrics },
+};
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0)
+        return -EIO;
+    return rename(tmp, path) == 0 ? 0 : -errno;
+}
+
+int server_run(struct config *cfg, const char *port_file)
+{
+    struct app app = { .cfg = cfg };
+    struct http_server *http = NULL;
+    int rc;
+    sigset_t stop_signals;
+
+    enum log_level level;
+    if (log_parse_level(cfg->log_level, &level) == 0)
+        log_set_level(level);
+
+    /* The signals that stop us are taken synchronously by this thread;
+     * every thread started from here inherits the mask. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = auth_load_master_key(cfg->master_key_file, app.master_key);
+    if (rc == -EPERM) {
+        log_error("master key %s is readable by others; refusing to start", cfg->master_key_file);
+        return rc;
+    }
+    app.have_master_key = rc == 0;
+    if (!app.have_master_key)
+        log_warn("no master key at %s: courier signatures cannot be verified",
+                 cfg->master_key_file);
+
+    rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);
+    if (rc)
+        goto out;
+    struct db *db = db_pool_acquire(app.pool, 5000);
+    if (!db) {
+        log_error("cannot reach the database");
+        rc = DB_EDOWN;
+        goto out;
+    }
+    int version = db_schema_version(db);
+    db_pool_release(app.pool, db);
+    if (version != DB_SCHEMA_VERSION) {
+        log_error("database schema is version %d, this build needs %d: run cardd migrate",
+                  version, DB_SCHEMA_VERSION);
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = ratelimit_new(&app.track_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
+    if (!rc)
+        rc = metrics_new(&app.metrics);
+    if (rc)
+        goto out;
+
+    rc = http_start(&http, &app, routes, sizeof(routes) / sizeof(routes[0]));
+    if (rc) {
+        log_error("cannot listen on %s:%d", cfg->listen_address, cfg->port);
+        goto out;
+    }
+    int port = http_port(http);
+    log_info("listening on %s:%d (instance %s)", cfg->listen_address, port, cfg->instance);
+    if (port_file && write_port_file(port_file, port) != 0)
+        log_warn("cannot write %s", port_file);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_info("stopping on signal %d", sig);
+    app.stopping = 1;
+    rc = 0;
+out:
+    http_stop(http);
+    metrics_free(app.metrics);
+    ratelimit_free(app.track_limit);
+    db_pool_close(app.pool);
+    memset(app.master_key, 0, sizeof(app.master_key));
+    return rc;
+}

@@ -1,0 +1,12 @@
+/* server.h — the running service: the route table, the HTTP front, the
+ * background workers, and an orderly stop on SIGTERM or SIGINT. */
+#ifndef CARDD_SERVER_H
+#define CARDD_SERVER_H
+
+#include "config.h"
+
+/* Runs until SIGTERM/SIGINT. port_file, when not NULL, receives the bound
+ * port once the service listens. Returns 0 or a negative code. */
+int server_run(struct config *cfg, const char *port_file);
+
+#endif
