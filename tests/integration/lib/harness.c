@@ -1,0 +1,385 @@
+/* harness.c — see harness.h. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *harness_bin(const char *name, char *buf, size_t len)
+{
+    const char *root = getenv("CARDD_ROOT");
+    const char *build = getenv("BUILD");
+    snprintf(buf, len, "%s/%s/%s", root ? root : ".", build ? build : "build", name);
+    return buf;
+}
+
+const char *harness_src(const char *rel, char *buf, size_t len)
+{
+    const char *root = getenv("CARDD_ROOT");
+    snprintf(buf, len, "%s/%s", root ? root : ".", rel);
+    return buf;
+}
+
+static int run_sql_in(const char *dbname, const char *sql, char *out, size_t outlen)
+{
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "dbname=%s", dbname);
+    PGconn *c = PQconnectdb(conninfo);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
+            rc = 0;
+            if (out && outlen) {
+                out[0] = '\0';
+                if (PQntuples(r) > 0 && PQnfields(r) > 0)
+                    snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+            }
+        } else {
+            fprintf(stderr, "harness: SQL failed: %s\n", PQerrorMessage(c));
+        }
+        PQclear(r);
+    } else {
+        fprintf(stderr, "harness: cannot connect: %s\n", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
+
+int harness_sql(char *out, size_t outlen, const char *sql)
+{
+    const char *db = getenv("PGDATABASE");
+    return run_sql_in(db ? db : "postgres", sql, out, outlen);
+}
+
+static int run_process(char *const argv[], char *out, size_t outlen)
+{
+    int pipefd[2];
+    if (pipe(pipefd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t used = 0;
+    char tmp[4096];
+    ssize_t n;
+    while ((n = read(pipefd[0], tmp, sizeof(tmp))) > 0) {
+        if (out && used + 1 < outlen) {
+            size_t k = (size_t)n < outlen - 1 - used ? (size_t)n : outlen - 1 - used;
+            memcpy(out + used, tmp, k);
+            used += k;
+        }
+    }
+    close(pipefd[0]);
+    if (out && outlen) {
+        out[used] = '\0';
+        while (used > 0 && (out[used - 1] == '\n' || out[used - 1] == ' '))
+            out[--used] = '\0';
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...)
+{
+    char bin[512];
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)harness_bin("cardctl", bin, sizeof(bin));
+    argv[n++] = (char *)"-c";
+    argv[n++] = svc->config;
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    return run_process(argv, out, outlen);
+}
+
+int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len)
+{
+    return harness_ctl(svc, token, len, "token", "create", "--role", role, "--name", name, NULL) == 0
+               ? 0 : -1;
+}
+
+int harness_setup(struct service *svc, const char *extra_config)
+{
+    static int counter;
+    char dbname[64], sql[128], path[512];
+    memset(svc, 0, sizeof(*svc));
+    snprintf(dbname, sizeof(dbname), "it_%d_%d", (int)getpid(), counter++);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+    if (run_sql_in("postgres", sql, NULL, 0) != 0)
+        return -1;
+    setenv("PGDATABASE", dbname, 1);
+
+    snprintf(svc->dir, sizeof(svc->dir), "/tmp/cardd-it-XXXXXX");
+    if (!mkdtemp(svc->dir))
+        return -1;
+    snprintf(svc->config, sizeof(svc->config), "%s/cardd.conf", svc->dir);
+    snprintf(svc->log, sizeof(svc->log), "%s/cardd.log", svc->dir);
+    FILE *f = fopen(svc->config, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
+               "log_level = info\n",
+            harness_src("sql", path, sizeof(path)), svc->dir, svc->dir);
+    if (extra_config)
+        fputs(extra_config, f);
+    fclose(f);
+
+    char out[256];
+    if (harness_ctl(svc, out, sizeof(out), "keys", "init", NULL) != 0)
+        return -1;
+    char bin[512];
+    char *argv[] = { (char *)harness_bin("cardd", bin, sizeof(bin)), (char *)"-c", svc->config,
+                     (char *)"migrate", NULL };
+    if (run_process(argv, out, sizeof(out)) != 0) {
+        fprintf(stderr, "harness: migrate failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+int harness_start(struct service *svc)
+{
+    char bin[512], portfile[300];
+    snprintf(portfile, sizeof(portfile), "%s/port", svc->dir);
+    unlink(portfile);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(svc->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl(harness_bin("cardd", bin, sizeof(bin)), "cardd", "-c", svc->config, "serve",
+              "--port-file", portfile, (char *)NULL);
+        _exit(127);
+    }
+    svc->pid = pid;
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            int port = 0;
+            int ok = fscanf(f, "%d", &port);
+            fclose(f);
+            if (ok == 1 && port > 0) {
+                svc->port = port;
+                snprintf(svc->base, sizeof(svc->base), "http://127.0.0.1:%d", port);
+                return 0;
+            }
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "harness: cardd exited early; see %s\n", svc->log);
+            svc->pid = 0;
+            return -1;
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
+void harness_stop(struct service *svc, bool hard)
+{
+    if (svc->pid <= 0)
+        return;
+    kill(svc->pid, hard ? SIGKILL : SIGTERM);
+    int status;
+    waitpid(svc->pid, &status, 0);
+    svc->pid = 0;
+}
+
+/* ---- HTTP ---- */
+
+const char *harness_source_ip;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct reply *r = userp;
+    size_t n = size * nmemb;
+    char *nb = realloc(r->body, r->len + n + 1);
+    if (!nb)
+        return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+static void header_value(const char *line, size_t n, const char *name, char *out, size_t outlen)
+{
+    size_t k = strlen(name);
+    if (n <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
+        return;
+    const char *v = line + k + 1;
+    while (*v == ' ')
+        v++;
+    size_t vl = n - (size_t)(v - line);
+    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+        vl--;
+    if (vl >= outlen)
+        vl = outlen - 1;
+    memcpy(out, v, vl);
+    out[vl] = '\0';
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct reply *r = userp;
+    size_t n = size * nmemb;
+    header_value(data, n, "Content-Type", r->content_type, sizeof(r->content_type));
+    header_value(data, n, "X-Request-Id", r->request_id, sizeof(r->request_id));
+    header_value(data, n, "Retry-After", r->retry_after, sizeof(r->retry_after));
+    return n;
+}
+
+int http_call(struct service *svc, const char *method, const char *path, const char *const *headers,
+              const char *body, size_t body_len, struct reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -1;
+    char url[1024];
+    snprintf(url, sizeof(url), "%s%s", svc->base, path);
+    struct curl_slist *hl = NULL;
+    for (const char *const *h = headers; h && *h; h++)
+        hl = curl_slist_append(hl, *h);
+    hl = curl_slist_append(hl, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (harness_source_ip)
+        curl_easy_setopt(c, CURLOPT_INTERFACE, harness_source_ip);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "harness: %s %s: %s\n", method, path, curl_easy_strerror(rc));
+        return -1;
+    }
+    if (r->body)
+        r->json = json_loadb(r->body, r->len, 0, NULL);
+    return 0;
+}
+
+void reply_free(struct reply *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+int http_get(struct service *svc, const char *token, const char *path, struct reply *r)
+{
+    char auth[256];
+    const char *headers[] = { auth, NULL };
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    return http_call(svc, "GET", path, token ? headers : NULL, NULL, 0, r);
+}
+
+int http_post_json(struct service *svc, const char *token, const char *path, const char *json,
+                   struct reply *r)
+{
+    char auth[256];
+    const char *headers[] = { "Content-Type: application/json", auth, NULL };
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    if (!token)
+        headers[1] = NULL;
+    return http_call(svc, "POST", path, headers, json ? json : "", json ? strlen(json) : 0, r);
+}
+
+const char *problem_code_for(const struct reply *r, const char *field)
+{
+    json_t *errors = json_object_get(r->json, "errors");
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e) {
+        const char *f = json_string_value(json_object_get(e, "field"));
+        if (f && strcmp(f, field) == 0)
+            return json_string_value(json_object_get(e, "code"));
+    }
+    return NULL;
+}
+
+void make_national_id(const char *nine, char out[11])
+{
+    int sum = 0;
+    memcpy(out, nine, 9);
+    for (int i = 0; i < 9; i++) {
+        int d = nine[i] - '0';
+        if (i % 2 == 0) {
+            d *= 2;
+            if (d > 9)
+                d -= 9;
+        }
+        sum += d;
+    }
+    out[9] = (char)('0' + (10 - sum % 10) % 10);
+    out[10] = '\0';
+}
+
+char *sample_request(const char *request_no, const char *national_id, const char *kind,
+                     const char *reason)
+{
+    bool lost = strcmp(reason, "lost") == 0;
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s,"
+        " s:{s:s, s:s, s:s, s:s, s:s},"
+        " s:s,"
+        " s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f},"
+        " s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}],"
+        " s:s, s:s}",
+        "request_no", request_no, "kind", kind, "reason", reason, "national_id", national_id,
+        "holder", "name_ar", "محمد عبدالله القحطاني", "name_en", "MOHAMMED ABDULLAH ALQAHTANI",
+        "birth_date", "1990-04-12", "sex", "M", "nationality", "SAU",
+        "phone", "+966501234567",
+        "address", "short_address", "RRRD2929", "building_no", "2929", "street", "Al Takhassusi",
+        "district", "Al Olaya", "city", "Riyadh", "postal_code", "12345", "additional_no", "7788",
+        "lat", 24.6920, "lon", 46.6850,
+        "documents", "type", "id_copy", "sha256",
+        "0f343b0931126a20f133d67c2b018a3b5e3b5e2f1c1f5a3d9c8b7a6f5e4d3c2b", "uri", "docs://id/1",
+        "type", lost ? "loss_report" : "damage_report", "sha256",
+        "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809", "uri", "docs://report/1",
+        "terms_accepted_at", "2026-11-20T10:00:00Z", "approved_at", "2026-11-21T08:00:00Z");
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}

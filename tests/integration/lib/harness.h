@@ -1,0 +1,83 @@
+/* harness.h — integration tests drive the real service: a database of their
+ * own in the throw-away cluster (pg_virtualenv), cardd started as a process
+ * on a free port, cardctl for set-up, and libcurl for HTTP. */
+#ifndef CARDD_TEST_HARNESS_H
+#define CARDD_TEST_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct service {
+    pid_t pid;
+    int port;
+    char dir[256];         /* a private folder: config, keys, logs */
+    char config[300];
+    char log[300];
+    char base[64];         /* "http://127.0.0.1:PORT" */
+};
+
+struct reply {
+    long status;
+    char *body;
+    size_t len;
+    json_t *json;          /* parsed body, or NULL */
+    char content_type[128];
+    char request_id[80];
+    char retry_after[16];
+};
+
+/* Path of a built binary ("cardd", "cardctl", "emu-card") under $BUILD. */
+const char *harness_bin(const char *name, char *buf, size_t len);
+/* Path under the source tree ($CARDD_ROOT, else "."). */
+const char *harness_src(const char *rel, char *buf, size_t len);
+
+/* Creates a fresh database, points PGDATABASE at it, prepares a private
+ * folder with a config file (extra lines appended as given), a master key,
+ * and migrates. Returns 0 or -1. */
+int harness_setup(struct service *svc, const char *extra_config);
+
+/* Starts cardd and waits until it listens. Returns 0 or -1. */
+int harness_start(struct service *svc);
+/* Stops it with SIGTERM (or SIGKILL when hard) and waits. */
+void harness_stop(struct service *svc, bool hard);
+
+/* Runs cardctl with the service's config; its standard output (trimmed) is
+ * copied to out when given. Returns the exit status. */
+int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...);
+
+/* Creates a token for role and name through cardctl. Returns 0 or -1. */
+int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len);
+
+/* Runs an SQL statement through libpq in the test database; the first
+ * field of the first row (or "") is copied to out. Returns 0 or -1. */
+int harness_sql(char *out, size_t outlen, const char *sql);
+
+/* When set, HTTP calls leave from this loopback address (e.g. "127.0.0.9"). */
+extern const char *harness_source_ip;
+
+/* One HTTP call. headers is a NULL-terminated list of "Name: value" lines
+ * (may be NULL). body may be NULL. Returns 0 (and fills r) or -1. */
+int http_call(struct service *svc, const char *method, const char *path, const char *const *headers,
+              const char *body, size_t body_len, struct reply *r);
+void reply_free(struct reply *r);
+
+/* Shorthands with a bearer token (may be NULL) and a JSON body. */
+int http_get(struct service *svc, const char *token, const char *path, struct reply *r);
+int http_post_json(struct service *svc, const char *token, const char *path, const char *json,
+                   struct reply *r);
+
+/* The "code" of the errors[] entry whose field is field, or NULL. */
+const char *problem_code_for(const struct reply *r, const char *field);
+
+/* A valid approved request as JSON text with the given number, national
+ * ID, kind and reason; the caller frees it. */
+char *sample_request(const char *request_no, const char *national_id, const char *kind,
+                     const char *reason);
+
+/* Makes a valid national ID from 9 digits (the first 1 or 2) by computing
+ * the Luhn check digit. */
+void make_national_id(const char *nine, char out[11]);
+
+#endif
