@@ -55,8 +55,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    harness_stop(&svc, false);
-    return 0;
+    return harness_stop(&svc, false);
 }
 
 static void submit(const char *body, struct reply *r)
@@ -157,7 +156,7 @@ static void test_arabic_round_trip(void **state)
     char nid[11], no[40], path[80];
     fresh_nid(nid);
     fresh_no(no, sizeof(no));
-    json_t *j = json_loads(sample_request(no, nid, "family_record", "lost"), 0, NULL);
+    json_t *j = sample_json(no, nid, "family_record", "lost");
     /* Letters with shadda and hamza, a ZWNJ, and a non-BMP character. */
     const char *name = "عبدُالرَّحمن بن سعود آل سعود‌ \xF0\x9F\x8C\xB4";
     json_object_set_new(json_object_get(j, "holder"), "name_ar", json_string(name));
@@ -308,7 +307,7 @@ static void test_every_invalid_field_listed(void **state)
     char nid[11], no[40];
     fresh_nid(nid);
     fresh_no(no, sizeof(no));
-    json_t *j = json_loads(sample_request(no, nid, "national_id", "lost"), 0, NULL);
+    json_t *j = sample_json(no, nid, "national_id", "lost");
     json_object_set_new(j, "national_id", json_string("1000000009"));     /* bad Luhn */
     json_object_set_new(j, "phone", json_string("+966401234567"));        /* not a mobile */
     json_object_set_new(j, "kind", json_string("passport"));
@@ -351,7 +350,7 @@ static void test_every_invalid_field_listed(void **state)
 
     /* Future timestamps, a damage report for a lost card, a city unknown without coordinates. */
     json_decref(j);
-    j = json_loads(sample_request(no, nid, "national_id", "lost"), 0, NULL);
+    j = sample_json(no, nid, "national_id", "lost");
     json_object_set_new(j, "approved_at", json_string("2030-01-01T00:00:00Z"));
     json_object_set_new(json_array_get(json_object_get(j, "documents"), 1), "type",
                         json_string("damage_report"));
@@ -364,7 +363,7 @@ static void test_every_invalid_field_listed(void **state)
     reply_free(&r);
 
     json_decref(j);
-    j = json_loads(sample_request(no, nid, "national_id", "lost"), 0, NULL);
+    j = sample_json(no, nid, "national_id", "lost");
     addr = json_object_get(j, "address");
     json_object_del(addr, "lat");
     json_object_del(addr, "lon");
@@ -400,7 +399,7 @@ static void test_working_days_with_holidays(void **state)
     char nid[11], no[40];
     fresh_nid(nid);
     fresh_no(no, sizeof(no));
-    json_t *j = json_loads(sample_request(no, nid, "national_id", "damaged"), 0, NULL);
+    json_t *j = sample_json(no, nid, "national_id", "damaged");
     /* 22:30 UTC on Tue 10 Nov is already Wed 11 Nov in Riyadh. */
     json_object_set_new(j, "approved_at", json_string("2026-11-10T22:30:00Z"));
     json_object_set_new(j, "terms_accepted_at", json_string("2026-11-10T20:00:00Z"));

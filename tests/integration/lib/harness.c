@@ -203,14 +203,38 @@ int harness_start(struct service *svc)
     return -1;
 }
 
-void harness_stop(struct service *svc, bool hard)
+/* Looks for what AddressSanitizer, LeakSanitizer and UBSan write. */
+static bool log_has_sanitizer_report(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, "Sanitizer") || strstr(line, "runtime error:"))
+            found = true;
+    fclose(f);
+    return found;
+}
+
+int harness_stop(struct service *svc, bool hard)
 {
     if (svc->pid <= 0)
-        return;
+        return 0;
     kill(svc->pid, hard ? SIGKILL : SIGTERM);
-    int status;
+    int status = 0;
     waitpid(svc->pid, &status, 0);
     svc->pid = 0;
+    if (log_has_sanitizer_report(svc->log)) {
+        fprintf(stderr, "harness: sanitizer report in %s\n", svc->log);
+        return -1;
+    }
+    if (!hard && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        fprintf(stderr, "harness: cardd did not stop cleanly (status %d); see %s\n", status, svc->log);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- HTTP ---- */
@@ -382,4 +406,13 @@ char *sample_request(const char *request_no, const char *national_id, const char
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;
+}
+
+json_t *sample_json(const char *request_no, const char *national_id, const char *kind,
+                    const char *reason)
+{
+    char *text = sample_request(request_no, national_id, kind, reason);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    return j;
 }

@@ -40,8 +40,10 @@ int harness_setup(struct service *svc, const char *extra_config);
 
 /* Starts cardd and waits until it listens. Returns 0 or -1. */
 int harness_start(struct service *svc);
-/* Stops it with SIGTERM (or SIGKILL when hard) and waits. */
-void harness_stop(struct service *svc, bool hard);
+/* Stops it with SIGTERM (or SIGKILL when hard) and waits. Returns -1 when
+ * the service's log shows a sanitizer report or the service did not exit
+ * cleanly after SIGTERM, else 0. */
+int harness_stop(struct service *svc, bool hard);
 
 /* Runs cardctl with the service's config; its standard output (trimmed) is
  * copied to out when given. Returns the exit status. */
@@ -75,6 +77,10 @@ const char *problem_code_for(const struct reply *r, const char *field);
  * ID, kind and reason; the caller frees it. */
 char *sample_request(const char *request_no, const char *national_id, const char *kind,
                      const char *reason);
+
+/* The same, parsed. */
+json_t *sample_json(const char *request_no, const char *national_id, const char *kind,
+                    const char *reason);
 
 /* Makes a valid national ID from 9 digits (the first 1 or 2) by computing
  * the Luhn check digit. */
