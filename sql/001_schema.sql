@@ -63,6 +63,8 @@ CREATE TABLE requests (
     -- A request whose cards keep failing is held for an operator; it stays
     -- queued for the citizen but production skips it.
     hold_reason        text,
+    -- The station producing it now; NULL while it waits in the queue.
+    production_station text,
     spoiled_cards      integer NOT NULL DEFAULT 0 CHECK (spoiled_cards >= 0),
     body_sha256        bytea NOT NULL CHECK (length(body_sha256) = 32),  -- idempotent re-submission
     body               jsonb NOT NULL,
@@ -77,7 +79,9 @@ CREATE TABLE requests (
 CREATE UNIQUE INDEX requests_one_active ON requests (national_id, kind)
     WHERE status NOT IN ('delivered','collected','cancelled');
 -- The production queue: oldest queued first.
-CREATE INDEX requests_queue ON requests (id) WHERE status = 'queued' AND hold_reason IS NULL;
+-- The production queue, oldest first: requests waiting for a (new) card.
+CREATE INDEX requests_queue ON requests (id)
+    WHERE status IN ('queued','in_production') AND hold_reason IS NULL AND production_station IS NULL;
 
 CREATE TABLE request_addresses (
     request_id     bigint PRIMARY KEY REFERENCES requests(id),

@@ -106,6 +106,12 @@ struct db *http_db(struct http_req *rq)
     return rq->db;
 }
 
+const char *http_query(struct http_req *rq, const char *name)
+{
+    struct conn_state *cs = rq->priv;
+    return MHD_lookup_connection_value(cs->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 const char *http_header(struct http_req *rq, const char *name)
 {
     struct conn_state *cs = rq->priv;

@@ -99,6 +99,9 @@ void http_internal_error(struct http_req *rq, const char *what);
 /* A database connection for this request, or NULL after answering 503. */
 struct db *http_db(struct http_req *rq);
 
+/* The value of a query-string argument, or NULL. */
+const char *http_query(struct http_req *rq, const char *name);
+
 /* The value of a request header, or NULL. */
 const char *http_header(struct http_req *rq, const char *name);
 

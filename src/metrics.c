@@ -130,7 +130,8 @@ static const struct {
     const char *name, *help, *label, *sql;
 } db_gauges[] = {
     { "cardd_queue_depth", "Requests waiting for production.", NULL,
-      "SELECT NULL, count(*) FROM requests WHERE status = 'queued' AND hold_reason IS NULL" },
+      "SELECT NULL, count(*) FROM requests WHERE status IN ('queued','in_production')"
+      " AND hold_reason IS NULL AND production_station IS NULL" },
     { "cardd_requests", "Requests by status.", "status",
       "SELECT status, count(*) FROM requests GROUP BY status" },
     { "cardd_cards", "Blank cards by state.", "state",

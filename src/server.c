@@ -9,6 +9,8 @@
 #include "ops.h"
 #include "ratelimit.h"
 #include "requests.h"
+#include "stations.h"
+#include "stock.h"
 #include "track.h"
 
 #include <errno.h>
@@ -22,6 +24,14 @@ static const struct http_route routes[] = {
     { "POST", "/v1/requests", ROLE_INTAKE, ROUTE_BODY, requests_create },
     { "GET", "/v1/requests/{}", ROLE_INTAKE | ROLE_OPERATOR, 0, requests_get },
     { "POST", "/v1/requests/{}/cancel", ROLE_INTAKE, ROUTE_BODY_OPTIONAL, requests_cancel },
+    { "GET", "/v1/stations", ROLE_OPERATOR, 0, stations_list },
+    { "POST", "/v1/stations/{}/pause", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_pause },
+    { "POST", "/v1/stations/{}/resume", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_resume },
+    { "GET", "/v1/production/queue", ROLE_OPERATOR, 0, production_queue },
+    { "POST", "/v1/stock/batches", ROLE_OPERATOR, ROUTE_BODY, stock_batch_create },
+    { "GET", "/v1/stock", ROLE_OPERATOR, 0, stock_list },
+    { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
+    { "POST", "/v1/cards/{}/destroy", ROLE_OPERATOR, ROUTE_BODY, card_destroy },
     { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
     { "GET", "/healthz", ROLES_PUBLIC, 0, ops_healthz },
     { "GET", "/readyz", ROLES_PUBLIC, 0, ops_readyz },
