@@ -90,6 +90,10 @@ int server_run(struct config *cfg, const char *port_file)
         goto out;
     }
     int version = db_schema_version(db);
+    if (version == DB_SCHEMA_VERSION && stations_register(db, cfg) != 0) {
+        log_error("cannot record the stations: %s", db_error_message(db));
+        version = -1;
+    }
     db_pool_release(app.pool, db);
     if (version != DB_SCHEMA_VERSION) {
         log_error("database schema is version %d, this build needs %d: run cardd migrate",
