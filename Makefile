@@ -68,18 +68,22 @@ $(BUILD)/%.o: %.c
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	@echo "  AR      $@"
+	@$(AR) rcs $@ $^
 
 $(BUILD)/cardd: $(BUILD)/src/main.o $(CORE_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/cardctl: $(BUILD)/tools/cardctl.o $(CORE_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Emulators: own include path only, so no product header can leak in.
 define emu_rule
 $(BUILD)/emu-$(1): $(patsubst %.c,$(BUILD)/emuobj/%.o,$(wildcard tools/emu/$(1)/*.c))
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(EMU_LIBS) -lpthread -lm
+	@echo "  LD      $$@"
+	@$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(EMU_LIBS) -lpthread -lm
 endef
 $(foreach d,$(EMU_DIRS),$(eval $(call emu_rule,$(notdir $(patsubst %/,%,$(d))))))
 
@@ -92,15 +96,18 @@ $(BUILD)/emuobj/%.o: %.c
 # tests/unit/<name>.wrap (one symbol a line).
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(foreach s,$(shell cat tests/unit/$*.wrap 2>/dev/null),-Wl,--wrap=$(s)) $(CORE_LIB) $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $< $(foreach s,$(shell cat tests/unit/$*.wrap 2>/dev/null),-Wl,--wrap=$(s)) $(CORE_LIB) $(LIBS) -lcmocka
 
 $(BUILD)/tests/it_%: $(BUILD)/tests/integration/it_%.o $(IT_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 $(BUILD)/tests/bench_%: $(BUILD)/tests/bench/bench_%.o $(IT_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/integration/%.o: CFLAGS += -Itests/integration/lib
 $(BUILD)/tests/bench/%.o: CFLAGS += -Itests/integration/lib
