@@ -38,6 +38,12 @@ static const struct http_route routes[] = {
     { "GET", "/metrics", ROLES_PUBLIC, 0, ops_metrics },
 };
 
+const struct http_route *server_routes(size_t *count)
+{
+    *count = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}
+
 static int write_port_file(const char *path, int port)
 {
     char tmp[4096];
