@@ -1,0 +1,352 @@
+/*
+ * it_printer - the Evolis driver through the real libusb against the
+ * emulated printer (build/emu-printer under umockdev): every command the
+ * driver uses, every NACK code, a time-out, an unplug in the middle of a
+ * job, and the face that comes out in the output hopper.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <cairo.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "face.h"
+#include "printer.h"
+#include "usb_env.h"
+
+#define VID 0x0f49
+#define PID 0x0a00
+#define SERIAL "EVO-IT-0001"
+
+static struct usb_env env;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	return usb_env_start(&env, SERIAL, NULL) ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	usb_env_stop(&env);
+	return 0;
+}
+
+static void control(const char *line)
+{
+	char reply[256];
+
+	assert_int_equal(usb_env_control(&env, line, reply, sizeof(reply)), 0);
+}
+
+/* A printer ready for a test: faults off, card path cleared. */
+static struct printer *open_ready(unsigned int timeout_ms)
+{
+	struct printer *p = NULL;
+
+	control("clear");
+	assert_int_equal(printer_open(VID, PID, SERIAL, timeout_ms, &p), 0);
+	assert_int_equal(printer_reset(p, NULL), 0);
+	return p;
+}
+
+static struct face_data sample(void)
+{
+	struct face_data d = {
+		.kind = FACE_NATIONAL_ID,
+		.name_ar = "محمد عبدالله القحطاني",
+		.name_latin = "MOHAMMED ABDULLAH ALQAHTANI",
+		.national_id = "1012345678",
+		.birth_date = "1985-03-14",
+		.expiry_date = "2031-11-26",
+		.card_serial = "A00012345",
+	};
+	return d;
+}
+
+static unsigned int cards_done(void)
+{
+	char reply[256];
+	const char *c;
+
+	assert_int_equal(usb_env_control(&env, "status", reply, sizeof(reply)), 0);
+	c = strstr(reply, "cards=");
+	assert_non_null(c);
+	return (unsigned int)strtoul(c + 6, NULL, 10);
+}
+
+static void test_open_and_status(void **state)
+{
+	struct printer *p = NULL;
+	struct printer_status st;
+
+	(void)state;
+	p = open_ready(2000);
+	assert_int_equal(printer_status(p, &st), 0);
+	assert_string_equal(st.serial, SERIAL);
+	assert_true(st.firmware[0] != '\0');
+	assert_false(st.card_inside);
+	assert_int_equal(st.fault, PRINTER_FAULT_NONE);
+	printer_close(p);
+
+	p = NULL;
+	assert_int_equal(printer_open(VID, PID, "NO-SUCH-SERIAL", 2000, &p), -ENODEV);
+	assert_null(p);
+	assert_int_equal(printer_open(0x1234, 0x5678, SERIAL, 2000, &p), -ENODEV);
+	assert_int_equal(printer_open(VID, PID, NULL, 2000, &p), -EINVAL);
+	printer_close(NULL);
+}
+
+/* Pixel-wise comparison of the hopper PNG with the rendered face: the
+ * 5-bit levels lose at most 8 per channel. */
+static void assert_png_matches(const char *path, const struct face_image *img)
+{
+	cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+	const uint8_t *px;
+	int stride;
+	size_t bad = 0;
+
+	assert_int_equal(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
+	assert_int_equal(cairo_image_surface_get_width(s), PRINTER_FACE_WIDTH);
+	assert_int_equal(cairo_image_surface_get_height(s), PRINTER_FACE_HEIGHT);
+	px = cairo_image_surface_get_data(s);
+	stride = cairo_image_surface_get_stride(s);
+	for (int y = 0; y < PRINTER_FACE_HEIGHT; y++) {
+		const uint32_t *row = (const uint32_t *)(px + (size_t)y * (size_t)stride);
+
+		for (int x = 0; x < PRINTER_FACE_WIDTH; x++) {
+			uint32_t a = face_image_pixel(img, x, y), b = row[x];
+
+			for (int sh = 0; sh < 24; sh += 8) {
+				int d = (int)((a >> sh) & 0xff) - (int)((b >> sh) & 0xff);
+
+				if (d > 12 || d < -12) {
+					bad++;
+					break;
+				}
+			}
+		}
+	}
+	cairo_surface_destroy(s);
+	assert_int_equal(bad, 0);
+}
+
+static void print_one(struct printer *p, bool reject, struct face_image **img_out)
+{
+	struct face_data d = sample();
+	struct face_image *img = NULL;
+	struct printer_panels panels = { 0 };
+	struct printer_status st;
+	enum printer_fault fault;
+
+	assert_int_equal(face_render(&d, &img), 0);
+	assert_int_equal(face_to_panels(img, &panels), 0);
+	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
+	assert_int_equal(fault, PRINTER_FAULT_NONE);
+	assert_int_equal(printer_status(p, &st), 0);
+	assert_true(st.card_inside);
+	assert_int_equal(printer_print_front(p, &panels, &fault), 0);
+	if (reject)
+		assert_int_equal(printer_reject(p, &fault), 0);
+	else
+		assert_int_equal(printer_eject(p, &fault), 0);
+	assert_int_equal(printer_status(p, &st), 0);
+	assert_false(st.card_inside);
+	face_panels_free(&panels);
+	*img_out = img;
+}
+
+/* The station thread writes the hopper just before the answer to Se/Ser,
+ * so the file is there when the call returns. */
+static void test_job_leaves_face_in_hopper(void **state)
+{
+	struct printer *p = NULL;
+	struct face_image *img = NULL;
+	char path[512];
+	unsigned int n;
+
+	(void)state;
+	p = open_ready(5000);
+	print_one(p, false, &img);
+	n = cards_done();
+	snprintf(path, sizeof(path), "%s/%u-front.png", env.hopper, n);
+	assert_png_matches(path, img);
+	face_image_free(img);
+	printer_close(p);
+}
+
+static void test_reject_goes_to_reject_box(void **state)
+{
+	struct printer *p = NULL;
+	struct face_image *img = NULL;
+	char path[512];
+	struct stat sb;
+	unsigned int n;
+
+	(void)state;
+	p = open_ready(5000);
+	print_one(p, true, &img);
+	n = cards_done();
+	snprintf(path, sizeof(path), "%s/reject/%u-front.png", env.hopper, n);
+	assert_png_matches(path, img);
+	snprintf(path, sizeof(path), "%s/reject/%u.txt", env.hopper, n);
+	assert_int_equal(stat(path, &sb), 0);
+	snprintf(path, sizeof(path), "%s/%u-front.png", env.hopper, n);
+	assert_int_equal(stat(path, &sb), -1);
+	face_image_free(img);
+	printer_close(p);
+}
+
+/* Every NACK code the printer can send, on the command it answers. */
+static void test_every_nack_code(void **state)
+{
+	static const struct {
+		const char *code;
+		enum printer_fault fault;
+	} cases[] = {
+		{ "1", PRINTER_FAULT_COMMAND_ERROR },
+		{ "2", PRINTER_FAULT_COMMAND_ERROR },
+		{ "T", PRINTER_FAULT_CARD_JAM },
+		{ "C", PRINTER_FAULT_COVER_OPEN },
+		{ "F", PRINTER_FAULT_FEEDER_EMPTY },
+		{ "R", PRINTER_FAULT_RIBBON_OUT },
+	};
+	struct printer *p = NULL;
+
+	(void)state;
+	p = open_ready(2000);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum printer_fault fault = PRINTER_FAULT_NONE;
+		char line[32];
+
+		snprintf(line, sizeof(line), "fault nack %s", cases[i].code);
+		control(line);
+		assert_int_equal(printer_feed_to_chip(p, &fault), PRINTER_E_FAULT);
+		assert_int_equal(fault, cases[i].fault);
+		assert_string_not_equal(printer_fault_name(fault), "unknown");
+		assert_int_equal(printer_reset(p, NULL), 0);
+	}
+	printer_close(p);
+}
+
+/* Faults as states: each stops the step it concerns and shows in status. */
+static void test_station_faults(void **state)
+{
+	static const struct {
+		const char *fault;
+		enum printer_fault expect;
+	} cases[] = {
+		{ "cover_open", PRINTER_FAULT_COVER_OPEN },
+		{ "ribbon_out", PRINTER_FAULT_RIBBON_OUT },
+		{ "feeder_empty", PRINTER_FAULT_FEEDER_EMPTY },
+		{ "jam", PRINTER_FAULT_CARD_JAM },
+	};
+	struct printer *p = NULL;
+
+	(void)state;
+	p = open_ready(2000);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum printer_fault fault = PRINTER_FAULT_NONE;
+		struct printer_status st;
+		char line[64];
+
+		snprintf(line, sizeof(line), "fault %s", cases[i].fault);
+		control(line);
+		assert_int_equal(printer_feed_to_chip(p, &fault), PRINTER_E_FAULT);
+		assert_int_equal(fault, cases[i].expect);
+		assert_int_equal(printer_status(p, &st), 0);
+		assert_int_equal(st.fault, cases[i].expect);
+		control("clear");
+		assert_int_equal(printer_reset(p, &fault), 0);
+		assert_int_equal(printer_status(p, &st), 0);
+		assert_int_equal(st.fault, PRINTER_FAULT_NONE);
+		assert_false(st.card_inside);
+	}
+
+	/* Ribbon runs out after the card reached the chip station: the end
+	 * of the sequence is refused and the card stays in for a reject. */
+	enum printer_fault fault;
+	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
+	control("fault ribbon_out");
+	assert_int_equal(printer_eject(p, &fault), PRINTER_E_FAULT);
+	assert_int_equal(fault, PRINTER_FAULT_RIBBON_OUT);
+	assert_int_equal(printer_reject(p, &fault), 0);
+	control("clear");
+	printer_close(p);
+}
+
+static void test_timeout_then_recovers(void **state)
+{
+	struct printer *p = NULL;
+	struct printer_status st;
+	enum printer_fault fault;
+	struct timespec t0, t1;
+
+	(void)state;
+	p = open_ready(300);
+	control("fault hang");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(printer_feed_to_chip(p, &fault), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 3);
+	assert_false(printer_is_gone(p));
+	control("clear");
+	assert_int_equal(printer_status(p, &st), 0);
+	assert_string_equal(st.serial, SERIAL);
+	printer_close(p);
+}
+
+/* Must run last: the emulated printer does not come back. */
+static void test_unplug_mid_job(void **state)
+{
+	struct printer *p = NULL;
+	struct face_data d = sample();
+	struct face_image *img = NULL;
+	struct printer_panels panels = { 0 };
+	struct printer_status st;
+	enum printer_fault fault;
+
+	(void)state;
+	p = open_ready(2000);
+	assert_int_equal(face_render(&d, &img), 0);
+	assert_int_equal(face_to_panels(img, &panels), 0);
+	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
+	control("fault unplug");
+	assert_int_equal(printer_print_front(p, &panels, &fault), -ENODEV);
+	assert_true(printer_is_gone(p));
+	assert_int_equal(printer_eject(p, &fault), -ENODEV);
+	assert_int_equal(printer_reject(p, &fault), -ENODEV);
+	assert_int_equal(printer_status(p, &st), -ENODEV);
+	printer_close(p);
+	p = NULL;
+	assert_int_equal(printer_open(VID, PID, SERIAL, 2000, &p), -ENODEV);
+	face_panels_free(&panels);
+	face_image_free(img);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_and_status),
+		cmocka_unit_test(test_job_leaves_face_in_hopper),
+		cmocka_unit_test(test_reject_goes_to_reject_box),
+		cmocka_unit_test(test_every_nack_code),
+		cmocka_unit_test(test_station_faults),
+		cmocka_unit_test(test_timeout_then_recovers),
+		cmocka_unit_test(test_unplug_mid_job),
+	};
+
+	(void)argc;
+	if (usb_env_preload(argv)) {
+		fprintf(stderr, "it_printer: cannot load libumockdev-preload\n");
+		return 1;
+	}
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
