@@ -13,8 +13,12 @@
 #include <string.h>
 #include <cmocka.h>
 #include <cairo.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "face.h"
 #include "printer.h"
@@ -34,16 +38,110 @@ const char *__lsan_default_suppressions(void)
 
 static struct usb_env env;
 
+#define FIRST_CARD_SERIAL 5000
+#define TRANSPORT_KEY "00112233445566AA"
+
+/*
+ * A stand-in for the chip reader's card emulator (tools/emu/card): it
+ * takes the same control lines ("insert <serial> <key>", "remove"),
+ * records them and answers "ok", so the station coupling is tested here
+ * without a PC/SC stack.
+ */
+static struct {
+	int fd;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	char path[300];
+	char chip_dir[300];
+	char last[256];
+	unsigned int lines;
+} reader = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void *reader_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		char buf[256];
+		ssize_t n;
+		int fd = accept(reader.fd, NULL, NULL);
+
+		if (fd < 0)
+			return NULL;
+		n = read(fd, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			buf[n] = '\0';
+			buf[strcspn(buf, "\n")] = '\0';
+			pthread_mutex_lock(&reader.lock);
+			snprintf(reader.last, sizeof(reader.last), "%s", buf);
+			reader.lines++;
+			pthread_mutex_unlock(&reader.lock);
+			if (write(fd, "ok\n", 3) != 3)
+				fprintf(stderr, "reader stand-in: reply lost\n");
+		}
+		close(fd);
+	}
+}
+
+static int reader_start(const char *dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	snprintf(reader.path, sizeof(reader.path), "%s/reader", dir);
+	snprintf(reader.chip_dir, sizeof(reader.chip_dir), "%s/chips", dir);
+	if (mkdir(reader.chip_dir, 0755) < 0 || strlen(reader.path) >= sizeof(sa.sun_path))
+		return -1;
+	strcpy(sa.sun_path, reader.path);
+	reader.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (reader.fd < 0 || bind(reader.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(reader.fd, 4) < 0)
+		return -1;
+	return pthread_create(&reader.thread, NULL, reader_thread, NULL) ? -1 : 0;
+}
+
+static void reader_stop(void)
+{
+	if (reader.fd < 0)
+		return;
+	shutdown(reader.fd, SHUT_RDWR);
+	pthread_join(reader.thread, NULL);
+	close(reader.fd);
+	reader.fd = -1;
+}
+
+static void reader_last(char *out, size_t size)
+{
+	pthread_mutex_lock(&reader.lock);
+	snprintf(out, size, "%s", reader.last);
+	pthread_mutex_unlock(&reader.lock);
+}
+
+static char reader_dir[] = "/tmp/it_printer_reader.XXXXXX";
+
 static int group_setup(void **state)
 {
+	char first[16];
+	const char *args[] = {
+		"--card-control", reader.path, "--chip-dir", reader.chip_dir,
+		"--first-serial", first, "--transport-key", TRANSPORT_KEY, NULL
+	};
+
 	(void)state;
-	return usb_env_start(&env, SERIAL, NULL) ? -1 : 0;
+	snprintf(first, sizeof(first), "%u", FIRST_CARD_SERIAL);
+	if (!mkdtemp(reader_dir) || reader_start(reader_dir))
+		return -1;
+	return usb_env_start(&env, SERIAL, args) ? -1 : 0;
 }
 
 static int group_teardown(void **state)
 {
+	char cmd[512];
+
 	(void)state;
 	usb_env_stop(&env);
+	reader_stop();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", reader_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "it_printer: cannot remove %s\n", reader_dir);
 	return 0;
 }
 
@@ -187,6 +285,55 @@ static void test_job_leaves_face_in_hopper(void **state)
 	snprintf(path, sizeof(path), "%s/%u-front.png", env.hopper, n);
 	assert_png_matches(path, img);
 	face_image_free(img);
+	printer_close(p);
+}
+
+/* Sis puts a card in the reader before it is acknowledged, Se takes it
+ * out; what the chip received is filed next to the face. */
+static void test_station_moves_card_through_reader(void **state)
+{
+	struct printer *p = NULL;
+	enum printer_fault fault;
+	char last[256], expect[256], path[512];
+	unsigned long serial;
+	struct stat sb;
+	unsigned int n;
+	FILE *f;
+
+	(void)state;
+	p = open_ready(5000);
+	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
+	reader_last(last, sizeof(last));
+	assert_int_equal(sscanf(last, "insert %lu", &serial), 1);
+	assert_true(serial >= FIRST_CARD_SERIAL);
+	snprintf(expect, sizeof(expect), "insert %lu %s", serial, TRANSPORT_KEY);
+	assert_string_equal(last, expect);
+
+	/* What the card emulator would have recorded for this card. */
+	snprintf(path, sizeof(path), "%s/%lu", reader.chip_dir, serial);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/%lu/0101.bin", reader.chip_dir, serial);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("DG1", f);
+	fclose(f);
+
+	assert_int_equal(printer_eject(p, &fault), 0);
+	reader_last(last, sizeof(last));
+	assert_string_equal(last, "remove");
+	n = cards_done();
+	snprintf(path, sizeof(path), "%s/%u-chip/0101.bin", env.hopper, n);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 3);
+
+	/* The next card gets the next serial; a reject also takes it out. */
+	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
+	reader_last(last, sizeof(last));
+	snprintf(expect, sizeof(expect), "insert %lu %s", serial + 1, TRANSPORT_KEY);
+	assert_string_equal(last, expect);
+	assert_int_equal(printer_reject(p, &fault), 0);
+	reader_last(last, sizeof(last));
+	assert_string_equal(last, "remove");
 	printer_close(p);
 }
 
@@ -344,6 +491,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_and_status),
 		cmocka_unit_test(test_job_leaves_face_in_hopper),
+		cmocka_unit_test(test_station_moves_card_through_reader),
 		cmocka_unit_test(test_reject_goes_to_reject_box),
 		cmocka_unit_test(test_every_nack_code),
 		cmocka_unit_test(test_station_faults),
