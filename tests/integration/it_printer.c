@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <cairo.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -458,6 +459,47 @@ static void test_timeout_then_recovers(void **state)
 	printer_close(p);
 }
 
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	       ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double now_seconds(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A realistic print cycle: the job waits for it, and the waiting costs
+ * next to no CPU (libusb would otherwise spin on the device node). */
+static void test_print_cycle_does_not_spin(void **state)
+{
+	struct printer *p = NULL;
+	enum printer_fault fault;
+	double t0, c0, wall, cpu;
+
+	(void)state;
+	p = open_ready(5000);
+	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
+	control("cycle 600");
+	t0 = now_seconds();
+	c0 = cpu_seconds();
+	assert_int_equal(printer_eject(p, &fault), 0);
+	wall = now_seconds() - t0;
+	cpu = cpu_seconds() - c0;
+	control("cycle 0");
+	assert_true(wall >= 0.6);
+	/* Spinning through 600 ms would take most of that in CPU. */
+	assert_true(cpu < 0.1);
+	printer_close(p);
+}
+
 /* Must run last: the emulated printer does not come back. */
 static void test_unplug_mid_job(void **state)
 {
@@ -496,6 +538,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_every_nack_code),
 		cmocka_unit_test(test_station_faults),
 		cmocka_unit_test(test_timeout_then_recovers),
+		cmocka_unit_test(test_print_cycle_does_not_spin),
 		cmocka_unit_test(test_unplug_mid_job),
 	};
 

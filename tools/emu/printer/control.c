@@ -4,11 +4,13 @@
  *   fault ribbon_out|feeder_empty|cover_open|jam|hang|unplug
  *   fault nack <1|2|T|C|F|R>   the next action command answers that NACK
  *   clear                      every fault off (not unplug)
+ *   cycle <ms>                 printing cycle from now on (as --cycle-ms)
  *   status                     ok serial=S cards=N card=inside|none faults=...
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -63,6 +65,20 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
 		g_mutex_lock(&emu->lock);
 		emu->faults = 0;
 		emu->nack_once = 0;
+		g_mutex_unlock(&emu->lock);
+		snprintf(out, size, "ok");
+		return;
+	}
+	if (strcmp(argv[0], "cycle") == 0 && argc == 2) {
+		char *end = NULL;
+		unsigned long ms = strtoul(argv[1], &end, 10);
+
+		if (!end || *end || ms > 600000) {
+			snprintf(out, size, "err cycle takes 0..600000 ms");
+			return;
+		}
+		g_mutex_lock(&emu->lock);
+		emu->cycle_ms = (unsigned int)ms;
 		g_mutex_unlock(&emu->lock);
 		snprintf(out, size, "ok");
 		return;
