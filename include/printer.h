@@ -51,6 +51,25 @@ const char *printer_fault_name(enum printer_fault fault);
 /* Parses a name given by printer_fault_name().  Returns 0 or -EINVAL. */
 int printer_fault_parse(const char *name, enum printer_fault *out);
 
+/* Where the card is after a printer step failed, so that every card taken
+ * from the feeder is accounted for. */
+enum printer_card_fate {
+	PRINTER_CARD_NOT_TAKEN = 0,	/* no card left the feeder */
+	PRINTER_CARD_REJECT,		/* in the printer: reject it (spoiled)
+					 * once the fault is cleared */
+	PRINTER_CARD_OPERATOR,		/* unknown (jam, time-out, printer
+					 * gone): flag it for an operator */
+};
+
+/* The fate of the card after a step that returned rc (negative) with
+ * fault; card_taken says whether a card had reached the chip station
+ * before that step (printer_feed_to_chip() had succeeded). */
+enum printer_card_fate printer_card_fate(int rc, enum printer_fault fault,
+					 bool card_taken);
+
+/* "not_taken", "reject", "operator"; "unknown" outside the enum. */
+const char *printer_card_fate_name(enum printer_card_fate fate);
+
 /* What a printer reports about itself. */
 struct printer_status {
 	char serial[32];	/* NUL-terminated */

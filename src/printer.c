@@ -52,6 +52,37 @@ int printer_fault_parse(const char *name, enum printer_fault *out)
 	return -EINVAL;
 }
 
+enum printer_card_fate printer_card_fate(int rc, enum printer_fault fault,
+					 bool card_taken)
+{
+	switch (rc) {
+	case PRINTER_E_FAULT:
+		/* A jam means a card is stuck somewhere on the path, even
+		 * when it jammed on its way out of the feeder. */
+		if (fault == PRINTER_FAULT_CARD_JAM)
+			return PRINTER_CARD_OPERATOR;
+		return card_taken ? PRINTER_CARD_REJECT : PRINTER_CARD_NOT_TAKEN;
+	case -EINVAL:
+	case -EOPNOTSUPP:
+		/* Refused before anything reached the printer. */
+		return card_taken ? PRINTER_CARD_REJECT : PRINTER_CARD_NOT_TAKEN;
+	default:
+		/* Time-out, printer gone, garbled answer: the printer may
+		 * or may not have moved the card. */
+		return PRINTER_CARD_OPERATOR;
+	}
+}
+
+const char *printer_card_fate_name(enum printer_card_fate fate)
+{
+	switch (fate) {
+	case PRINTER_CARD_NOT_TAKEN: return "not_taken";
+	case PRINTER_CARD_REJECT: return "reject";
+	case PRINTER_CARD_OPERATOR: return "operator";
+	}
+	return "unknown";
+}
+
 static const struct printer_id *match_id(const struct printer_ops *ops,
 					 uint16_t vendor, uint16_t product)
 {

@@ -392,6 +392,35 @@ static void test_every_nack_code(void **state)
 	printer_close(p);
 }
 
+/* Answers the driver cannot read are protocol errors, and leave the card
+ * for an operator: nobody knows what the printer did. */
+static void test_garbled_answers(void **state)
+{
+	static const char *const replies[] = { "NACK;Z", "NACK", "NACK;TT", "BANANA" };
+	struct printer *p = NULL;
+	struct printer_status st;
+
+	(void)state;
+	p = open_ready(2000);
+	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+		enum printer_fault fault = PRINTER_FAULT_NONE;
+		char line[64];
+		int rc;
+
+		snprintf(line, sizeof(line), "fault reply %s", replies[i]);
+		control(line);
+		rc = printer_feed_to_chip(p, &fault);
+		assert_int_equal(rc, -EPROTO);
+		assert_int_equal(printer_card_fate(rc, fault, false), PRINTER_CARD_OPERATOR);
+		assert_int_equal(printer_reset(p, NULL), 0);
+	}
+	/* A read answered with a string longer than its field. */
+	control("fault reply SERIAL-NUMBER-MUCH-LONGER-THAN-THIRTY-ONE-CHARS");
+	assert_int_equal(printer_status(p, &st), -EPROTO);
+	assert_int_equal(printer_status(p, &st), 0);
+	printer_close(p);
+}
+
 /* Faults as states: each stops the step it concerns and shows in status. */
 static void test_station_faults(void **state)
 {
@@ -536,6 +565,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_station_moves_card_through_reader),
 		cmocka_unit_test(test_reject_goes_to_reject_box),
 		cmocka_unit_test(test_every_nack_code),
+		cmocka_unit_test(test_garbled_answers),
 		cmocka_unit_test(test_station_faults),
 		cmocka_unit_test(test_timeout_then_recovers),
 		cmocka_unit_test(test_print_cycle_does_not_spin),

@@ -3,6 +3,7 @@
  * command a line, answering "ok ..." or "err <text>" a line.
  *   fault ribbon_out|feeder_empty|cover_open|jam|hang|unplug
  *   fault nack <1|2|T|C|F|R>   the next action command answers that NACK
+ *   fault reply <text>         the next command answers <text>, undone
  *   clear                      every fault off (not unplug)
  *   cycle <ms>                 printing cycle from now on (as --cycle-ms)
  *   status                     ok serial=S cards=N card=inside|none faults=...
@@ -89,6 +90,17 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
 	}
 	if (strcmp(argv[1], "unplug") == 0) {
 		emu_usb_unplug(emu);
+		snprintf(out, size, "ok");
+		return;
+	}
+	if (strcmp(argv[1], "reply") == 0) {
+		if (argc != 3 || strlen(argv[2]) >= sizeof(emu->reply_once)) {
+			snprintf(out, size, "err reply takes one word");
+			return;
+		}
+		g_mutex_lock(&emu->lock);
+		snprintf(emu->reply_once, sizeof(emu->reply_once), "%s", argv[2]);
+		g_mutex_unlock(&emu->lock);
 		snprintf(out, size, "ok");
 		return;
 	}

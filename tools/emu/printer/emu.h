@@ -78,6 +78,7 @@ struct emu {
 	/* printer state (printer.c) */
 	unsigned int faults;
 	char nack_once;		/* answer the next action with this code */
+	char reply_once[64];	/* answer the next command with this text */
 	bool host_errors;	/* Pem;2 */
 	bool in_sequence;
 	bool card_inside;

@@ -215,6 +215,13 @@ static void run_command(struct emu *emu, char *line)
 	}
 	emu_log(emu, "command %s%s%s", argv[0], argc > 1 ? ";" : "",
 		argc > 1 ? argv[1] : "");
+	if (emu->reply_once[0]) {
+		/* A garbled or unexpected answer, on command: the command
+		 * itself is not carried out. */
+		queue_reply(emu, emu->reply_once);
+		emu->reply_once[0] = '\0';
+		return;
+	}
 	const char *c = argv[0];
 
 	/* Reads answer even when the printer is in error. */
