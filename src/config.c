@@ -91,6 +91,11 @@ static int set_value(struct config *cfg, const struct config_key *k, const char 
     if (sscanf(value, "%32s%n %16s%n %32s%n %n", st->id, &id_len, st->printer_driver, &drv_len,
                st->printer_serial, &ser_len, &consumed) < 3 || consumed == 0)
         return -EINVAL;
+    /* A word longer than its field stops the conversion mid-word; refuse it
+     * rather than carry its rest over into the next field. */
+    if (!isspace((unsigned char)value[id_len]) || !isspace((unsigned char)value[drv_len]) ||
+        !isspace((unsigned char)value[ser_len]))
+        return -EINVAL;
     const char *reader = value + consumed;
     if (!*reader || strlen(reader) >= sizeof(st->reader))
         return -EINVAL;
