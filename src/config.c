@@ -43,7 +43,7 @@ static const struct config_key keys[] = {
       "prefix of the type URI in problem details" },
     { "instance", CT_STRING, S(instance), "cardd", 0, 0,
       "name of this instance (several may share one database)" },
-    { "track_fail_limit", CT_INT, S(track_fail_limit), "10", 1, 100000,
+    { "track_fail_limit", CT_INT, S(track_fail_limit), "10", 1, 64,
       "failed tracking look-ups allowed per client address and window" },
     { "track_fail_window_s", CT_INT, S(track_fail_window_s), "60", 1, 86400,
       "the window of track_fail_limit, in seconds" },

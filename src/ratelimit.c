@@ -29,10 +29,8 @@ struct ratelimit {
 int ratelimit_new(struct ratelimit **out, int limit, int window_s)
 {
     *out = NULL;
-    if (limit < 1)
+    if (limit < 1 || limit > RL_MAX_LIMIT || window_s < 1)
         return -EINVAL;
-    if (limit > RL_MAX_LIMIT)
-        limit = RL_MAX_LIMIT;
     struct ratelimit *rl = calloc(1, sizeof(*rl));
     if (!rl)
         return -ENOMEM;
