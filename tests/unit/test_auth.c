@@ -1,6 +1,7 @@
 /* test_auth.c — courier signatures, derived secrets, tokens and the master
  * key file. RAND_bytes is replaced at link time (test_auth.wrap) so that
- * tokens and keys can be predicted and randomness can fail. */
+ * tokens and keys can be predicted and randomness can fail, and the
+ * database by a stand-in that records what it is sent. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "auth.h"
+#include "db.h"
 
 /* ---- randomness under the test's control ---- */
 
@@ -259,6 +261,191 @@ static void roles(void **state)
     assert_string_equal(auth_role_name(ROLE_INTAKE | ROLE_BRANCH), "?");
 }
 
+/* ---- tokens in the database: only their hash is ever sent ---- */
+
+struct db_res {
+    size_t rows;
+    const char *cells[3];
+};
+
+static struct {
+    int rc;                  /* what db_exec answers */
+    struct db_res res;       /* the rows it gives when rc is 0 */
+    int calls, live;
+    char sql[512];
+    int nparams;
+    char params[4][160];
+} fake;
+
+int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
+                   const char *const *params);
+size_t __wrap_db_rows(const struct db_res *res);
+const char *__wrap_db_get(const struct db_res *res, size_t row, int col);
+long __wrap_db_get_long(const struct db_res *res, size_t row, int col, long fallback);
+void __wrap_db_res_free(struct db_res *res);
+
+int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
+                   const char *const *params)
+{
+    (void)db;
+    fake.calls++;
+    snprintf(fake.sql, sizeof(fake.sql), "%s", sql);
+    fake.nparams = nparams;
+    for (int i = 0; i < nparams && i < 4; i++)
+        snprintf(fake.params[i], sizeof(fake.params[i]), "%s", params[i] ? params[i] : "(null)");
+    if (res)
+        *res = NULL;
+    if (fake.rc)
+        return fake.rc;
+    if (res) {
+        *res = malloc(sizeof(**res));
+        assert_non_null(*res);
+        **res = fake.res;
+        fake.live++;
+    }
+    return 0;
+}
+
+size_t __wrap_db_rows(const struct db_res *res)
+{
+    return res ? res->rows : 0;
+}
+
+const char *__wrap_db_get(const struct db_res *res, size_t row, int col)
+{
+    if (!res || row >= res->rows || col < 0 || col > 2)
+        return NULL;
+    return res->cells[col];
+}
+
+long __wrap_db_get_long(const struct db_res *res, size_t row, int col, long fallback)
+{
+    const char *s = __wrap_db_get(res, row, col);
+    return s ? strtol(s, NULL, 10) : fallback;
+}
+
+void __wrap_db_res_free(struct db_res *res)
+{
+    if (res)
+        fake.live--;
+    free(res);
+}
+
+static int fake_reset(void **state)
+{
+    (void)state;
+    memset(&fake, 0, sizeof(fake));
+    rand_mode = RAND_REAL;
+    return 0;
+}
+
+#define DB ((struct db *)&fake)
+/* The token that counting randomness gives, and "\x" + its SHA-256 (see
+ * token_from_known_randomness). */
+#define KNOWN_TOKEN "cdt_abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqr"
+#define KNOWN_HASH "\\x72442f1337ca78d3f59e5b917014799edb3046f40b54d9cd1fcd4b29e6f621b1"
+
+static void lookup_sends_the_hash_and_fills_the_identity(void **state)
+{
+    (void)state;
+    fake.res = (struct db_res){ 1, { "42", "courier", "smsa" } };
+    struct identity who;
+    memset(&who, 0, sizeof(who));
+    assert_int_equal(auth_lookup(DB, KNOWN_TOKEN, &who), 0);
+    assert_int_equal(fake.calls, 1);
+    assert_int_equal(fake.nparams, 1);
+    assert_string_equal(fake.params[0], KNOWN_HASH);
+    assert_non_null(strstr(fake.sql, "revoked_at IS NULL"));
+    assert_int_equal(who.token_id, 42);
+    assert_int_equal(who.role, ROLE_COURIER);
+    assert_string_equal(who.name, "smsa");
+    assert_int_equal(fake.live, 0);
+}
+
+static void lookup_unknown_token(void **state)
+{
+    (void)state;
+    struct identity who;
+    fake.res = (struct db_res){ 0, { NULL, NULL, NULL } };
+    assert_int_equal(auth_lookup(DB, KNOWN_TOKEN, &who), -ENOENT);
+    assert_int_equal(fake.live, 0);
+    /* a token of the wrong length never reaches the database */
+    fake.calls = 0;
+    assert_int_equal(auth_lookup(DB, "cdt_short", &who), -ENOENT);
+    assert_int_equal(auth_lookup(DB, "", &who), -ENOENT);
+    assert_int_equal(auth_lookup(DB, KNOWN_TOKEN "a", &who), -ENOENT);
+    assert_int_equal(fake.calls, 0);
+}
+
+static void lookup_database_down(void **state)
+{
+    (void)state;
+    struct identity who;
+    fake.rc = DB_EDOWN;
+    assert_int_equal(auth_lookup(DB, KNOWN_TOKEN, &who), DB_EDOWN);
+}
+
+static void create_stores_only_the_hash(void **state)
+{
+    (void)state;
+    char token[AUTH_TOKEN_LEN + 1];
+    long id = 0;
+    rand_mode = RAND_COUNTING;
+    fake.res = (struct db_res){ 1, { "7", NULL, NULL } };
+    assert_int_equal(auth_token_create(DB, "courier", "smsa", token, &id), 0);
+    assert_string_equal(token, KNOWN_TOKEN);
+    assert_int_equal(id, 7);
+    assert_int_equal(fake.nparams, 3);
+    assert_string_equal(fake.params[0], "smsa");
+    assert_string_equal(fake.params[1], "courier");
+    assert_string_equal(fake.params[2], KNOWN_HASH);
+    for (int i = 0; i < 3; i++)
+        assert_null(strstr(fake.params[i], "cdt_"));
+    assert_null(strstr(fake.sql, "cdt_"));
+    assert_int_equal(fake.live, 0);
+}
+
+static void create_refuses_bad_role_or_name(void **state)
+{
+    (void)state;
+    char token[AUTH_TOKEN_LEN + 1];
+    char name[66];
+    memset(name, 'n', 65);
+    name[65] = '\0';
+    fake.res = (struct db_res){ 1, { "8", NULL, NULL } };
+    assert_int_equal(auth_token_create(DB, "root", "smsa", token, NULL), -EINVAL);
+    assert_int_equal(auth_token_create(DB, "", "smsa", token, NULL), -EINVAL);
+    assert_int_equal(auth_token_create(DB, "courier", "", token, NULL), -EINVAL);
+    assert_int_equal(auth_token_create(DB, "courier", name, token, NULL), -EINVAL);   /* 65 */
+    assert_int_equal(fake.calls, 0);
+    name[64] = '\0';
+    assert_int_equal(auth_token_create(DB, "admin", name, token, NULL), 0);          /* 64 */
+    assert_int_equal(fake.calls, 1);
+}
+
+/* A name already taken: the conflict comes back and the token that was
+ * never stored is wiped. */
+static void create_conflict_wipes_the_token(void **state)
+{
+    (void)state;
+    char token[AUTH_TOKEN_LEN + 1];
+    static const char zeros[AUTH_TOKEN_LEN] = { 0 };
+    fake.rc = DB_ECONFLICT;
+    long id = -1;
+    assert_int_equal(auth_token_create(DB, "operator", "op1", token, &id), DB_ECONFLICT);
+    assert_memory_equal(token, zeros, AUTH_TOKEN_LEN);
+    assert_int_equal(id, -1);
+}
+
+static void create_without_randomness(void **state)
+{
+    (void)state;
+    char token[AUTH_TOKEN_LEN + 1];
+    rand_mode = RAND_FAIL;
+    assert_int_equal(auth_token_create(DB, "operator", "op1", token, NULL), -EIO);
+    assert_int_equal(fake.calls, 0);
+}
+
 /* ---- master key file ---- */
 
 struct keydir {
@@ -404,6 +591,13 @@ int main(void)
         cmocka_unit_test_teardown(token_from_known_randomness, real_randomness),
         cmocka_unit_test_teardown(token_without_randomness, real_randomness),
         cmocka_unit_test(roles),
+        cmocka_unit_test_setup(lookup_sends_the_hash_and_fills_the_identity, fake_reset),
+        cmocka_unit_test_setup(lookup_unknown_token, fake_reset),
+        cmocka_unit_test_setup(lookup_database_down, fake_reset),
+        cmocka_unit_test_setup_teardown(create_stores_only_the_hash, fake_reset, real_randomness),
+        cmocka_unit_test_setup(create_refuses_bad_role_or_name, fake_reset),
+        cmocka_unit_test_setup(create_conflict_wipes_the_token, fake_reset),
+        cmocka_unit_test_setup_teardown(create_without_randomness, fake_reset, real_randomness),
         cmocka_unit_test_setup_teardown(master_key_created_0600_and_loaded, keydir_setup, keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_never_overwritten, keydir_setup, keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_without_randomness, keydir_setup, keydir_teardown),
