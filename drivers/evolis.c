@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "printer.h"
 
@@ -303,44 +304,64 @@ out_release:
 	return rc;
 }
 
-static int evolis_open(struct printer_dev *dev, const char *serial)
+/* One pass over the bus: 0 with the printer open, -ENODEV when it is not
+ * there, -EBUSY when it is not found but a candidate was held by another
+ * handle (possibly ours, possibly another station probing it). */
+static int scan_bus(struct printer_dev *dev, const char *serial)
 {
 	struct evolis *ev = dev->priv;
 	libusb_device **list = NULL;
+	bool busy = false;
 	ssize_t n;
-	int rc;
+	int rc = -ENODEV;
 
-	rc = usb_errno(libusb_init(&ev->usb));
-	if (rc)
-		return rc;
 	n = libusb_get_device_list(ev->usb, &list);
-	if (n < 0) {
-		rc = usb_errno((int)n);
-		goto out_exit;
-	}
-	rc = -ENODEV;
+	if (n < 0)
+		return usb_errno((int)n);
 	for (ssize_t i = 0; i < n && rc; i++) {
 		struct libusb_device_descriptor desc;
+		int one;
 
 		if (libusb_get_device_descriptor(list[i], &desc))
 			continue;
 		if (desc.idVendor != dev->id->vendor ||
 		    desc.idProduct != dev->id->product)
 			continue;
-		rc = try_device(dev, list[i], serial);
-		/* A printer that fails to answer is not the one we want;
-		 * keep looking, but report the last real error. */
-		if (rc && rc != -ENODEV && i + 1 < n)
-			rc = -ENODEV;
+		one = try_device(dev, list[i], serial);
+		if (one == 0)
+			rc = 0;
+		else if (one == -EBUSY)
+			busy = true;
 	}
 	libusb_free_device_list(list, 1);
-	if (rc)
-		goto out_exit;
-	return 0;
+	return rc && busy ? -EBUSY : rc;
+}
 
-out_exit:
-	libusb_exit(ev->usb);
-	ev->usb = NULL;
+/* Printers are told apart by the serial they report, which takes claiming
+ * each candidate: two stations opening at once can each find the other's
+ * printer held for a moment, so a busy scan is repeated a few times. */
+#define EVOLIS_SCAN_TRIES 5
+#define EVOLIS_SCAN_PAUSE_MS 30
+
+static int evolis_open(struct printer_dev *dev, const char *serial)
+{
+	struct evolis *ev = dev->priv;
+	int rc;
+
+	rc = usb_errno(libusb_init(&ev->usb));
+	if (rc)
+		return rc;
+	rc = scan_bus(dev, serial);
+	for (int i = 1; rc == -EBUSY && i < EVOLIS_SCAN_TRIES; i++) {
+		struct timespec pause = { 0, (long)i * EVOLIS_SCAN_PAUSE_MS * 1000000L };
+
+		nanosleep(&pause, NULL);
+		rc = scan_bus(dev, serial);
+	}
+	if (rc) {
+		libusb_exit(ev->usb);
+		ev->usb = NULL;
+	}
 	return rc;
 }
 

@@ -125,7 +125,8 @@ struct printer_ops {
 	/* Required.  Called once, first.  Finds the printer with this id and
 	 * this serial (the serial the printer itself reports), opens it,
 	 * takes it for this process and puts it in the state the other ops
-	 * expect.  -ENODEV when no such printer is attached.  On failure
+	 * expect.  -ENODEV when no such printer is attached, -EBUSY when
+	 * it may be attached but another process holds it.  On failure
 	 * it has released everything it took; close is not called. */
 	int (*open)(struct printer_dev *dev, const char *serial);
 

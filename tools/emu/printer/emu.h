@@ -66,9 +66,17 @@ struct emu {
 	bool verbose;
 
 	/* umockdev */
-	void *testbed;		/* UMockdevTestbed * */
+	void *testbed;		/* UMockdevTestbed *, shared by all stations */
+	void *handler;		/* UMockdevIoctlBase * */
+	char devnode[32];
+	void *claimed_by;	/* UMockdevIoctlClient * holding interface 0 (ref) */
 	char *syspath;
 	bool unplugged;
+
+	/* threads */
+	int control_fd;
+	GThread *control_thread;
+	GThread *station_thread;
 
 	/* USB transfer state (usb.c) */
 	GQueue submitted_in;	/* of struct emu_urb *, waiting for data */
@@ -106,7 +114,7 @@ void emu_printer_free(struct emu *emu);
 size_t emu_panel_bytes(int panel);
 
 /* usb.c */
-int emu_usb_start(struct emu *emu);
+int emu_usb_start(struct emu *emu, void *testbed, unsigned int index);
 void emu_usb_unplug(struct emu *emu);
 void emu_usb_stop(struct emu *emu);
 
@@ -117,7 +125,7 @@ int emu_write_face_png(uint8_t *const panel[EMU_PANELS], const char *path);
 
 /* control.c */
 int emu_control_start(struct emu *emu);
-void emu_control_stop(void);
+void emu_control_stop(struct emu *emu);
 
 void emu_log(struct emu *emu, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 

@@ -25,7 +25,6 @@
 
 #include "emu.h"
 
-#define DEVNODE "/dev/bus/usb/001/002"
 #define REAP_HOLD_MS 5
 
 struct emu_urb {
@@ -43,8 +42,6 @@ static const char descriptors_hex[] =
 	"090400000207010200"
 	"0705010200020" "0"
 	"0705820200020" "0";
-
-static struct emu *the_emu;
 
 static void urb_free(struct emu_urb *u)
 {
@@ -268,6 +265,29 @@ static int simple_arg(UMockdevIoctlClient *client, gsize size, UMockdevIoctlData
 	return 0;
 }
 
+/* Interface 0 belongs to one open file at a time, as with the kernel: a
+ * second process (or a second handle) gets EBUSY until it is released or
+ * its holder goes away. */
+static int claim(struct emu *emu, UMockdevIoctlClient *client, bool take)
+{
+	if (emu->claimed_by && !umockdev_ioctl_client_get_connected(emu->claimed_by)) {
+		g_object_unref(emu->claimed_by);
+		emu->claimed_by = NULL;
+	}
+	if (!take) {
+		if (emu->claimed_by != client)
+			return -EINVAL;
+		g_object_unref(emu->claimed_by);
+		emu->claimed_by = NULL;
+		return 0;
+	}
+	if (emu->claimed_by && emu->claimed_by != client)
+		return -EBUSY;
+	if (!emu->claimed_by)
+		emu->claimed_by = g_object_ref(client);
+	return 0;
+}
+
 static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *client,
 			     gpointer data)
 {
@@ -296,9 +316,14 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
 		rc = simple_arg(client, sizeof(unsigned int), &arg);
 		if (!rc && *(unsigned int *)arg->data != 0)
 			rc = -EINVAL;
+		if (!rc)
+			rc = claim(emu, client, request == USBDEVFS_CLAIMINTERFACE);
 		break;
 	case USBDEVFS_SUBMITURB:
-		rc = submit_urb(emu, client);
+		/* The kernel claims the interface for a file that did not. */
+		rc = claim(emu, client, true);
+		if (!rc)
+			rc = submit_urb(emu, client);
 		break;
 	case USBDEVFS_REAPURBNDELAY:
 		rc = reap_urb(emu, client);
@@ -324,29 +349,32 @@ out:
 	return TRUE;
 }
 
-static UMockdevIoctlBase *handler;
-
-int emu_usb_start(struct emu *emu)
+/* Station n (from 0) is device 2+n on bus 1, port 1-(n+1). */
+int emu_usb_start(struct emu *emu, void *testbed, unsigned int index)
 {
-	UMockdevTestbed *tb = umockdev_testbed_new();
+	UMockdevTestbed *tb = testbed;
 	GError *err = NULL;
 	char *desc = NULL;
 	char *spec = NULL;
+	unsigned int devnum = 2 + index;
 
-	the_emu = emu;
+	if (devnum > 127)
+		return -EINVAL;
+	snprintf(emu->devnode, sizeof(emu->devnode), "/dev/bus/usb/001/%03u", devnum);
+	emu->syspath = g_strdup_printf("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-%u", index + 1);
 	desc = g_ascii_strup(descriptors_hex, -1);
 	spec = g_strdup_printf(
-		"P: /devices/pci0000:00/0000:00:14.0/usb1/1-1\n"
-		"N: bus/usb/001/002=%s\n"
-		"E: DEVNAME=" DEVNODE "\n"
+		"P: /devices/pci0000:00/0000:00:14.0/usb1/1-%u\n"
+		"N: bus/usb/001/%03u=%s\n"
+		"E: DEVNAME=%s\n"
 		"E: DEVTYPE=usb_device\n"
 		"E: SUBSYSTEM=usb\n"
 		"E: DRIVER=usb\n"
 		"E: BUSNUM=001\n"
-		"E: DEVNUM=002\n"
+		"E: DEVNUM=%03u\n"
 		"E: PRODUCT=f49/a00/100\n"
 		"A: busnum=1\n"
-		"A: devnum=2\n"
+		"A: devnum=%u\n"
 		"A: speed=480\n"
 		"A: idVendor=0f49\n"
 		"A: idProduct=0a00\n"
@@ -358,13 +386,12 @@ int emu_usb_start(struct emu *emu)
 		"A: product=Primacy\n"
 		"A: serial=%s\n"
 		"H: descriptors=%s\n",
-		desc, emu->serial, desc);
+		index + 1, devnum, desc, emu->devnode, devnum, devnum, emu->serial, desc);
 	if (!umockdev_testbed_add_from_string(tb, spec, &err))
 		goto out_error;
-	emu->syspath = g_strdup("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1");
-	handler = umockdev_ioctl_base_new();
-	g_signal_connect(handler, "handle-ioctl", G_CALLBACK(handle_ioctl), emu);
-	if (!umockdev_testbed_attach_ioctl(tb, DEVNODE, handler, &err))
+	emu->handler = umockdev_ioctl_base_new();
+	g_signal_connect(emu->handler, "handle-ioctl", G_CALLBACK(handle_ioctl), emu);
+	if (!umockdev_testbed_attach_ioctl(tb, emu->devnode, emu->handler, &err))
 		goto out_error;
 	emu->testbed = tb;
 	g_free(desc);
@@ -377,7 +404,6 @@ out_error:
 		g_error_free(err);
 	g_free(desc);
 	g_free(spec);
-	g_object_unref(tb);
 	return -EIO;
 }
 
@@ -395,22 +421,24 @@ void emu_usb_unplug(struct emu *emu)
 	umockdev_testbed_remove_device(emu->testbed, emu->syspath);
 }
 
+/* Detaches the handler; the testbed itself belongs to the caller. */
 void emu_usb_stop(struct emu *emu)
 {
 	struct emu_urb *u;
 
-	if (emu->testbed) {
-		if (!emu->unplugged)
-			umockdev_testbed_detach_ioctl(emu->testbed, DEVNODE, NULL);
-		g_object_unref(emu->testbed);
-	}
+	if (emu->testbed && emu->handler && !emu->unplugged)
+		umockdev_testbed_detach_ioctl(emu->testbed, emu->devnode, NULL);
 	emu->testbed = NULL;
-	if (handler)
-		g_object_unref(handler);
-	handler = NULL;
+	if (emu->handler)
+		g_object_unref(emu->handler);
+	emu->handler = NULL;
 	while ((u = g_queue_pop_head(&emu->submitted_in)))
 		urb_free(u);
 	while ((u = g_queue_pop_head(&emu->completed)))
 		urb_free(u);
+	if (emu->claimed_by)
+		g_object_unref(emu->claimed_by);
+	emu->claimed_by = NULL;
 	g_free(emu->syspath);
+	emu->syspath = NULL;
 }
