@@ -121,6 +121,9 @@ void emu_usb_stop(struct emu *emu);
 /* station.c */
 gpointer emu_station_thread(gpointer data);
 void emu_job_free(struct emu_job *job);
+/* The highest card number already in a hopper (0: empty), so that a
+ * restarted emulator does not overwrite earlier cards. */
+unsigned int emu_hopper_last_card(const char *hopper);
 int emu_write_face_png(uint8_t *const panel[EMU_PANELS], const char *path);
 
 /* control.c */

@@ -103,6 +103,7 @@ static int start_station(struct emu *emu, UMockdevTestbed *tb, unsigned int inde
 		fprintf(stderr, "emu-printer: cannot create %s: %s\n", emu->hopper, strerror(errno));
 		return -1;
 	}
+	emu->card_no = emu_hopper_last_card(emu->hopper);
 	if (emu_usb_start(emu, tb, index))
 		return -1;
 	if (emu_control_start(emu)) {
