@@ -591,7 +591,9 @@ static void test_two_stations_at_once(void **state)
 	assert_int_equal(stat(path, &sb), 0);
 }
 
-/* Must run last: the emulated printer does not come back. */
+/* Unplugged in the middle of a job: that job fails with -ENODEV on every
+ * call, the other station goes on, and the printer plugged back in is
+ * found again by a new open, its card still inside for a reject. */
 static void test_unplug_mid_job(void **state)
 {
 	struct printer *p = NULL;
@@ -623,6 +625,14 @@ static void test_unplug_mid_job(void **state)
 	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
 	assert_int_equal(printer_print_front(p, &panels, &fault), 0);
 	assert_int_equal(printer_eject(p, &fault), 0);
+	printer_close(p);
+
+	control("plug");
+	p = NULL;
+	assert_int_equal(printer_open(VID, PID, SERIAL, 2000, &p), 0);
+	assert_int_equal(printer_status(p, &st), 0);
+	assert_true(st.card_inside);
+	assert_int_equal(printer_reject(p, &fault), 0);
 	printer_close(p);
 	face_panels_free(&panels);
 	face_image_free(img);

@@ -5,6 +5,7 @@
  *   fault nack <1|2|T|C|F|R>   the next action command answers that NACK
  *   fault reply <text>         the next command answers <text>, undone
  *   clear                      every fault off (not unplug)
+ *   plug                       the printer is connected again after unplug
  *   cycle <ms>                 printing cycle from now on (as --cycle-ms)
  *   status                     ok serial=S cards=N card=inside|none faults=...
  */
@@ -65,6 +66,13 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
 		emu->nack_once = 0;
 		g_mutex_unlock(&emu->lock);
 		snprintf(out, size, "ok");
+		return;
+	}
+	if (strcmp(argv[0], "plug") == 0 && argc == 1) {
+		if (emu_usb_plug(emu))
+			snprintf(out, size, "err cannot add the device again");
+		else
+			snprintf(out, size, "ok");
 		return;
 	}
 	if (strcmp(argv[0], "cycle") == 0 && argc == 2) {

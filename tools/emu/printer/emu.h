@@ -67,7 +67,10 @@ struct emu {
 
 	/* umockdev */
 	void *testbed;		/* UMockdevTestbed *, shared by all stations */
-	void *handler;		/* UMockdevIoctlBase * */
+	void *handler;		/* UMockdevIoctlBase * of the current plug-in */
+	GPtrArray *old_handlers;	/* of earlier plug-ins, kept until exit */
+	unsigned int generation;	/* plug-ins so far */
+	unsigned int devnum;
 	char devnode[32];
 	void *claimed_by;	/* UMockdevIoctlClient * holding interface 0 (ref) */
 	char *syspath;
@@ -116,6 +119,7 @@ size_t emu_panel_bytes(int panel);
 /* usb.c */
 int emu_usb_start(struct emu *emu, void *testbed, unsigned int index);
 void emu_usb_unplug(struct emu *emu);
+int emu_usb_plug(struct emu *emu);
 void emu_usb_stop(struct emu *emu);
 
 /* station.c */

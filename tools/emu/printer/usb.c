@@ -194,6 +194,7 @@ static bool waits_for_answer(struct emu *emu, UMockdevIoctlClient *client)
 struct held_reap {
 	struct emu *emu;
 	UMockdevIoctlClient *client;	/* reference */
+	unsigned int generation;	/* of the plug-in it was made on */
 };
 
 static void complete(UMockdevIoctlClient *client, int rc)
@@ -210,7 +211,8 @@ static gboolean release_reap(gpointer data)
 	int rc;
 
 	g_mutex_lock(&h->emu->lock);
-	rc = h->emu->unplugged ? -ENODEV : reap_urb(h->emu, h->client);
+	rc = h->emu->unplugged || h->generation != h->emu->generation ? -ENODEV
+							      : reap_urb(h->emu, h->client);
 	g_mutex_unlock(&h->emu->lock);
 	if (umockdev_ioctl_client_get_connected(h->client))
 		complete(h->client, rc);
@@ -227,6 +229,7 @@ static void hold_reap(struct emu *emu, UMockdevIoctlClient *client)
 
 	h->emu = emu;
 	h->client = g_object_ref(client);
+	h->generation = emu->generation;
 	g_source_set_callback(timer, release_reap, h, NULL);
 	g_source_attach(timer, ctx);
 	g_source_unref(timer);
@@ -296,11 +299,11 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
 	UMockdevIoctlData *arg = NULL;
 	int rc = 0;
 
-	(void)base;
 	g_mutex_lock(&emu->lock);
 	drop_vanished(&emu->submitted_in);
 	drop_vanished(&emu->completed);
-	if (emu->unplugged) {
+	if (emu->unplugged ||
+	    GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(base), "generation")) != emu->generation) {
 		rc = -ENODEV;
 		goto out;
 	}
@@ -349,22 +352,20 @@ out:
 	return TRUE;
 }
 
-/* Station n (from 0) is device 2+n on bus 1, port 1-(n+1). */
-int emu_usb_start(struct emu *emu, void *testbed, unsigned int index)
+/* Adds the device to the testbed and attaches a new handler to its node.
+ * Each plug-in is a new generation: a handle opened before an unplug stays
+ * dead after the printer comes back, as a usbfs file would. */
+static int plug_in(struct emu *emu)
 {
-	UMockdevTestbed *tb = testbed;
+	UMockdevTestbed *tb = emu->testbed;
+	UMockdevIoctlBase *handler = NULL;
 	GError *err = NULL;
-	char *desc = NULL;
+	char *desc = g_ascii_strup(descriptors_hex, -1);
 	char *spec = NULL;
-	unsigned int devnum = 2 + index;
+	int rc = 0;
 
-	if (devnum > 127)
-		return -EINVAL;
-	snprintf(emu->devnode, sizeof(emu->devnode), "/dev/bus/usb/001/%03u", devnum);
-	emu->syspath = g_strdup_printf("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-%u", index + 1);
-	desc = g_ascii_strup(descriptors_hex, -1);
 	spec = g_strdup_printf(
-		"P: /devices/pci0000:00/0000:00:14.0/usb1/1-%u\n"
+		"P: %s\n"
 		"N: bus/usb/001/%03u=%s\n"
 		"E: DEVNAME=%s\n"
 		"E: DEVTYPE=usb_device\n"
@@ -386,25 +387,51 @@ int emu_usb_start(struct emu *emu, void *testbed, unsigned int index)
 		"A: product=Primacy\n"
 		"A: serial=%s\n"
 		"H: descriptors=%s\n",
-		index + 1, devnum, desc, emu->devnode, devnum, devnum, emu->serial, desc);
-	if (!umockdev_testbed_add_from_string(tb, spec, &err))
-		goto out_error;
-	emu->handler = umockdev_ioctl_base_new();
-	g_signal_connect(emu->handler, "handle-ioctl", G_CALLBACK(handle_ioctl), emu);
-	if (!umockdev_testbed_attach_ioctl(tb, emu->devnode, emu->handler, &err))
-		goto out_error;
-	emu->testbed = tb;
-	g_free(desc);
-	g_free(spec);
-	return 0;
+		emu->syspath + strlen("/sys"), emu->devnum, desc, emu->devnode,
+		emu->devnum, emu->devnum, emu->serial, desc);
+	if (!umockdev_testbed_add_from_string(tb, spec, &err)) {
+		rc = -EIO;
+		goto out_free;
+	}
+	if (emu->handler)
+		umockdev_testbed_detach_ioctl(tb, emu->devnode, NULL);
+	handler = umockdev_ioctl_base_new();
+	g_mutex_lock(&emu->lock);
+	emu->generation++;
+	g_mutex_unlock(&emu->lock);
+	g_object_set_data(G_OBJECT(handler), "generation", GUINT_TO_POINTER(emu->generation));
+	g_signal_connect(handler, "handle-ioctl", G_CALLBACK(handle_ioctl), emu);
+	if (!umockdev_testbed_attach_ioctl(tb, emu->devnode, handler, &err)) {
+		g_object_unref(handler);
+		rc = -EIO;
+		goto out_free;
+	}
+	/* Old handlers may still serve old connections: keep them alive. */
+	if (emu->handler)
+		g_ptr_array_add(emu->old_handlers, emu->handler);
+	emu->handler = handler;
 
-out_error:
-	fprintf(stderr, "emu-printer: umockdev: %s\n", err ? err->message : "failed");
-	if (err)
+out_free:
+	if (err) {
+		fprintf(stderr, "emu-printer: umockdev: %s\n", err->message);
 		g_error_free(err);
+	}
 	g_free(desc);
 	g_free(spec);
-	return -EIO;
+	return rc;
+}
+
+/* Station n (from 0) is device 2+n on bus 1, port 1-(n+1). */
+int emu_usb_start(struct emu *emu, void *testbed, unsigned int index)
+{
+	emu->devnum = 2 + index;
+	if (emu->devnum > 127)
+		return -EINVAL;
+	snprintf(emu->devnode, sizeof(emu->devnode), "/dev/bus/usb/001/%03u", emu->devnum);
+	emu->syspath = g_strdup_printf("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-%u", index + 1);
+	emu->old_handlers = g_ptr_array_new_with_free_func(g_object_unref);
+	emu->testbed = testbed;
+	return plug_in(emu);
 }
 
 /* The cable is pulled: the device leaves sysfs (with a uevent) and every
@@ -421,6 +448,35 @@ void emu_usb_unplug(struct emu *emu)
 	umockdev_testbed_remove_device(emu->testbed, emu->syspath);
 }
 
+/* The cable goes back in: the printer is found again (same serial, card
+ * path as it was); handles from before stay dead. */
+int emu_usb_plug(struct emu *emu)
+{
+	struct emu_urb *u;
+	int rc;
+
+	g_mutex_lock(&emu->lock);
+	if (!emu->unplugged) {
+		g_mutex_unlock(&emu->lock);
+		return 0;
+	}
+	while ((u = g_queue_pop_head(&emu->submitted_in)))
+		urb_free(u);
+	while ((u = g_queue_pop_head(&emu->completed)))
+		urb_free(u);
+	if (emu->claimed_by)
+		g_object_unref(emu->claimed_by);
+	emu->claimed_by = NULL;
+	g_mutex_unlock(&emu->lock);
+	rc = plug_in(emu);
+	if (!rc) {
+		g_mutex_lock(&emu->lock);
+		emu->unplugged = false;
+		g_mutex_unlock(&emu->lock);
+	}
+	return rc;
+}
+
 /* Detaches the handler; the testbed itself belongs to the caller. */
 void emu_usb_stop(struct emu *emu)
 {
@@ -432,6 +488,9 @@ void emu_usb_stop(struct emu *emu)
 	if (emu->handler)
 		g_object_unref(emu->handler);
 	emu->handler = NULL;
+	if (emu->old_handlers)
+		g_ptr_array_unref(emu->old_handlers);
+	emu->old_handlers = NULL;
 	while ((u = g_queue_pop_head(&emu->submitted_in)))
 		urb_free(u);
 	while ((u = g_queue_pop_head(&emu->completed)))
