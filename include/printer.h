@@ -140,7 +140,7 @@ struct printer_ops {
 
 	/* Required.  Starts a card sequence and brings a card from the feeder
 	 * to the contact chip station; on return 0 the chip can be reached
-	 * by the station's reader. */
+	 * by the station's reader.  On failure see printer_card_fate(). */
 	int (*feed_to_chip)(struct printer_dev *dev, enum printer_fault *fault);
 
 	/* Required.  Sends the front panels of the card in the sequence. */
@@ -157,7 +157,8 @@ struct printer_ops {
 	int (*reject)(struct printer_dev *dev, enum printer_fault *fault);
 
 	/* Optional (NULL: the core answers -EOPNOTSUPP).  Resets the
-	 * printer and clears its error state after an operator fixed it. */
+	 * printer and clears its error state after an operator fixed it;
+	 * a card left on the path goes to the reject box. */
 	int (*reset)(struct printer_dev *dev, enum printer_fault *fault);
 };
 
