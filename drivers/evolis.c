@@ -15,12 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "printer.h"
 
 #define EVOLIS_ESC	0x1b
 #define EVOLIS_CR	0x0d
 #define EVOLIS_REPLY_MAX	256
+/* IN transfers are whole high-speed bulk packets, so that a device never
+ * sends more than the buffer holds (an overflow would lose the answer). */
+#define EVOLIS_PACKET	512
 /* After a time-out the late answer may still arrive: it is read and
  * dropped before the next command, waiting this long at most. */
 #define EVOLIS_DRAIN_MS	20
@@ -33,6 +37,9 @@ struct evolis {
 	uint8_t ep_in;
 	bool claimed;
 	bool stale_reply;	/* a reply may be pending after a time-out */
+	/* Bytes read past the CR of the last answer: the start of the next. */
+	uint8_t rx[2 * EVOLIS_PACKET];
+	size_t rx_len;
 };
 
 static const struct printer_id evolis_ids[] = {
@@ -95,30 +102,51 @@ static int send_bytes(struct printer_dev *dev, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* Reads one CR-terminated reply into reply (NUL-terminated, CR removed). */
+/* Takes one answer out of ev->rx if a CR is there; true when it did. */
+static bool take_line(struct evolis *ev, char *reply, size_t size, int *rc)
+{
+	uint8_t *cr = memchr(ev->rx, EVOLIS_CR, ev->rx_len);
+	size_t len;
+
+	if (!cr)
+		return false;
+	len = (size_t)(cr - ev->rx);
+	*rc = 0;
+	if (len >= size)
+		*rc = -EPROTO;
+	else {
+		memcpy(reply, ev->rx, len);
+		reply[len] = '\0';
+	}
+	ev->rx_len -= len + 1;
+	memmove(ev->rx, cr + 1, ev->rx_len);
+	return true;
+}
+
+/* Reads one CR-terminated answer into reply (NUL-terminated, CR removed);
+ * what follows the CR is kept for the next call. */
 static int read_reply(struct printer_dev *dev, unsigned int timeout_ms,
 		      char *reply, size_t size)
 {
 	struct evolis *ev = dev->priv;
-	size_t used = 0;
+	int rc = 0;
 
-	for (;;) {
-		unsigned char chunk[EVOLIS_REPLY_MAX];
+	while (!take_line(ev, reply, size, &rc)) {
+		uint8_t packet[EVOLIS_PACKET];
 		int got = 0;
-		int rc = libusb_bulk_transfer(ev->handle, ev->ep_in, chunk,
-					      sizeof(chunk), &got, timeout_ms);
+
+		rc = libusb_bulk_transfer(ev->handle, ev->ep_in, packet, sizeof(packet),
+					  &got, timeout_ms);
 		if (rc)
 			return usb_errno(rc);
-		for (int i = 0; i < got; i++) {
-			if (chunk[i] == EVOLIS_CR) {
-				reply[used] = '\0';
-				return 0;
-			}
-			if (used + 1 >= size)
-				return -EPROTO;
-			reply[used++] = (char)chunk[i];
+		if ((size_t)got > sizeof(ev->rx) - ev->rx_len) {
+			ev->rx_len = 0;		/* no answer is this long */
+			return -EPROTO;
 		}
+		memcpy(ev->rx + ev->rx_len, packet, (size_t)got);
+		ev->rx_len += (size_t)got;
 	}
+	return rc;
 }
 
 /* Drops an answer that arrived after its command had timed out. */
@@ -131,6 +159,7 @@ static void drain_stale(struct printer_dev *dev)
 		return;
 	while (read_reply(dev, EVOLIS_DRAIN_MS, junk, sizeof(junk)) == 0)
 		;
+	ev->rx_len = 0;
 	ev->stale_reply = false;
 }
 
@@ -166,7 +195,8 @@ static int exchange(struct printer_dev *dev, const char *cmd,
 		rc = send_bytes(dev, &cr, 1);
 	if (!rc)
 		rc = read_reply(dev, dev->timeout_ms, reply, reply_size);
-	if (rc == -ETIMEDOUT)
+	/* The rest of that answer may still come: drop it before the next. */
+	if (rc == -ETIMEDOUT || rc == -EPROTO)
 		ev->stale_reply = true;
 	if (rc)
 		return rc;
@@ -303,44 +333,64 @@ out_release:
 	return rc;
 }
 
-static int evolis_open(struct printer_dev *dev, const char *serial)
+/* One pass over the bus: 0 with the printer open, -ENODEV when it is not
+ * there, -EBUSY when it is not found but a candidate was held by another
+ * handle (possibly ours, possibly another station probing it). */
+static int scan_bus(struct printer_dev *dev, const char *serial)
 {
 	struct evolis *ev = dev->priv;
 	libusb_device **list = NULL;
+	bool busy = false;
 	ssize_t n;
-	int rc;
+	int rc = -ENODEV;
 
-	rc = usb_errno(libusb_init(&ev->usb));
-	if (rc)
-		return rc;
 	n = libusb_get_device_list(ev->usb, &list);
-	if (n < 0) {
-		rc = usb_errno((int)n);
-		goto out_exit;
-	}
-	rc = -ENODEV;
+	if (n < 0)
+		return usb_errno((int)n);
 	for (ssize_t i = 0; i < n && rc; i++) {
 		struct libusb_device_descriptor desc;
+		int one;
 
 		if (libusb_get_device_descriptor(list[i], &desc))
 			continue;
 		if (desc.idVendor != dev->id->vendor ||
 		    desc.idProduct != dev->id->product)
 			continue;
-		rc = try_device(dev, list[i], serial);
-		/* A printer that fails to answer is not the one we want;
-		 * keep looking, but report the last real error. */
-		if (rc && rc != -ENODEV && i + 1 < n)
-			rc = -ENODEV;
+		one = try_device(dev, list[i], serial);
+		if (one == 0)
+			rc = 0;
+		else if (one == -EBUSY)
+			busy = true;
 	}
 	libusb_free_device_list(list, 1);
-	if (rc)
-		goto out_exit;
-	return 0;
+	return rc && busy ? -EBUSY : rc;
+}
 
-out_exit:
-	libusb_exit(ev->usb);
-	ev->usb = NULL;
+/* Printers are told apart by the serial they report, which takes claiming
+ * each candidate: two stations opening at once can each find the other's
+ * printer held for a moment, so a busy scan is repeated a few times. */
+#define EVOLIS_SCAN_TRIES 5
+#define EVOLIS_SCAN_PAUSE_MS 30
+
+static int evolis_open(struct printer_dev *dev, const char *serial)
+{
+	struct evolis *ev = dev->priv;
+	int rc;
+
+	rc = usb_errno(libusb_init(&ev->usb));
+	if (rc)
+		return rc;
+	rc = scan_bus(dev, serial);
+	for (int i = 1; rc == -EBUSY && i < EVOLIS_SCAN_TRIES; i++) {
+		struct timespec pause = { 0, (long)i * EVOLIS_SCAN_PAUSE_MS * 1000000L };
+
+		nanosleep(&pause, NULL);
+		rc = scan_bus(dev, serial);
+	}
+	if (rc) {
+		libusb_exit(ev->usb);
+		ev->usb = NULL;
+	}
 	return rc;
 }
 

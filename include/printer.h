@@ -125,7 +125,8 @@ struct printer_ops {
 	/* Required.  Called once, first.  Finds the printer with this id and
 	 * this serial (the serial the printer itself reports), opens it,
 	 * takes it for this process and puts it in the state the other ops
-	 * expect.  -ENODEV when no such printer is attached.  On failure
+	 * expect.  -ENODEV when no such printer is attached, -EBUSY when
+	 * it may be attached but another process holds it.  On failure
 	 * it has released everything it took; close is not called. */
 	int (*open)(struct printer_dev *dev, const char *serial);
 
@@ -139,7 +140,7 @@ struct printer_ops {
 
 	/* Required.  Starts a card sequence and brings a card from the feeder
 	 * to the contact chip station; on return 0 the chip can be reached
-	 * by the station's reader. */
+	 * by the station's reader.  On failure see printer_card_fate(). */
 	int (*feed_to_chip)(struct printer_dev *dev, enum printer_fault *fault);
 
 	/* Required.  Sends the front panels of the card in the sequence. */
@@ -156,7 +157,8 @@ struct printer_ops {
 	int (*reject)(struct printer_dev *dev, enum printer_fault *fault);
 
 	/* Optional (NULL: the core answers -EOPNOTSUPP).  Resets the
-	 * printer and clears its error state after an operator fixed it. */
+	 * printer and clears its error state after an operator fixed it;
+	 * a card left on the path goes to the reject box. */
 	int (*reset)(struct printer_dev *dev, enum printer_fault *fault);
 };
 

@@ -28,6 +28,7 @@
 #define VID 0x0f49
 #define PID 0x0a00
 #define SERIAL "EVO-IT-0001"
+#define SERIAL2 "EVO-IT-0002"	/* a second station in the same emulator */
 
 /* fontconfig keeps its pattern cache until exit (reached through pango's
  * default font map); LeakSanitizer would report it on every run. */
@@ -118,18 +119,23 @@ static void reader_last(char *out, size_t size)
 
 static char reader_dir[] = "/tmp/it_printer_reader.XXXXXX";
 
+static char hopper2[320], control2[320];
+
 static int group_setup(void **state)
 {
 	char first[16];
 	const char *args[] = {
 		"--card-control", reader.path, "--chip-dir", reader.chip_dir,
-		"--first-serial", first, "--transport-key", TRANSPORT_KEY, NULL
+		"--first-serial", first, "--transport-key", TRANSPORT_KEY,
+		"--serial", SERIAL2, "--hopper", hopper2, "--control", control2, NULL
 	};
 
 	(void)state;
 	snprintf(first, sizeof(first), "%u", FIRST_CARD_SERIAL);
 	if (!mkdtemp(reader_dir) || reader_start(reader_dir))
 		return -1;
+	snprintf(hopper2, sizeof(hopper2), "%s/hopper2", reader_dir);
+	snprintf(control2, sizeof(control2), "%s/control2", reader_dir);
 	return usb_env_start(&env, SERIAL, args) ? -1 : 0;
 }
 
@@ -201,6 +207,10 @@ static void test_open_and_status(void **state)
 	assert_true(st.firmware[0] != '\0');
 	assert_false(st.card_inside);
 	assert_int_equal(st.fault, PRINTER_FAULT_NONE);
+	/* One owner at a time: a second handle finds the printer taken. */
+	struct printer *again = NULL;
+	assert_int_equal(printer_open(VID, PID, SERIAL, 2000, &again), -EBUSY);
+	assert_null(again);
 	printer_close(p);
 
 	p = NULL;
@@ -529,7 +539,61 @@ static void test_print_cycle_does_not_spin(void **state)
 	printer_close(p);
 }
 
-/* Must run last: the emulated printer does not come back. */
+struct station_run {
+	const char *serial;
+	int rc;
+};
+
+static void *run_station_job(void *arg)
+{
+	struct station_run *run = arg;
+	struct printer *p = NULL;
+	struct face_data d = sample();
+	struct face_image *img = NULL;
+	struct printer_panels panels = { 0 };
+	enum printer_fault fault;
+
+	run->rc = face_render(&d, &img);
+	if (!run->rc)
+		run->rc = face_to_panels(img, &panels);
+	if (!run->rc)
+		run->rc = printer_open(VID, PID, run->serial, 5000, &p);
+	if (!run->rc)
+		run->rc = printer_feed_to_chip(p, &fault);
+	if (!run->rc)
+		run->rc = printer_print_front(p, &panels, &fault);
+	if (!run->rc)
+		run->rc = printer_eject(p, &fault);
+	printer_close(p);
+	face_panels_free(&panels);
+	face_image_free(img);
+	return NULL;
+}
+
+/* Two stations on one bus, driven at once from two threads: each card
+ * comes out of its own printer. */
+static void test_two_stations_at_once(void **state)
+{
+	struct station_run runs[2] = { { .serial = SERIAL }, { .serial = SERIAL2 } };
+	pthread_t t[2];
+	char path[512];
+	struct stat sb;
+
+	(void)state;
+	control("clear");
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, run_station_job, &runs[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(runs[i].rc, 0);
+	}
+	snprintf(path, sizeof(path), "%s/1-front.png", hopper2);
+	assert_int_equal(stat(path, &sb), 0);
+}
+
+/* Unplugged in the middle of a job: that job fails with -ENODEV on every
+ * call, the other station goes on, and the printer plugged back in is
+ * found again by a new open, its card still inside for a reject. */
 static void test_unplug_mid_job(void **state)
 {
 	struct printer *p = NULL;
@@ -553,6 +617,23 @@ static void test_unplug_mid_job(void **state)
 	printer_close(p);
 	p = NULL;
 	assert_int_equal(printer_open(VID, PID, SERIAL, 2000, &p), -ENODEV);
+
+	/* The other station on the bus is not affected. */
+	assert_int_equal(printer_open(VID, PID, SERIAL2, 2000, &p), 0);
+	assert_int_equal(printer_status(p, &st), 0);
+	assert_string_equal(st.serial, SERIAL2);
+	assert_int_equal(printer_feed_to_chip(p, &fault), 0);
+	assert_int_equal(printer_print_front(p, &panels, &fault), 0);
+	assert_int_equal(printer_eject(p, &fault), 0);
+	printer_close(p);
+
+	control("plug");
+	p = NULL;
+	assert_int_equal(printer_open(VID, PID, SERIAL, 2000, &p), 0);
+	assert_int_equal(printer_status(p, &st), 0);
+	assert_true(st.card_inside);
+	assert_int_equal(printer_reject(p, &fault), 0);
+	printer_close(p);
 	face_panels_free(&panels);
 	face_image_free(img);
 }
@@ -569,6 +650,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_station_faults),
 		cmocka_unit_test(test_timeout_then_recovers),
 		cmocka_unit_test(test_print_cycle_does_not_spin),
+		cmocka_unit_test(test_two_stations_at_once),
 		cmocka_unit_test(test_unplug_mid_job),
 	};
 

@@ -5,6 +5,7 @@
  *   fault nack <1|2|T|C|F|R>   the next action command answers that NACK
  *   fault reply <text>         the next command answers <text>, undone
  *   clear                      every fault off (not unplug)
+ *   plug                       the printer is connected again after unplug
  *   cycle <ms>                 printing cycle from now on (as --cycle-ms)
  *   status                     ok serial=S cards=N card=inside|none faults=...
  */
@@ -18,9 +19,6 @@
 #include <unistd.h>
 
 #include "emu.h"
-
-static int listen_fd = -1;
-static GThread *thread;
 
 static const struct {
 	const char *name;
@@ -68,6 +66,13 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
 		emu->nack_once = 0;
 		g_mutex_unlock(&emu->lock);
 		snprintf(out, size, "ok");
+		return;
+	}
+	if (strcmp(argv[0], "plug") == 0 && argc == 1) {
+		if (emu_usb_plug(emu))
+			snprintf(out, size, "err cannot add the device again");
+		else
+			snprintf(out, size, "ok");
 		return;
 	}
 	if (strcmp(argv[0], "cycle") == 0 && argc == 2) {
@@ -168,7 +173,7 @@ static gpointer control_thread(gpointer data)
 	struct emu *emu = data;
 
 	for (;;) {
-		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(emu->control_fd, NULL, NULL, SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -183,35 +188,36 @@ static gpointer control_thread(gpointer data)
 int emu_control_start(struct emu *emu)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
 
 	if (strlen(emu->control_path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, emu->control_path);
 	unlink(emu->control_path);
-	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listen_fd < 0)
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return -errno;
-	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(listen_fd, 8) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
 		int rc = -errno;
 
-		close(listen_fd);
-		listen_fd = -1;
+		close(fd);
 		return rc;
 	}
-	thread = g_thread_new("control", control_thread, emu);
+	emu->control_fd = fd;
+	emu->control_thread = g_thread_new("control", control_thread, emu);
 	return 0;
 }
 
-void emu_control_stop(void)
+void emu_control_stop(struct emu *emu)
 {
-	if (listen_fd >= 0)
-		shutdown(listen_fd, SHUT_RDWR);
+	if (emu->control_fd >= 0)
+		shutdown(emu->control_fd, SHUT_RDWR);
 	/* A client may still hold a connection open: do not wait for it. */
-	if (thread)
-		g_thread_unref(thread);
-	thread = NULL;
-	if (listen_fd >= 0)
-		close(listen_fd);
-	listen_fd = -1;
+	if (emu->control_thread)
+		g_thread_unref(emu->control_thread);
+	emu->control_thread = NULL;
+	if (emu->control_fd >= 0)
+		close(emu->control_fd);
+	emu->control_fd = -1;
+	unlink(emu->control_path);
 }

@@ -66,9 +66,20 @@ struct emu {
 	bool verbose;
 
 	/* umockdev */
-	void *testbed;		/* UMockdevTestbed * */
+	void *testbed;		/* UMockdevTestbed *, shared by all stations */
+	void *handler;		/* UMockdevIoctlBase * of the current plug-in */
+	GPtrArray *old_handlers;	/* of earlier plug-ins, kept until exit */
+	unsigned int generation;	/* plug-ins so far */
+	unsigned int devnum;
+	char devnode[32];
+	void *claimed_by;	/* UMockdevIoctlClient * holding interface 0 (ref) */
 	char *syspath;
 	bool unplugged;
+
+	/* threads */
+	int control_fd;
+	GThread *control_thread;
+	GThread *station_thread;
 
 	/* USB transfer state (usb.c) */
 	GQueue submitted_in;	/* of struct emu_urb *, waiting for data */
@@ -106,18 +117,22 @@ void emu_printer_free(struct emu *emu);
 size_t emu_panel_bytes(int panel);
 
 /* usb.c */
-int emu_usb_start(struct emu *emu);
+int emu_usb_start(struct emu *emu, void *testbed, unsigned int index);
 void emu_usb_unplug(struct emu *emu);
+int emu_usb_plug(struct emu *emu);
 void emu_usb_stop(struct emu *emu);
 
 /* station.c */
 gpointer emu_station_thread(gpointer data);
 void emu_job_free(struct emu_job *job);
+/* The highest card number already in a hopper (0: empty), so that a
+ * restarted emulator does not overwrite earlier cards. */
+unsigned int emu_hopper_last_card(const char *hopper);
 int emu_write_face_png(uint8_t *const panel[EMU_PANELS], const char *path);
 
 /* control.c */
 int emu_control_start(struct emu *emu);
-void emu_control_stop(void);
+void emu_control_stop(struct emu *emu);
 
 void emu_log(struct emu *emu, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 

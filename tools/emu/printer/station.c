@@ -7,6 +7,7 @@
 #include <cairo.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -170,10 +171,6 @@ static void finish_card(struct emu *emu, struct emu_job *job)
 			emu_log(emu, "cannot write %s", path);
 		g_free(path);
 	}
-	snprintf(name, sizeof(name), "%u-chip", job->card_no);
-	path = g_build_filename(dir, name, NULL);
-	copy_chip_files(emu, job, path);
-	g_free(path);
 	if (reject) {
 		char *text = g_strdup_printf("card %u serial %s reason %s\n", job->card_no,
 					     job->card_serial, job->reason);
@@ -184,10 +181,44 @@ static void finish_card(struct emu *emu, struct emu_job *job)
 		g_free(path);
 		g_free(text);
 	}
-	g_free(dir);
+	/* The card leaves the reader first, so that the card emulator's
+	 * record is final when it is copied. */
 	if (card_control(emu, "remove"))
 		emu_log(emu, "card %u: reader not told of removal", job->card_no);
+	snprintf(name, sizeof(name), "%u-chip", job->card_no);
+	path = g_build_filename(dir, name, NULL);
+	copy_chip_files(emu, job, path);
+	g_free(path);
+	g_free(dir);
 	emu_log(emu, "card %u %s", job->card_no, reject ? "rejected" : "printed");
+}
+
+static unsigned int last_in(const char *dir)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+	unsigned int last = 0;
+
+	if (!d)
+		return 0;
+	while ((name = g_dir_read_name(d))) {
+		char *end = NULL;
+		unsigned long n = strtoul(name, &end, 10);
+
+		if (end != name && (*end == '-' || *end == '.') && n > last && n < G_MAXUINT)
+			last = (unsigned int)n;
+	}
+	g_dir_close(d);
+	return last;
+}
+
+unsigned int emu_hopper_last_card(const char *hopper)
+{
+	char *reject = g_build_filename(hopper, "reject", NULL);
+	unsigned int a = last_in(hopper), b = last_in(reject);
+
+	g_free(reject);
+	return MAX(a, b);
 }
 
 gpointer emu_station_thread(gpointer data)

@@ -25,7 +25,6 @@
 
 #include "emu.h"
 
-#define DEVNODE "/dev/bus/usb/001/002"
 #define REAP_HOLD_MS 5
 
 struct emu_urb {
@@ -43,8 +42,6 @@ static const char descriptors_hex[] =
 	"090400000207010200"
 	"0705010200020" "0"
 	"0705820200020" "0";
-
-static struct emu *the_emu;
 
 static void urb_free(struct emu_urb *u)
 {
@@ -197,6 +194,7 @@ static bool waits_for_answer(struct emu *emu, UMockdevIoctlClient *client)
 struct held_reap {
 	struct emu *emu;
 	UMockdevIoctlClient *client;	/* reference */
+	unsigned int generation;	/* of the plug-in it was made on */
 };
 
 static void complete(UMockdevIoctlClient *client, int rc)
@@ -213,7 +211,8 @@ static gboolean release_reap(gpointer data)
 	int rc;
 
 	g_mutex_lock(&h->emu->lock);
-	rc = h->emu->unplugged ? -ENODEV : reap_urb(h->emu, h->client);
+	rc = h->emu->unplugged || h->generation != h->emu->generation ? -ENODEV
+							      : reap_urb(h->emu, h->client);
 	g_mutex_unlock(&h->emu->lock);
 	if (umockdev_ioctl_client_get_connected(h->client))
 		complete(h->client, rc);
@@ -230,6 +229,7 @@ static void hold_reap(struct emu *emu, UMockdevIoctlClient *client)
 
 	h->emu = emu;
 	h->client = g_object_ref(client);
+	h->generation = emu->generation;
 	g_source_set_callback(timer, release_reap, h, NULL);
 	g_source_attach(timer, ctx);
 	g_source_unref(timer);
@@ -268,6 +268,29 @@ static int simple_arg(UMockdevIoctlClient *client, gsize size, UMockdevIoctlData
 	return 0;
 }
 
+/* Interface 0 belongs to one open file at a time, as with the kernel: a
+ * second process (or a second handle) gets EBUSY until it is released or
+ * its holder goes away. */
+static int claim(struct emu *emu, UMockdevIoctlClient *client, bool take)
+{
+	if (emu->claimed_by && !umockdev_ioctl_client_get_connected(emu->claimed_by)) {
+		g_object_unref(emu->claimed_by);
+		emu->claimed_by = NULL;
+	}
+	if (!take) {
+		if (emu->claimed_by != client)
+			return -EINVAL;
+		g_object_unref(emu->claimed_by);
+		emu->claimed_by = NULL;
+		return 0;
+	}
+	if (emu->claimed_by && emu->claimed_by != client)
+		return -EBUSY;
+	if (!emu->claimed_by)
+		emu->claimed_by = g_object_ref(client);
+	return 0;
+}
+
 static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *client,
 			     gpointer data)
 {
@@ -276,11 +299,11 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
 	UMockdevIoctlData *arg = NULL;
 	int rc = 0;
 
-	(void)base;
 	g_mutex_lock(&emu->lock);
 	drop_vanished(&emu->submitted_in);
 	drop_vanished(&emu->completed);
-	if (emu->unplugged) {
+	if (emu->unplugged ||
+	    GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(base), "generation")) != emu->generation) {
 		rc = -ENODEV;
 		goto out;
 	}
@@ -296,9 +319,14 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
 		rc = simple_arg(client, sizeof(unsigned int), &arg);
 		if (!rc && *(unsigned int *)arg->data != 0)
 			rc = -EINVAL;
+		if (!rc)
+			rc = claim(emu, client, request == USBDEVFS_CLAIMINTERFACE);
 		break;
 	case USBDEVFS_SUBMITURB:
-		rc = submit_urb(emu, client);
+		/* The kernel claims the interface for a file that did not. */
+		rc = claim(emu, client, true);
+		if (!rc)
+			rc = submit_urb(emu, client);
 		break;
 	case USBDEVFS_REAPURBNDELAY:
 		rc = reap_urb(emu, client);
@@ -324,29 +352,30 @@ out:
 	return TRUE;
 }
 
-static UMockdevIoctlBase *handler;
-
-int emu_usb_start(struct emu *emu)
+/* Adds the device to the testbed and attaches a new handler to its node.
+ * Each plug-in is a new generation: a handle opened before an unplug stays
+ * dead after the printer comes back, as a usbfs file would. */
+static int plug_in(struct emu *emu)
 {
-	UMockdevTestbed *tb = umockdev_testbed_new();
+	UMockdevTestbed *tb = emu->testbed;
+	UMockdevIoctlBase *handler = NULL;
 	GError *err = NULL;
-	char *desc = NULL;
+	char *desc = g_ascii_strup(descriptors_hex, -1);
 	char *spec = NULL;
+	int rc = 0;
 
-	the_emu = emu;
-	desc = g_ascii_strup(descriptors_hex, -1);
 	spec = g_strdup_printf(
-		"P: /devices/pci0000:00/0000:00:14.0/usb1/1-1\n"
-		"N: bus/usb/001/002=%s\n"
-		"E: DEVNAME=" DEVNODE "\n"
+		"P: %s\n"
+		"N: bus/usb/001/%03u=%s\n"
+		"E: DEVNAME=%s\n"
 		"E: DEVTYPE=usb_device\n"
 		"E: SUBSYSTEM=usb\n"
 		"E: DRIVER=usb\n"
 		"E: BUSNUM=001\n"
-		"E: DEVNUM=002\n"
+		"E: DEVNUM=%03u\n"
 		"E: PRODUCT=f49/a00/100\n"
 		"A: busnum=1\n"
-		"A: devnum=2\n"
+		"A: devnum=%u\n"
 		"A: speed=480\n"
 		"A: idVendor=0f49\n"
 		"A: idProduct=0a00\n"
@@ -358,27 +387,51 @@ int emu_usb_start(struct emu *emu)
 		"A: product=Primacy\n"
 		"A: serial=%s\n"
 		"H: descriptors=%s\n",
-		desc, emu->serial, desc);
-	if (!umockdev_testbed_add_from_string(tb, spec, &err))
-		goto out_error;
-	emu->syspath = g_strdup("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1");
+		emu->syspath + strlen("/sys"), emu->devnum, desc, emu->devnode,
+		emu->devnum, emu->devnum, emu->serial, desc);
+	if (!umockdev_testbed_add_from_string(tb, spec, &err)) {
+		rc = -EIO;
+		goto out_free;
+	}
+	if (emu->handler)
+		umockdev_testbed_detach_ioctl(tb, emu->devnode, NULL);
 	handler = umockdev_ioctl_base_new();
+	g_mutex_lock(&emu->lock);
+	emu->generation++;
+	g_mutex_unlock(&emu->lock);
+	g_object_set_data(G_OBJECT(handler), "generation", GUINT_TO_POINTER(emu->generation));
 	g_signal_connect(handler, "handle-ioctl", G_CALLBACK(handle_ioctl), emu);
-	if (!umockdev_testbed_attach_ioctl(tb, DEVNODE, handler, &err))
-		goto out_error;
-	emu->testbed = tb;
-	g_free(desc);
-	g_free(spec);
-	return 0;
+	if (!umockdev_testbed_attach_ioctl(tb, emu->devnode, handler, &err)) {
+		g_object_unref(handler);
+		rc = -EIO;
+		goto out_free;
+	}
+	/* Old handlers may still serve old connections: keep them alive. */
+	if (emu->handler)
+		g_ptr_array_add(emu->old_handlers, emu->handler);
+	emu->handler = handler;
 
-out_error:
-	fprintf(stderr, "emu-printer: umockdev: %s\n", err ? err->message : "failed");
-	if (err)
+out_free:
+	if (err) {
+		fprintf(stderr, "emu-printer: umockdev: %s\n", err->message);
 		g_error_free(err);
+	}
 	g_free(desc);
 	g_free(spec);
-	g_object_unref(tb);
-	return -EIO;
+	return rc;
+}
+
+/* Station n (from 0) is device 2+n on bus 1, port 1-(n+1). */
+int emu_usb_start(struct emu *emu, void *testbed, unsigned int index)
+{
+	emu->devnum = 2 + index;
+	if (emu->devnum > 127)
+		return -EINVAL;
+	snprintf(emu->devnode, sizeof(emu->devnode), "/dev/bus/usb/001/%03u", emu->devnum);
+	emu->syspath = g_strdup_printf("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-%u", index + 1);
+	emu->old_handlers = g_ptr_array_new_with_free_func(g_object_unref);
+	emu->testbed = testbed;
+	return plug_in(emu);
 }
 
 /* The cable is pulled: the device leaves sysfs (with a uevent) and every
@@ -395,22 +448,56 @@ void emu_usb_unplug(struct emu *emu)
 	umockdev_testbed_remove_device(emu->testbed, emu->syspath);
 }
 
-void emu_usb_stop(struct emu *emu)
+/* The cable goes back in: the printer is found again (same serial, card
+ * path as it was); handles from before stay dead. */
+int emu_usb_plug(struct emu *emu)
 {
 	struct emu_urb *u;
+	int rc;
 
-	if (emu->testbed) {
-		if (!emu->unplugged)
-			umockdev_testbed_detach_ioctl(emu->testbed, DEVNODE, NULL);
-		g_object_unref(emu->testbed);
+	g_mutex_lock(&emu->lock);
+	if (!emu->unplugged) {
+		g_mutex_unlock(&emu->lock);
+		return 0;
 	}
-	emu->testbed = NULL;
-	if (handler)
-		g_object_unref(handler);
-	handler = NULL;
 	while ((u = g_queue_pop_head(&emu->submitted_in)))
 		urb_free(u);
 	while ((u = g_queue_pop_head(&emu->completed)))
 		urb_free(u);
+	if (emu->claimed_by)
+		g_object_unref(emu->claimed_by);
+	emu->claimed_by = NULL;
+	g_mutex_unlock(&emu->lock);
+	rc = plug_in(emu);
+	if (!rc) {
+		g_mutex_lock(&emu->lock);
+		emu->unplugged = false;
+		g_mutex_unlock(&emu->lock);
+	}
+	return rc;
+}
+
+/* Detaches the handler; the testbed itself belongs to the caller. */
+void emu_usb_stop(struct emu *emu)
+{
+	struct emu_urb *u;
+
+	if (emu->testbed && emu->handler && !emu->unplugged)
+		umockdev_testbed_detach_ioctl(emu->testbed, emu->devnode, NULL);
+	emu->testbed = NULL;
+	if (emu->handler)
+		g_object_unref(emu->handler);
+	emu->handler = NULL;
+	if (emu->old_handlers)
+		g_ptr_array_unref(emu->old_handlers);
+	emu->old_handlers = NULL;
+	while ((u = g_queue_pop_head(&emu->submitted_in)))
+		urb_free(u);
+	while ((u = g_queue_pop_head(&emu->completed)))
+		urb_free(u);
+	if (emu->claimed_by)
+		g_object_unref(emu->claimed_by);
+	emu->claimed_by = NULL;
 	g_free(emu->syspath);
+	emu->syspath = NULL;
 }
