@@ -60,7 +60,7 @@ static int bench_mode(struct pcsc_env *env, struct signer *ds, const struct hold
 		struct perso_result res;
 		double t0 = now_ms(), t1;
 
-		snprintf(h.document_number, sizeof(h.document_number), "B%08d", ++*serial % 100000000);
+		snprintf(h.document_number, sizeof(h.document_number), "B%08u", (unsigned)++*serial % 100000000u);
 		if ((r = pcsc_env_card(env, NULL, 0, "insert %s 0102030405060708 %s",
 				       h.document_number, m->proto)) ||
 		    (r = encoder_wait_card(enc, 5000)) || (r = encoder_connect(enc)))
