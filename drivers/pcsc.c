@@ -231,7 +231,8 @@ static int pcsc_connect(void *priv, struct encoder_card *card)
 			 atr_says_extended(card->atr, card->atr_len) &&
 			 (reader_max == 0 || reader_max > 4 + 3 + 255 + 3);
 	if (card->extended) {
-		size_t m = reader_max ? reader_max - 10 : 65535;
+		/* The reader's buffer holds header, Lc/Le fields and SW too. */
+		size_t m = reader_max ? reader_max - 10 : 65536;
 
 		card->max_command_data = m > 65535 ? 65535 : m;
 		card->max_response_data = m > 65536 ? 65536 : m;
