@@ -189,10 +189,15 @@ static void personalise_and_read_back(const char *proto)
 
 	/* 3. The operator tool, on a new session (exit status 0 = consistent). */
 	{
+		char other[300];
 		char *argv[] = { "read", "--trust", csca, "--timeout", "3000",
 				 (char *)pcsc_env_reader(env), NULL };
 
 		assert_int_equal(cli_card_read(6, argv), 0);
+		/* Signed, but not by anyone the unrelated CA vouches for. */
+		snprintf(other, sizeof(other), "%s/other.pem", pki);
+		argv[2] = other;
+		assert_int_equal(cli_card_read(6, argv), 1);
 	}
 	assert_int_equal(pcsc_env_card(env, NULL, 0, "remove"), 0);
 }
@@ -329,6 +334,13 @@ static void no_card(void **state)
 	assert_int_equal(encoder_transmit(enc, &sel, &rs), -ENOTCONN);
 	encoder_close(enc);
 	assert_int_equal(encoder_open(&encoder_pcsc_ops, "No Such Reader", 0, &enc), -ENODEV);
+	{
+		char *argv[] = { "read", "--timeout", "200", (char *)pcsc_env_reader(env), NULL };
+		char *bad[] = { "read", "--bogus", NULL };
+
+		assert_int_equal(cli_card_read(4, argv), 3);
+		assert_int_equal(cli_card_read(2, bad), 2);
+	}
 }
 
 /* The operator pulls the card while the session is open. */
