@@ -161,29 +161,24 @@ static int pcsc_wait_card(void *priv, unsigned timeout_ms)
  * historical bytes: the third byte's bit 7 (0x40) says "extended Lc/Le". */
 static bool atr_says_extended(const uint8_t *atr, size_t len)
 {
-	size_t pos = 1, k;
+	size_t pos, k;
 	uint8_t y;
-	bool first = true;
 
 	if (len < 2)
 		return false;
 	k = atr[1] & 0x0F;
 	y = atr[1] >> 4;
 	pos = 2;
-	/* Skip the interface bytes TA/TB/TC/TD of every level. */
+	/* Skip the interface bytes: TA, TB, TC as flagged, then TD (which
+	 * flags the next level's bytes) while there is one. */
 	for (;;) {
-		uint8_t td = 0;
-
 		pos += !!(y & 1) + !!(y & 2) + !!(y & 4);
 		if (!(y & 8))
 			break;
 		if (pos >= len)
 			return false;
-		td = atr[pos++];
-		y = td >> 4;
-		first = false;
+		y = atr[pos++] >> 4;
 	}
-	(void)first;
 	if (pos + k > len || k < 1 || atr[pos] != 0x80)
 		return false;
 	for (size_t i = pos + 1; i < pos + k;) {
@@ -231,7 +226,8 @@ static int pcsc_connect(void *priv, struct encoder_card *card)
 			 atr_says_extended(card->atr, card->atr_len) &&
 			 (reader_max == 0 || reader_max > 4 + 3 + 255 + 3);
 	if (card->extended) {
-		size_t m = reader_max ? reader_max - 10 : 65535;
+		/* The reader's buffer holds header, Lc/Le fields and SW too. */
+		size_t m = reader_max ? reader_max - 10 : 65536;
 
 		card->max_command_data = m > 65535 ? 65535 : m;
 		card->max_response_data = m > 65536 ? 65536 : m;

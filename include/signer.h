@@ -68,8 +68,10 @@ int signer_sign(struct signer *s, const uint8_t *msg, size_t len, uint8_t *sig, 
 void signer_close(struct signer *s);
 
 /* Key and certificate from files (PEM; the certificate may also be DER).
- * The key file must be a regular file with no permission for group or
- * others (mode 0600 or 0400), as CARD.md requires. */
+ * The key file must be a regular file, not a symbolic link (checked on the
+ * opened descriptor), with no permission at all for group or others (mode
+ * 0600 or 0400), as CARD.md requires; an encrypted key is refused rather
+ * than prompting for a pass phrase. */
 struct signer_file_config {
 	const char *key_path;
 	const char *cert_path;

@@ -47,7 +47,8 @@ static int put_field(char *dst, size_t width, const char *value, bool required)
 		if (!mrz_char(value[i]))
 			return -EINVAL;
 	memset(dst, '<', width);
-	memcpy(dst, value, n);
+	if (n)
+		memcpy(dst, value, n);
 	return 0;
 }
 

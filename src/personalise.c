@@ -228,7 +228,7 @@ int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
 		r = lds_bac_material(h, &bac);
 	if (r) {
 		fail(res, STEP_BUILD, 0, r, 0, r == -EINVAL ? "holder data refused" : NULL);
-		goto out;
+		goto out_lds;
 	}
 
 	if ((r = expect_ok(enc, res, STEP_SELECT_APP, 0, &sel_app, NULL)) ||

@@ -10,13 +10,14 @@
 /* A tlv_begin reserves one length byte; tlv_end widens it when needed. */
 #define TLV_MARK_RESERVED 1
 
-int tlv_parse(const uint8_t *buf, size_t len, struct tlv *out)
+int tlv_header(const uint8_t *buf, size_t len, uint32_t *tag_out, size_t *hdr_len,
+	       size_t *value_len)
 {
 	size_t pos = 0;
 	uint32_t tag;
 	size_t vlen;
 
-	if (!buf || !out || len < 2)
+	if (!buf || len < 2)
 		return -EBADMSG;
 	tag = buf[pos++];
 	if (tag == 0x00 || tag == 0xFF)
@@ -43,12 +44,25 @@ int tlv_parse(const uint8_t *buf, size_t len, struct tlv *out)
 		while (n--)
 			vlen = (vlen << 8) | buf[pos++];
 	}
-	if (vlen > len - pos)
+	*tag_out = tag;
+	*hdr_len = pos;
+	*value_len = vlen;
+	return 0;
+}
+
+int tlv_parse(const uint8_t *buf, size_t len, struct tlv *out)
+{
+	size_t hdr, vlen;
+	uint32_t tag;
+
+	if (!out || tlv_header(buf, len, &tag, &hdr, &vlen))
+		return -EBADMSG;
+	if (vlen > len - hdr)
 		return -EBADMSG;
 	out->tag = tag;
-	out->value = buf + pos;
+	out->value = buf + hdr;
 	out->len = vlen;
-	out->size = pos + vlen;
+	out->size = hdr + vlen;
 	return 0;
 }
 

@@ -34,6 +34,15 @@ struct tlv {
 int tlv_parse(const uint8_t *buf, size_t len, struct tlv *out);
 
 /*
+ * Decodes only the tag and length at the start of buf[0..len), for a
+ * reader that has the first bytes of a file and must learn its size.
+ * Returns 0 with *tag, *hdr_len (tag + length bytes) and *value_len
+ * (which may exceed what buf holds), or -EBADMSG.
+ */
+int tlv_header(const uint8_t *buf, size_t len, uint32_t *tag, size_t *hdr_len,
+	       size_t *value_len);
+
+/*
  * Looks for the first element with 'tag' among the siblings in buf[0..len)
  * (no descent into constructed elements). Returns 0 and fills *out,
  * -ENOENT if no sibling has that tag, -EBADMSG if a sibling before it is

@@ -20,6 +20,38 @@
 
 static char pki[256];
 
+/* SQLite-style allocation countdown: when armed, the Nth allocation made
+ * by the product code (libcardd.a is linked with --wrap=malloc etc.; the
+ * shared libraries are not) fails. */
+static long alloc_countdown = -1;
+
+void *__real_malloc(size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__real_calloc(size_t k, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_calloc(size_t k, size_t n);
+
+static bool alloc_fails(void)
+{
+	return alloc_countdown >= 0 && alloc_countdown-- == 0;
+}
+
+void *__wrap_malloc(size_t n)
+{
+	return alloc_fails() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : __real_realloc(p, n);
+}
+
+void *__wrap_calloc(size_t k, size_t n)
+{
+	return alloc_fails() ? NULL : __real_calloc(k, n);
+}
+
 static const struct holder holder = {
 	.document_number = "A12345678",
 	.surname = "Al-Qahtani",
@@ -270,6 +302,30 @@ static void key_file_rules(void **state)
 	signer_close(NULL);
 }
 
+/* Every allocation of lds_build failing in turn: a clean -ENOMEM, nothing
+ * leaked (ASan / valgrind check that), and success once none fails. */
+static void every_allocation_fails(void **state)
+{
+	struct signer *s = open_ds("ds.key", "ds.pem");
+	struct lds l;
+	long n;
+
+	(void)state;
+	for (n = 0; n < 1000; n++) {
+		int r;
+
+		alloc_countdown = n;
+		r = lds_build(&holder, s, &l);
+		alloc_countdown = -1;
+		if (r == 0)
+			break;
+		assert_int_equal(r, -ENOMEM);
+	}
+	assert_true(n > 3 && n < 1000);
+	lds_free(&l);
+	signer_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +335,7 @@ int main(void)
 		cmocka_unit_test(holder_is_validated),
 		cmocka_unit_test(bac_material),
 		cmocka_unit_test(key_file_rules),
+		cmocka_unit_test(every_allocation_fails),
 	};
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }

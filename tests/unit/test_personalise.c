@@ -15,6 +15,38 @@
 #include "personalise.h"
 
 static char pki[256];
+
+/* SQLite-style allocation countdown: when armed, the Nth allocation made
+ * by the product code (libcardd.a is linked with --wrap=malloc etc.; the
+ * shared libraries are not) fails. */
+static long alloc_countdown = -1;
+
+void *__real_malloc(size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__real_calloc(size_t k, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_calloc(size_t k, size_t n);
+
+static bool alloc_fails(void)
+{
+	return alloc_countdown >= 0 && alloc_countdown-- == 0;
+}
+
+void *__wrap_malloc(size_t n)
+{
+	return alloc_fails() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : __real_realloc(p, n);
+}
+
+void *__wrap_calloc(size_t k, size_t n)
+{
+	return alloc_fails() ? NULL : __real_calloc(k, n);
+}
 static struct signer *ds;
 
 static const uint8_t good_key[8] = { 0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE };
@@ -480,6 +512,36 @@ static void not_connected(void **state)
 	assert_string_equal(perso_sw_text(0x6A82), "file not found");
 }
 
+/* Every allocation of a personalisation failing in turn: the card is never
+ * reported good nor locked, the failure is -ENOMEM, nothing leaks. */
+static void every_allocation_fails(void **state)
+{
+	struct perso_result res;
+	long n;
+
+	(void)state;
+	for (n = 0; n < 5000; n++) {
+		struct encoder *enc = NULL;
+		int r;
+
+		fake_reset();
+		assert_int_equal(encoder_open(&fake_ops, "fake", 0, &enc), 0);
+		assert_int_equal(encoder_connect(enc), 0);
+		alloc_countdown = n;
+		r = personalise(enc, &holder, ds, good_key, NULL, &res);
+		alloc_countdown = -1;
+		encoder_close(enc);
+		if (r == 0)
+			break;
+		assert_int_equal(r, -ENOMEM);
+		assert_int_equal(res.err, -ENOMEM);
+		assert_non_null(res.step);
+		assert_false(fk.locked);
+	}
+	assert_true(n > 10 && n < 5000);
+	assert_true(fk.locked);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +555,7 @@ int main(void)
 		cmocka_unit_test(read_back_differs),
 		cmocka_unit_test(bad_holder_touches_no_card),
 		cmocka_unit_test(not_connected),
+		cmocka_unit_test(every_allocation_fails),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

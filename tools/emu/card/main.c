@@ -281,13 +281,14 @@ static int parse_key(const char *hex, uint8_t key[CARD_KEY_LEN])
 
 static void cmd_insert(struct emu *e, int fd, char *args)
 {
-	char *serial = strtok(args, " "), *keyhex = strtok(NULL, " ");
+	char *serial = strtok(args, " "), *keyhex = strtok(NULL, " "), *proto = strtok(NULL, " ");
 	uint8_t key[CARD_KEY_LEN];
 	struct card *c;
 	int r;
 
-	if (!serial || !keyhex || parse_key(keyhex, key)) {
-		reply(fd, "err usage: insert <serial> <transport_key_hex16>");
+	if (!serial || !keyhex || parse_key(keyhex, key) ||
+	    (proto && strcmp(proto, "t0") && strcmp(proto, "t1"))) {
+		reply(fd, "err usage: insert <serial> <transport_key_hex16> [t0|t1]");
 		return;
 	}
 	if (e->inserted) {
@@ -301,7 +302,7 @@ static void cmd_insert(struct emu *e, int fd, char *args)
 			reply(fd, "err too many cards");
 			return;
 		}
-		r = card_init(c, serial, key, e->outdir, e->t0);
+		r = card_init(c, serial, key, e->outdir, proto ? !strcmp(proto, "t0") : e->t0);
 		if (r) {
 			free(c);
 			reply(fd, "err bad serial or outdir (%s)", strerror(-r));
