@@ -23,25 +23,26 @@ static struct service svc;
 static char intake[128], operator_[128], courier[128], secret[128];
 static pid_t gateway_pid;
 static int gateway_port;
-static char gateway_out[400], gateway_down[400];
+static char gateway_dir[64], gateway_out[400], gateway_down[400], gateway_portfile[400];
 
 static int gateway_start(const char *dir)
 {
-    char bin[512], portfile[400];
+    char bin[512];
+    snprintf(gateway_dir, sizeof(gateway_dir), "%s", dir);
+    snprintf(gateway_portfile, sizeof(gateway_portfile), "%s/sms.port", dir);
     snprintf(gateway_out, sizeof(gateway_out), "%s/sms.jsonl", dir);
     snprintf(gateway_down, sizeof(gateway_down), "%s/sms.down", dir);
-    snprintf(portfile, sizeof(portfile), "%s/sms.port", dir);
     harness_bin("emu-smsgw", bin, sizeof(bin));
     gateway_pid = fork();
     if (gateway_pid < 0)
         return -1;
     if (gateway_pid == 0) {
-        execl(bin, "emu-smsgw", "--out", gateway_out, "--port-file", portfile, "--fail-file",
+        execl(bin, "emu-smsgw", "--out", gateway_out, "--port-file", gateway_portfile, "--fail-file",
               gateway_down, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(portfile, "r");
+        FILE *f = fopen(gateway_portfile, "r");
         if (f) {
             int ok = fscanf(f, "%d", &gateway_port);
             fclose(f);
@@ -93,71 +94,51 @@ static int group_teardown(void **state)
         kill(gateway_pid, SIGTERM);
         waitpid(gateway_pid, NULL, 0);
     }
+    unlink(gateway_out);
+    unlink(gateway_down);
+    unlink(gateway_portfile);
+    rmdir(gateway_dir);
     return rc;
 }
 
-static void event(const char *id, const char *tracking, const char *code, long offset)
+static void event(struct service *via, const char *id, const char *tracking, const char *code,
+                  long offset)
 {
     char at[21];
     flow_time(offset, at);
     char *body = flow_event(id, tracking, code, at, NULL);
     struct reply r;
-    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret, 0, body, &r), 0);
+    assert_int_equal(flow_signed(via, "POST", "/v1/courier/events", courier, secret, 0, body, &r), 0);
     free(body);
     if (r.status != 200 || strcmp(flow_str(r.json, "result"), "applied") != 0)
         fail_msg("event %s answered %ld: %s", id, r.status, r.body ? r.body : "");
     reply_free(&r);
 }
 
-/* 100 status changes while the gateway is down, then it comes back. */
-static void test_outage_loses_nothing(void **state)
+/* A request taken from intake to delivered: five status changes, so five
+ * notifications. Calls alternate between the instances given. */
+static void five_changes(struct service *a, struct service *b, int n)
 {
-    (void)state;
-    time_t started = time(NULL);
-    for (int i = 0; i < REQUESTS; i++) {
-        char no[40], nine[10], nid[11], tracking[14];
-        snprintf(nine, sizeof(nine), "1%08d", 700 + i);
-        make_national_id(nine, nid);
-        snprintf(no, sizeof(no), "RQ-NT-%04d", i);
-        assert_int_equal(flow_produced(&svc, intake, sample_json(no, nid, "national_id", "lost")), 0);
-        assert_int_equal(flow_dispatch(&svc, operator_, "aramex", no, tracking), 0);
-        /* Set-up: handed over an hour ago, so the scans below come after it. */
-        flow_sql(NULL, 0, "UPDATE parcels SET created_at = created_at - interval '1 hour'"
-                          " WHERE tracking_no = '%s'", tracking);
-        char id[40];
-        snprintf(id, sizeof(id), "nt-%d-1", i);
-        event(id, tracking, "in_transit", -1800);
-        snprintf(id, sizeof(id), "nt-%d-2", i);
-        event(id, tracking, "out_for_delivery", -1200);
-        snprintf(id, sizeof(id), "nt-%d-3", i);
-        event(id, tracking, "delivered", -600);
-    }
-    /* queued, dispatched, in_transit, out_for_delivery, delivered: 5 each. */
+    char no[40], nine[10], nid[11], tracking[14], id[40];
+    snprintf(nine, sizeof(nine), "1%08d", 700 + n);
+    make_national_id(nine, nid);
+    snprintf(no, sizeof(no), "RQ-NT-%04d", n);
+    assert_int_equal(flow_produced(a, intake, sample_json(no, nid, "national_id", "lost")), 0);
+    assert_int_equal(flow_dispatch(b, operator_, "aramex", no, tracking), 0);
+    /* Set-up: handed over an hour ago, so the scans below come after it. */
+    flow_sql(NULL, 0, "UPDATE parcels SET created_at = created_at - interval '1 hour'"
+                      " WHERE tracking_no = '%s'", tracking);
+    snprintf(id, sizeof(id), "nt-%d-1", n);
+    event(a, id, tracking, "in_transit", -1800);
+    snprintf(id, sizeof(id), "nt-%d-2", n);
+    event(b, id, tracking, "out_for_delivery", -1200);
+    snprintf(id, sizeof(id), "nt-%d-3", n);
+    event(a, id, tracking, "delivered", -600);
+}
+
+static void wait_all_delivered(void)
+{
     char out[64];
-    flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications");
-    assert_string_equal(out, "100");
-    /* The handlers were never held up by the gateway. */
-    assert_true(time(NULL) - started < 60);
-
-    /* The worker tried, and nothing reached the gateway. */
-    for (int i = 0; i < 100; i++) {
-        flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE attempts > 0");
-        if (atoi(out) > 0)
-            break;
-        usleep(100000);
-    }
-    assert_true(atoi(out) > 0);
-    flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE delivered_at IS NOT NULL");
-    assert_string_equal(out, "0");
-    FILE *f = fopen(gateway_out, "r");
-    if (f) {
-        assert_int_equal(fgetc(f), EOF);
-        fclose(f);
-    }
-    flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE last_error IS NOT NULL");
-    assert_true(atoi(out) > 0);
-
-    gateway_outage(false);
     for (int i = 0; i < 600; i++) {
         flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE delivered_at IS NULL");
         if (strcmp(out, "0") == 0)
@@ -165,9 +146,13 @@ static void test_outage_loses_nothing(void **state)
         usleep(100000);
     }
     assert_string_equal(out, "0");
+}
 
-    /* What the gateway kept: every notification once, in order per request. */
-    f = fopen(gateway_out, "r");
+/* What the gateway kept: every notification of the database once, in the
+ * database's order within each request. */
+static void verify_gateway(int expected)
+{
+    FILE *f = fopen(gateway_out, "r");
     assert_non_null(f);
     char line[4096];
     int lines = 0;
@@ -181,9 +166,10 @@ static void test_outage_loses_nothing(void **state)
         assert_string_equal(flow_str(j, "phone"), "+966501234567");
         assert_true(strlen(flow_str(json_object_get(j, "text"), "ar")) > 0);
         assert_non_null(strstr(flow_str(json_object_get(j, "text"), "en"), no));
-        /* Order: the database's row order within the request. */
         char row[32];
-        flow_sql(row, sizeof(row), "SELECT id FROM notifications WHERE notification_id = '%s'", id);
+        flow_sql(row, sizeof(row), "SELECT id FROM notifications WHERE notification_id = '%s'"
+                                   " AND status = '%s'", id, flow_str(j, "status"));
+        assert_true(row[0] != '\0');
         json_int_t n = strtoll(row, NULL, 10);
         json_t *prev = json_object_get(last_id, no);
         if (prev && json_integer_value(prev) >= n)
@@ -193,10 +179,64 @@ static void test_outage_loses_nothing(void **state)
         lines++;
     }
     fclose(f);
-    assert_int_equal(lines, 100);
-    assert_int_equal(json_object_size(last_id), REQUESTS);
+    assert_int_equal(lines, expected);
+    char out[32];
+    flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications");
+    assert_int_equal(atoi(out), expected);
     json_decref(seen);
     json_decref(last_id);
+}
+
+/* 100 status changes while the gateway is down, then it comes back. */
+static void test_outage_loses_nothing(void **state)
+{
+    (void)state;
+    time_t started = time(NULL);
+    for (int i = 0; i < REQUESTS; i++)
+        five_changes(&svc, &svc, i);
+    char out[64];
+    flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications");
+    assert_string_equal(out, "100");
+    /* The handlers were never held up by the gateway. */
+    assert_true(time(NULL) - started < 60);
+
+    /* The worker tried, and nothing reached the gateway. */
+    for (int i = 0; i < 100; i++) {
+        flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE last_error IS NOT NULL");
+        if (atoi(out) > 0)
+            break;
+        usleep(100000);
+    }
+    assert_true(atoi(out) > 0);
+    flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE delivered_at IS NOT NULL");
+    assert_string_equal(out, "0");
+    FILE *f = fopen(gateway_out, "r");
+    if (f) {
+        assert_int_equal(fgetc(f), EOF);
+        fclose(f);
+    }
+
+    gateway_outage(false);
+    wait_all_delivered();
+    verify_gateway(100);
+}
+
+/* Two instances share the database: their workers split the rows between
+ * them and still deliver each once, in order per request. */
+static void test_two_instances(void **state)
+{
+    (void)state;
+    struct service second = svc;
+    second.pid = 0;
+    assert_int_equal(harness_start(&second), 0);
+    gateway_outage(true);
+    for (int i = REQUESTS; i < REQUESTS + 10; i++)
+        five_changes(&svc, &second, i);
+    usleep(500000);
+    gateway_outage(false);
+    wait_all_delivered();
+    verify_gateway(150);
+    assert_int_equal(harness_stop(&second, false), 0);
 }
 
 /* The emulator keeps one line per id, as a gateway that de-duplicates. */
@@ -226,6 +266,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outage_loses_nothing),
+        cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_gateway_deduplicates),
     };
     return cmocka_run_group_tests_name("notify", tests, group_setup, group_teardown);
