@@ -646,6 +646,50 @@ static void test_arrival_order_does_not_matter(void **state)
     assert_string_equal(out, "1000");
 }
 
+/* Whatever a courier or a branch sends, the answer is never a 5xx. */
+static void test_no_5xx_on_garbage(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{}", "{\"events\":null}", "{\"events\":[null,[],\"x\",{}]}", "{\"event_id\":[]}",
+        "{\"event_id\":\"a\",\"tracking_no\":\"RR123456785SA\",\"code\":\"picked_up\",\"at\":\"1900-01-01T00:00:00Z\"}",
+        "{\"event_id\":\"\\u0000\",\"tracking_no\":\"RR\\u0000\",\"code\":{},\"at\":7,\"reason\":[],\"location\":\"\\u0000\"}",
+        "{\"event_id\":\"Ø§\",\"tracking_no\":\"Ø§Ø§Ø§Ø§Ø§Ø§\",\"code\":\"delivered\",\"at\":\"9999-12-31T23:59:59Z\"}",
+        "{\"events\":[{\"event_id\":\"x\",\"tracking_no\":\"RR123456785SA\",\"code\":\"delivered\",\"at\":\"2026-01-01T00:00:00+14:00\",\"reason\":\"other\",\"location\":\"Ø§ÙØ±ÙØ§Ø¶\"}]}",
+    };
+    struct reply r;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        post(bodies[i], &r);
+        if (r.status >= 500)
+            fail_msg("event body %zu answered %ld: %s", i, r.status, r.body ? r.body : "");
+        reply_free(&r);
+        assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", bodies[i], &r), 0);
+        if (r.status >= 500)
+            fail_msg("handover body %zu answered %ld", i, r.status);
+        reply_free(&r);
+    }
+    static const char *const paths[] = {
+        "/v1/courier/parcels/%00", "/v1/courier/parcels/RR123456785SA",
+        "/v1/courier/parcels/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        assert_int_equal(flow_signed(&svc, "GET", paths[i], courier, secret, 0, NULL, &r), 0);
+        if (r.status != 404)
+            fail_msg("path %zu answered %ld", i, r.status);
+        reply_free(&r);
+    }
+    unsigned seed = 11;
+    char junk[300];
+    for (int round = 0; round < 30; round++) {
+        for (size_t i = 0; i < sizeof(junk) - 1; i++)
+            junk[i] = (char)(1 + rand_r(&seed) % 255);
+        junk[sizeof(junk) - 1] = '\0';
+        post(junk, &r);
+        assert_true(r.status >= 400 && r.status < 500);
+        reply_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_redirect_and_collection),
         cmocka_unit_test(test_redirect_without_coordinates),
         cmocka_unit_test(test_arrival_order_does_not_matter),
+        cmocka_unit_test(test_no_5xx_on_garbage),
     };
     return cmocka_run_group_tests_name("courier", tests, group_setup, group_teardown);
 }
