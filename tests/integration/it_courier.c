@@ -26,7 +26,7 @@ static int next_id = 300;
 
 static void fresh(char no[40], char nid[11])
 {
-    char nine[10];
+    char nine[16];
     snprintf(nine, sizeof(nine), "1%08d", next_id);
     make_national_id(nine, nid);
     snprintf(no, 40, "RQ-CR-%06d", next_id++);

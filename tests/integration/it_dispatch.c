@@ -21,7 +21,7 @@ static int next_id = 500;
 
 static void produced(char no[40])
 {
-    char nine[10], nid[11];
+    char nine[16], nid[11];
     snprintf(nine, sizeof(nine), "2%08d", next_id);
     make_national_id(nine, nid);
     snprintf(no, 40, "RQ-DS-%06d", next_id++);

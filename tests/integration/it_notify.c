@@ -119,7 +119,7 @@ static void event(struct service *via, const char *id, const char *tracking, con
  * notifications. Calls alternate between the instances given. */
 static void five_changes(struct service *a, struct service *b, int n)
 {
-    char no[40], nine[10], nid[11], tracking[14], id[40];
+    char no[40], nine[16], nid[11], tracking[14], id[40];
     snprintf(nine, sizeof(nine), "1%08d", 700 + n);
     make_national_id(nine, nid);
     snprintf(no, sizeof(no), "RQ-NT-%04d", n);
