@@ -24,6 +24,7 @@ static char intake[128], operator_[128], courier[128], secret[128];
 static pid_t gateway_pid;
 static int gateway_port;
 static char gateway_dir[64], gateway_out[400], gateway_down[400], gateway_portfile[400];
+static char gateway_slow[400];
 
 static int gateway_start(const char *dir)
 {
@@ -32,13 +33,14 @@ static int gateway_start(const char *dir)
     snprintf(gateway_portfile, sizeof(gateway_portfile), "%s/sms.port", dir);
     snprintf(gateway_out, sizeof(gateway_out), "%s/sms.jsonl", dir);
     snprintf(gateway_down, sizeof(gateway_down), "%s/sms.down", dir);
+    snprintf(gateway_slow, sizeof(gateway_slow), "%s/sms.slow", dir);
     harness_bin("emu-smsgw", bin, sizeof(bin));
     gateway_pid = fork();
     if (gateway_pid < 0)
         return -1;
     if (gateway_pid == 0) {
         execl(bin, "emu-smsgw", "--out", gateway_out, "--port-file", gateway_portfile, "--fail-file",
-              gateway_down, (char *)NULL);
+              gateway_down, "--slow-file", gateway_slow, "--delay-ms", "7000", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
@@ -96,6 +98,7 @@ static int group_teardown(void **state)
     }
     unlink(gateway_out);
     unlink(gateway_down);
+    unlink(gateway_slow);
     unlink(gateway_portfile);
     rmdir(gateway_dir);
     return rc;
@@ -239,6 +242,37 @@ static void test_two_instances(void **state)
     assert_int_equal(harness_stop(&second, false), 0);
 }
 
+/* A gateway slower than the worker's time-out: the calls to the service
+ * stay fast, the notifications wait and then arrive. */
+static void test_slow_gateway(void **state)
+{
+    (void)state;
+    FILE *f = fopen(gateway_slow, "w");
+    assert_non_null(f);
+    fclose(f);
+    for (int i = REQUESTS + 10; i < REQUESTS + 13; i++)
+        five_changes(&svc, &svc, i);
+    /* Wait until the worker has given up on a send: it timed out. */
+    char out[64] = "";
+    for (int i = 0; i < 150; i++) {
+        flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE delivered_at IS NULL"
+                                   " AND last_error ILIKE '%%time%%'");
+        if (atoi(out) > 0)
+            break;
+        usleep(100000);
+    }
+    assert_true(atoi(out) > 0);
+    /* The worker is (again) waiting on the gateway; the service answers at once. */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    five_changes(&svc, &svc, REQUESTS + 13);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    assert_true(b.tv_sec - a.tv_sec < 3);
+    unlink(gateway_slow);
+    wait_all_delivered();
+    verify_gateway(170);
+}
+
 /* The emulator keeps one line per id, as a gateway that de-duplicates. */
 static void test_gateway_deduplicates(void **state)
 {
@@ -267,6 +301,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outage_loses_nothing),
         cmocka_unit_test(test_two_instances),
+        cmocka_unit_test(test_slow_gateway),
         cmocka_unit_test(test_gateway_deduplicates),
     };
     return cmocka_run_group_tests_name("notify", tests, group_setup, group_teardown);

@@ -1,13 +1,15 @@
 /* emu-smsgw — a stand-in SMS gateway for tests and the demo.
  *
- *   emu-smsgw --out FILE [--port N] [--port-file FILE] [--fail-file FILE] [--delay-ms N]
+ *   emu-smsgw --out FILE [--port N] [--port-file FILE] [--fail-file FILE]
+ *             [--delay-ms N [--slow-file FILE]]
  *
  * A tiny HTTP/1.1 server on 127.0.0.1. Each POSTed JSON body whose "id" it
  * has not seen is appended to FILE as one line (ids already in FILE count as
  * seen), and answered 200; a repeat is answered 200 and not written again,
  * as a gateway that de-duplicates would. While the fail file exists every
  * request is answered 503 and nothing is written: an outage. --delay-ms
- * makes each answer slow. It links nothing of the product. */
+ * makes each answer slow: always, or while the slow file exists when one is
+ * named. It links nothing of the product. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -148,7 +150,7 @@ static void on_stop(int sig)
 
 int main(int argc, char **argv)
 {
-    const char *out = NULL, *port_file = NULL, *fail_file = NULL;
+    const char *out = NULL, *port_file = NULL, *fail_file = NULL, *slow_file = NULL;
     int port = 0, delay_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--out") == 0)
@@ -159,12 +161,14 @@ int main(int argc, char **argv)
             port_file = argv[i + 1];
         else if (strcmp(argv[i], "--fail-file") == 0)
             fail_file = argv[i + 1];
+        else if (strcmp(argv[i], "--slow-file") == 0)
+            slow_file = argv[i + 1];
         else if (strcmp(argv[i], "--delay-ms") == 0)
             delay_ms = atoi(argv[i + 1]);
     }
     if (!out) {
         fprintf(stderr, "usage: emu-smsgw --out FILE [--port N] [--port-file FILE]"
-                        " [--fail-file FILE] [--delay-ms N]\n");
+                        " [--fail-file FILE] [--delay-ms N [--slow-file FILE]]\n");
         return 2;
     }
     struct sigaction sa = { .sa_handler = on_stop };
@@ -207,7 +211,7 @@ int main(int argc, char **argv)
         char *body = read_request(fd, buf, sizeof(buf), &method);
         char id[MAX_ID];
         struct stat st;
-        if (delay_ms > 0)
+        if (delay_ms > 0 && (!slow_file || stat(slow_file, &st) == 0))
             usleep((useconds_t)delay_ms * 1000);
         if (!body) {
             answer(fd, 400, "Bad Request", "{\"error\":\"bad request\"}");
