@@ -200,8 +200,12 @@ CREATE TABLE parcels (
     branch_id         text REFERENCES branches(branch_id),
     collect_by        date,
     last_event_at     timestamptz,
-    created_at        timestamptz NOT NULL DEFAULT now()
+    collected_at      timestamptz,
+    collected_by      text,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    CHECK (collect_by IS NULL OR branch_id IS NOT NULL)
 );
+CREATE INDEX parcels_by_courier ON parcels (courier_id);
 
 CREATE TABLE courier_events (
     id           bigserial PRIMARY KEY,
@@ -235,6 +239,9 @@ CREATE TABLE notifications (
     last_error       text
 );
 CREATE INDEX notifications_pending ON notifications (next_attempt_at, id) WHERE delivered_at IS NULL;
+-- Per request, a notification waits for every earlier one (delivery in order).
+CREATE INDEX notifications_pending_by_request ON notifications (request_id, id)
+    WHERE delivered_at IS NULL;
 
 -- Append-only: who did what, when, to which request, card or station.
 CREATE TABLE audit_log (

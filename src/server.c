@@ -2,10 +2,14 @@
 #include "server.h"
 #include "app.h"
 #include "auth.h"
+#include "branch.h"
+#include "courier.h"
 #include "db.h"
+#include "dispatch.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "ops.h"
 #include "ratelimit.h"
 #include "requests.h"
@@ -32,6 +36,10 @@ static const struct http_route routes[] = {
     { "GET", "/v1/stock", ROLE_OPERATOR, 0, stock_list },
     { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
     { "POST", "/v1/cards/{}/destroy", ROLE_OPERATOR, ROUTE_BODY, card_destroy },
+    { "POST", "/v1/dispatches", ROLE_OPERATOR, ROUTE_BODY, dispatches_create },
+    { "POST", "/v1/courier/events", ROLE_COURIER, ROUTE_BODY | ROUTE_SIGNED, courier_events_post },
+    { "GET", "/v1/courier/parcels/{}", ROLE_COURIER, ROUTE_SIGNED, courier_parcel_get },
+    { "POST", "/v1/branches/{}/handover", ROLE_BRANCH, ROUTE_BODY, branches_handover },
     { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
     { "GET", "/healthz", ROLES_PUBLIC, 0, ops_healthz },
     { "GET", "/readyz", ROLES_PUBLIC, 0, ops_readyz },
@@ -61,6 +69,7 @@ int server_run(struct config *cfg, const char *port_file)
 {
     struct app app = { .cfg = cfg };
     struct http_server *http = NULL;
+    struct notifier *notifier = NULL;
     int rc;
     sigset_t stop_signals;
 
@@ -113,6 +122,14 @@ int server_run(struct config *cfg, const char *port_file)
     if (rc)
         goto out;
 
+    rc = notify_start(&notifier, &app);
+    if (rc) {
+        log_error("cannot start the notification worker");
+        goto out;
+    }
+    if (!cfg->sms_gateway_url[0])
+        log_warn("sms_gateway_url is empty: notifications wait until it is set");
+
     rc = http_start(&http, &app, routes, sizeof(routes) / sizeof(routes[0]));
     if (rc) {
         log_error("cannot listen on %s:%d", cfg->listen_address, cfg->port);
@@ -130,6 +147,7 @@ int server_run(struct config *cfg, const char *port_file)
     rc = 0;
 out:
     http_stop(http);
+    notify_stop(notifier);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
     db_pool_close(app.pool);

@@ -9,6 +9,8 @@
 #include "refdata.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,59 @@ static int cmd_token_create(struct ctl *ctl, int argc, char **argv)
     /* Shown once: the database keeps only its hash. */
     printf("%s\n", token);
     memset(token, 0, sizeof(token));
+    return 0;
+}
+
+/* A courier: its token (role courier) and the salt of its signing secret,
+ * in one transaction. The token and the secret are printed once; neither is
+ * stored (the secret is derived from the master key and the salt). */
+static int cmd_courier_add(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc < 1 || !argv[0][0] || strlen(argv[0]) > 64) {
+        fprintf(stderr, "usage: cardctl courier add NAME   (1 to 64 characters)\n");
+        return 2;
+    }
+    const char *name = argv[0];
+    uint8_t master[32], salt[16];
+    char token[AUTH_TOKEN_LEN + 1], secret[AUTH_SECRET_HEX_LEN + 1], salt_hex[2 + 33] = "\\x";
+    long token_id = 0;
+    int rc = auth_load_master_key(ctl->cfg.master_key_file, master);
+    if (rc) {
+        fprintf(stderr, "cardctl: cannot read the master key %s (%s); run cardctl keys init\n",
+                ctl->cfg.master_key_file, rc == -EPERM ? "readable by others" : strerror(-rc));
+        return 1;
+    }
+    if (RAND_bytes(salt, sizeof(salt)) != 1 || need_db(ctl)) {
+        OPENSSL_cleanse(master, sizeof(master));
+        return 1;
+    }
+    for (int i = 0; i < 16; i++)
+        sprintf(salt_hex + 2 + 2 * i, "%02x", salt[i]);
+    char tid[24];
+    rc = db_begin(ctl->db);
+    if (!rc)
+        rc = auth_token_create(ctl->db, "courier", name, token, &token_id);
+    snprintf(tid, sizeof(tid), "%ld", token_id);
+    if (!rc)
+        rc = db_query(ctl->db, NULL,
+                      "INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2::bigint, $3::bytea)",
+                      name, tid, salt_hex);
+    if (!rc)
+        rc = db_commit(ctl->db);
+    if (rc) {
+        db_rollback(ctl->db);
+        OPENSSL_cleanse(master, sizeof(master));
+        if (rc == DB_ECONFLICT)
+            fprintf(stderr, "cardctl: a courier or token named %s exists already\n", name);
+        else
+            fprintf(stderr, "cardctl: cannot add the courier (%d)\n", rc);
+        return 1;
+    }
+    auth_courier_secret(master, name, salt, secret);
+    printf("token:  %s\nsecret: %s\n", token, secret);
+    OPENSSL_cleanse(master, sizeof(master));
+    OPENSSL_cleanse(token, sizeof(token));
+    OPENSSL_cleanse(secret, sizeof(secret));
     return 0;
 }
 
@@ -131,6 +186,7 @@ static const struct command {
     const char *usage;
 } commands[] = {
     { "token", "create", cmd_token_create, "token create --role ROLE --name NAME" },
+    { "courier", "add", cmd_courier_add, "courier add NAME   (prints its token and signing secret once)" },
     { "branches", "import", cmd_branches_import, "branches import FILE.csv" },
     { "cities", "import", cmd_cities_import, "cities import FILE.csv" },
     { "holidays", "import", cmd_holidays_import, "holidays import FILE.csv" },

@@ -1,0 +1,199 @@
+/* test_parcel.c — the courier events' state machine: forward only, attempts,
+ * the branch fallback, and the same state whatever the arrival order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "parcel.h"
+
+#define T0 1764144000   /* 2025-11-26T08:00:00Z */
+
+static struct parcel_state fold(struct parcel_event *ev, size_t n, int max_failed, bool branch)
+{
+    struct parcel_state st;
+    parcel_sort(ev, n);
+    parcel_fold(ev, n, max_failed, branch, &st);
+    return st;
+}
+
+static void test_codes(void **state)
+{
+    (void)state;
+    for (int c = 0; c < PARCEL_CODE_COUNT; c++)
+        assert_int_equal(parcel_code_parse(parcel_code_name((enum parcel_code)c)), c);
+    assert_int_equal(parcel_code_parse("collected"), -1);
+    assert_int_equal(parcel_code_parse(""), -1);
+}
+
+static void test_no_events(void **state)
+{
+    (void)state;
+    struct parcel_state st = fold(NULL, 0, 2, true);
+    assert_string_equal(st.status, "dispatched");
+    assert_int_equal(st.failed_attempts, 0);
+    assert_false(st.needs_branch);
+}
+
+static void test_happy_path_and_forward_only(void **state)
+{
+    (void)state;
+    struct parcel_event ev[] = {
+        { PARCEL_PICKED_UP, T0, "e1" },
+        { PARCEL_IN_TRANSIT, T0 + 60, "e2" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 120, "e3" },
+        { PARCEL_DELIVERED, T0 + 180, "e4" },
+        { PARCEL_IN_TRANSIT, T0 + 240, "late-but-newer" },      /* nothing follows delivered */
+        { PARCEL_DELIVERY_FAILED, T0 + 300, "after" },
+    };
+    struct parcel_state st = fold(ev, 6, 2, true);
+    assert_string_equal(st.status, "delivered");
+    assert_int_equal(st.status_at, T0 + 180);
+    assert_int_equal(st.failed_attempts, 0);
+
+    /* An older scan never moves the status back. */
+    struct parcel_event back[] = {
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 120, "ofd" },
+        { PARCEL_IN_TRANSIT, T0 + 200, "stale-transit" },
+        { PARCEL_PICKED_UP, T0 + 10, "old" },
+    };
+    st = fold(back, 3, 2, true);
+    assert_string_equal(st.status, "out_for_delivery");
+}
+
+static void test_attempts_and_redirect(void **state)
+{
+    (void)state;
+    struct parcel_event ev[] = {
+        { PARCEL_OUT_FOR_DELIVERY, T0, "a1" },
+        { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 200, "a2" },
+    };
+    struct parcel_state st = fold(ev, 3, 2, true);
+    /* The second attempt is forward of the first failure. */
+    assert_string_equal(st.status, "out_for_delivery");
+    assert_int_equal(st.failed_attempts, 1);
+
+    struct parcel_event ev2[] = {
+        { PARCEL_OUT_FOR_DELIVERY, T0, "a1" },
+        { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 200, "a2" },
+        { PARCEL_DELIVERY_FAILED, T0 + 300, "f2" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 400, "a3" },   /* too late: it goes to the branch */
+    };
+    st = fold(ev2, 5, 2, true);
+    assert_string_equal(st.status, "redirected_to_branch");
+    assert_int_equal(st.failed_attempts, 2);
+    assert_true(st.needs_branch);
+    assert_int_equal(st.status_at, T0 + 300);
+
+    struct parcel_event ev3[] = {
+        { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },
+        { PARCEL_DELIVERY_FAILED, T0 + 300, "f2" },
+        { PARCEL_ARRIVED_AT_BRANCH, T0 + 500, "b" },
+        { PARCEL_DELIVERY_FAILED, T0 + 700, "f3" },
+        { PARCEL_DELIVERED, T0 + 800, "d" },
+    };
+    st = fold(ev3, 4, 2, true);
+    assert_string_equal(st.status, "ready_for_collection");
+    assert_int_equal(st.ready_at, T0 + 500);
+    assert_int_equal(st.failed_attempts, 2);
+
+    /* Delivered ends it from any state. */
+    st = fold(ev3, 5, 2, true);
+    assert_string_equal(st.status, "delivered");
+    assert_false(st.needs_branch);
+
+    /* With three attempts allowed, two failures are not enough. */
+    st = fold(ev3, 2, 3, true);
+    assert_string_equal(st.status, "delivery_failed");
+    assert_false(st.needs_branch);
+
+    /* No branch can take it: it stays failed, arrivals are not applied. */
+    st = fold(ev3, 3, 2, false);
+    assert_string_equal(st.status, "delivery_failed");
+    assert_int_equal(st.failed_attempts, 2);
+}
+
+static void test_delivered_before_redirect_wins(void **state)
+{
+    (void)state;
+    struct parcel_event ev[] = {
+        { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },
+        { PARCEL_DELIVERED, T0 + 150, "d" },
+        { PARCEL_DELIVERY_FAILED, T0 + 300, "f2" },
+    };
+    struct parcel_state st = fold(ev, 3, 2, true);
+    assert_string_equal(st.status, "delivered");
+    assert_int_equal(st.failed_attempts, 1);
+    assert_false(st.needs_branch);
+}
+
+static void shuffle(struct parcel_event *ev, size_t n, unsigned *seed)
+{
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)rand_r(seed) % (i + 1);
+        struct parcel_event t = ev[i];
+        ev[i] = ev[j];
+        ev[j] = t;
+    }
+}
+
+/* Any arrival order gives the same state, ties of time included. */
+static void test_order_independent(void **state)
+{
+    (void)state;
+    const struct parcel_event script[] = {
+        { PARCEL_PICKED_UP, T0, "s1" },
+        { PARCEL_IN_TRANSIT, T0 + 50, "s2" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 100, "s3" },
+        { PARCEL_DELIVERY_FAILED, T0 + 100, "s4" },      /* same second as s3 */
+        { PARCEL_IN_TRANSIT, T0 + 150, "s5" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 200, "s6" },
+        { PARCEL_DELIVERY_FAILED, T0 + 250, "s7" },
+        { PARCEL_IN_TRANSIT, T0 + 300, "s8" },
+        { PARCEL_ARRIVED_AT_BRANCH, T0 + 400, "s9" },
+        { PARCEL_DELIVERED, T0 + 400, "s10" },
+    };
+    const size_t n = sizeof(script) / sizeof(script[0]);
+    for (size_t prefix = 0; prefix <= n; prefix++) {
+        struct parcel_event ev[16];
+        memcpy(ev, script, sizeof(script));
+        struct parcel_state want = fold(ev, prefix, 2, true);
+        unsigned seed = (unsigned)prefix + 1;
+        for (int round = 0; round < 200; round++) {
+            memcpy(ev, script, sizeof(script));
+            shuffle(ev, prefix ? prefix : 1, &seed);
+            if (prefix == 0)
+                memcpy(ev, script, sizeof(script));
+            struct parcel_state got = fold(ev, prefix, 2, true);
+            assert_string_equal(got.status, want.status);
+            assert_int_equal(got.failed_attempts, want.failed_attempts);
+            assert_int_equal(got.status_at, want.status_at);
+            assert_int_equal(got.ready_at, want.ready_at);
+        }
+    }
+    struct parcel_event ev[16];
+    memcpy(ev, script, sizeof(script));
+    struct parcel_state all = fold(ev, n, 2, true);
+    assert_string_equal(all.status, "delivered");
+    assert_int_equal(all.failed_attempts, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codes),
+        cmocka_unit_test(test_no_events),
+        cmocka_unit_test(test_happy_path_and_forward_only),
+        cmocka_unit_test(test_attempts_and_redirect),
+        cmocka_unit_test(test_delivered_before_redirect_wins),
+        cmocka_unit_test(test_order_independent),
+    };
+    return cmocka_run_group_tests_name("parcel", tests, NULL, NULL);
+}
