@@ -43,7 +43,7 @@ static const struct config_key keys[] = {
       "prefix of the type URI in problem details" },
     { "instance", CT_STRING, S(instance), "cardd", 0, 0,
       "name of this instance (several may share one database)" },
-    { "track_fail_limit", CT_INT, S(track_fail_limit), "10", 1, 100000,
+    { "track_fail_limit", CT_INT, S(track_fail_limit), "10", 1, 64,
       "failed tracking look-ups allowed per client address and window" },
     { "track_fail_window_s", CT_INT, S(track_fail_window_s), "60", 1, 86400,
       "the window of track_fail_limit, in seconds" },
@@ -90,6 +90,11 @@ static int set_value(struct config *cfg, const struct config_key *k, const char 
     int id_len = 0, drv_len = 0, ser_len = 0, consumed = 0;
     if (sscanf(value, "%32s%n %16s%n %32s%n %n", st->id, &id_len, st->printer_driver, &drv_len,
                st->printer_serial, &ser_len, &consumed) < 3 || consumed == 0)
+        return -EINVAL;
+    /* A word longer than its field stops the conversion mid-word; refuse it
+     * rather than carry its rest over into the next field. */
+    if (!isspace((unsigned char)value[id_len]) || !isspace((unsigned char)value[drv_len]) ||
+        !isspace((unsigned char)value[ser_len]))
         return -EINVAL;
     const char *reader = value + consumed;
     if (!*reader || strlen(reader) >= sizeof(st->reader))

@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RL_SLOTS 4096
 #define RL_MAX_LIMIT 64
+#define RL_PROBE 32      /* slots looked at per address */
 
 struct rl_entry {
     char key[64];
@@ -29,10 +31,8 @@ struct ratelimit {
 int ratelimit_new(struct ratelimit **out, int limit, int window_s)
 {
     *out = NULL;
-    if (limit < 1)
+    if (limit < 1 || limit > RL_MAX_LIMIT || window_s < 1)
         return -EINVAL;
-    if (limit > RL_MAX_LIMIT)
-        limit = RL_MAX_LIMIT;
     struct ratelimit *rl = calloc(1, sizeof(*rl));
     if (!rl)
         return -ENOMEM;
@@ -57,12 +57,21 @@ void ratelimit_free(struct ratelimit *rl)
     free(rl);
 }
 
+/* djb2, then a 64-bit finaliser (MurmurHash3's fmix64): djb2 alone gives
+ * neighbouring addresses ("10.0.0.1", "10.0.0.2") neighbouring slots, and
+ * with a short linear probe they evicted each other long before the table
+ * was full. */
 static unsigned long hash(const char *s)
 {
-    unsigned long h = 5381;
+    uint64_t h = 5381;
     while (*s)
         h = h * 33 + (unsigned char)*s++;
-    return h;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (unsigned long)h;
 }
 
 /* Finds key's entry by open addressing over a short probe; NULL if absent
@@ -71,7 +80,7 @@ static struct rl_entry *lookup(struct ratelimit *rl, const char *key, bool creat
 {
     unsigned long h = hash(key);
     struct rl_entry *victim = NULL;
-    for (int probe = 0; probe < 8; probe++) {
+    for (int probe = 0; probe < RL_PROBE; probe++) {
         struct rl_entry *e = &rl->entries[(h + (unsigned long)probe) % RL_SLOTS];
         if (strcmp(e->key, key) == 0)
             return e;

@@ -6,7 +6,8 @@
 
 struct ratelimit;
 
-/* limit failures per window_s seconds for each key (client address). */
+/* limit failures per window_s seconds for each key (client address).
+ * limit is 1..64 and window_s at least 1; anything else is -EINVAL. */
 int ratelimit_new(struct ratelimit **out, int limit, int window_s);
 void ratelimit_free(struct ratelimit *rl);
 

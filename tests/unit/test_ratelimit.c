@@ -1,0 +1,218 @@
+/* test_ratelimit.c — failed look-ups per client address in a sliding window. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "ratelimit.h"
+
+#define T0 ((time_t)1795248000)   /* 2026-11-21T08:00:00Z */
+
+static int setup_10_per_minute(void **state)
+{
+    struct ratelimit *rl = NULL;
+    if (ratelimit_new(&rl, 10, 60) != 0)
+        return -1;
+    *state = rl;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ratelimit_free(*state);
+    return 0;
+}
+
+static void bad_arguments(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = (struct ratelimit *)&rl;
+    assert_int_equal(ratelimit_new(&rl, 0, 60), -EINVAL);
+    assert_null(rl);
+    rl = (struct ratelimit *)&rl;
+    assert_int_equal(ratelimit_new(&rl, 10, 0), -EINVAL);
+    assert_null(rl);
+    ratelimit_free(NULL);
+}
+
+/* Every limit the configuration accepts is honoured exactly: the limit-th
+ * failure blocks, the one before does not. */
+static void every_configurable_limit_is_honoured(void **state)
+{
+    (void)state;
+    struct config cfg;
+    assert_int_equal(config_defaults(&cfg), 0);
+    static const char *const limits[] = { "1", "10", "64", "65", "100", "1000", "100000" };
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        if (config_set(&cfg, "track_fail_limit", limits[i]) != 0)
+            continue;   /* refused by the configuration: fine */
+        struct ratelimit *rl = NULL;
+        assert_int_equal(ratelimit_new(&rl, cfg.track_fail_limit, 60), 0);
+        for (int n = 0; n < cfg.track_fail_limit - 1; n++)
+            ratelimit_fail(rl, "192.0.2.1", T0);
+        assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0), 0);
+        ratelimit_fail(rl, "192.0.2.1", T0);
+        assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0), 60);
+        ratelimit_free(rl);
+    }
+    config_free(&cfg);
+}
+
+static void unknown_address_is_free(void **state)
+{
+    assert_int_equal(ratelimit_blocked(*state, "192.0.2.1", T0), 0);
+    assert_int_equal(ratelimit_blocked(*state, "", T0), 0);
+}
+
+/* Ten failures, one a second from T0: the eleventh try waits until the
+ * first failure leaves the window. */
+static void tenth_failure_blocks_until_the_first_ages_out(void **state)
+{
+    struct ratelimit *rl = *state;
+    for (int i = 0; i < 9; i++) {
+        ratelimit_fail(rl, "192.0.2.1", T0 + i);
+        assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + i), 0);
+    }
+    ratelimit_fail(rl, "192.0.2.1", T0 + 9);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 9), 51);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 30), 30);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 59), 1);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 60), 0);
+    /* another failure now: the oldest of the last ten is T0 + 1 */
+    ratelimit_fail(rl, "192.0.2.1", T0 + 60);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 60), 1);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 61), 0);
+}
+
+static void failures_spread_over_more_than_a_window_do_not_block(void **state)
+{
+    struct ratelimit *rl = *state;
+    for (int i = 0; i < 100; i++) {
+        ratelimit_fail(rl, "192.0.2.1", T0 + i * 7);   /* 10 failures take 63 s */
+        assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + i * 7), 0);
+    }
+}
+
+static void addresses_are_counted_apart(void **state)
+{
+    struct ratelimit *rl = *state;
+    for (int i = 0; i < 10; i++)
+        ratelimit_fail(rl, "192.0.2.1", T0);
+    ratelimit_fail(rl, "2001:db8::1", T0);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 1), 59);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.2", T0 + 1), 0);
+    assert_int_equal(ratelimit_blocked(rl, "2001:db8::1", T0 + 1), 0);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.10", T0 + 1), 0);
+}
+
+/* The longest address a client_ip holds (63 characters) is tracked. */
+static void long_address(void **state)
+{
+    struct ratelimit *rl = *state;
+    char key[64];
+    memset(key, 'a', 63);
+    key[63] = '\0';
+    for (int i = 0; i < 10; i++)
+        ratelimit_fail(rl, key, T0);
+    assert_int_equal(ratelimit_blocked(rl, key, T0), 60);
+    key[62] = 'b';
+    assert_int_equal(ratelimit_blocked(rl, key, T0), 0);
+}
+
+/* A flood of other addresses that failed earlier does not push out an
+ * address that is blocked now. */
+static void flood_of_older_addresses_keeps_the_blocked_one(void **state)
+{
+    struct ratelimit *rl = *state;
+    for (int i = 0; i < 10; i++)
+        ratelimit_fail(rl, "198.51.100.7", T0);
+    char key[32];
+    for (int i = 0; i < 50000; i++) {
+        snprintf(key, sizeof(key), "10.%d.%d.%d", i >> 16 & 255, i >> 8 & 255, i & 255);
+        ratelimit_fail(rl, key, T0 - 30);
+    }
+    assert_int_equal(ratelimit_blocked(rl, "198.51.100.7", T0 + 10), 50);
+}
+
+/* 2000 neighbouring addresses (half the table) each fail ten times in a
+ * minute: every one of them stays blocked. */
+static void neighbouring_addresses_keep_their_own_entries(void **state)
+{
+    struct ratelimit *rl = *state;
+    char key[32];
+    for (int round = 0; round < 10; round++)
+        for (int i = 0; i < 2000; i++) {
+            snprintf(key, sizeof(key), "10.0.%d.%d", i / 256, i % 256);
+            ratelimit_fail(rl, key, T0 + round);
+        }
+    int free_to_try = 0;
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "10.0.%d.%d", i / 256, i % 256);
+        free_to_try += ratelimit_blocked(rl, key, T0 + 9) == 0;
+    }
+    assert_int_equal(free_to_try, 0);
+}
+
+struct worker {
+    struct ratelimit *rl;
+    int id;
+};
+
+static void *hammer(void *arg)
+{
+    struct worker *w = arg;
+    char key[32];
+    for (int round = 0; round < 10; round++)
+        for (int i = 0; i < 200; i++) {
+            snprintf(key, sizeof(key), "203.0.%d.%d", w->id, i);
+            ratelimit_fail(w->rl, key, T0 + round);
+            (void)ratelimit_blocked(w->rl, key, T0 + round);
+        }
+    return NULL;
+}
+
+static void threads_share_one_table(void **state)
+{
+    struct ratelimit *rl = *state;
+    pthread_t th[4];
+    struct worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){ rl, i };
+        assert_int_equal(pthread_create(&th[i], NULL, hammer, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    char key[32];
+    for (int id = 0; id < 4; id++)
+        for (int i = 0; i < 200; i++) {
+            snprintf(key, sizeof(key), "203.0.%d.%d", id, i);
+            assert_int_equal(ratelimit_blocked(rl, key, T0 + 9), 51);
+        }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(every_configurable_limit_is_honoured),
+        cmocka_unit_test_setup_teardown(unknown_address_is_free, setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(tenth_failure_blocks_until_the_first_ages_out,
+                                        setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(failures_spread_over_more_than_a_window_do_not_block,
+                                        setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(addresses_are_counted_apart, setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(long_address, setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(flood_of_older_addresses_keeps_the_blocked_one,
+                                        setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(neighbouring_addresses_keep_their_own_entries,
+                                        setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(threads_share_one_table, setup_10_per_minute, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
