@@ -8,7 +8,7 @@ BUILD=${BUILD:-build}
 ROOT=$PWD
 
 if [ -z "${PGHOST:-}" ]; then
-    exec pg_virtualenv -o fsync=off env BUILD="$BUILD" "$0" "$@"
+    exec pg_virtualenv -t -o fsync=off env BUILD="$BUILD" "$0" "$@"
 fi
 
 RUN=$ROOT/run/demo

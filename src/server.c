@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "ratelimit.h"
 #include "requests.h"
+#include "station.h"
 #include "stations.h"
 #include "stock.h"
 #include "track.h"
@@ -70,6 +71,7 @@ int server_run(struct config *cfg, const char *port_file)
     struct app app = { .cfg = cfg };
     struct http_server *http = NULL;
     struct notifier *notifier = NULL;
+    struct stations *stations = NULL;
     int rc;
     sigset_t stop_signals;
 
@@ -140,12 +142,19 @@ int server_run(struct config *cfg, const char *port_file)
     if (port_file && write_port_file(port_file, port) != 0)
         log_warn("cannot write %s", port_file);
 
+    rc = stations_start(&app, &stations);
+    if (rc) {
+        log_error("cannot start the station workers");
+        goto out;
+    }
+
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log_info("stopping on signal %d", sig);
-    app.stopping = 1;
     rc = 0;
 out:
+    app.stopping = 1;
+    stations_stop(stations);
     http_stop(http);
     notify_stop(notifier);
     metrics_free(app.metrics);

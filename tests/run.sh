@@ -68,7 +68,7 @@ case "$mode" in
         if [ -z "${PGHOST:-}" ]; then
             # Re-enter inside a throw-away cluster; the inner run prints the totals.
             inner=$(mktemp)
-            pg_virtualenv -o 'max_connections=300' -o 'fsync=off' \
+            pg_virtualenv -t -o 'max_connections=300' -o 'fsync=off' \
                 env BUILD="$BUILD" VALGRIND="${VALGRIND:-0}" tests/run.sh integration-inner "$inner"
             read -r ip if_ < "$inner" || { ip=0; if_=1; }
             rm -f "$inner"
@@ -85,7 +85,7 @@ case "$mode" in
             [ -x "$b" ] || continue
             echo "== $(basename "$b")"
             if [ -z "${PGHOST:-}" ]; then
-                pg_virtualenv -o 'max_connections=300' "$b" || failed=$((failed + 1))
+                pg_virtualenv -t -o 'max_connections=300' "$b" || failed=$((failed + 1))
             else
                 "$b" || failed=$((failed + 1))
             fi

@@ -67,7 +67,7 @@ int usb_env_start(struct usb_env *env, const char *serial, const char *const *ex
 	const char *build = getenv("BUILD");
 	const char *root = getenv("CARDD_ROOT");
 	char emu_path[512];
-	const char *args[32];
+	const char *args[200];
 	int nargs = 0;
 	char **child_env = NULL;
 	int out[2] = { -1, -1 };
@@ -93,7 +93,7 @@ int usb_env_start(struct usb_env *env, const char *serial, const char *const *ex
 	args[nargs++] = env->hopper;
 	args[nargs++] = "--control";
 	args[nargs++] = env->control;
-	for (int i = 0; extra_args && extra_args[i] && nargs < 30; i++)
+	for (int i = 0; extra_args && extra_args[i] && nargs < 198; i++)
 		args[nargs++] = extra_args[i];
 	args[nargs] = NULL;
 
