@@ -216,7 +216,7 @@ static void every_line_is_well_formed(void **state)
 static void gauges_come_from_the_database(void **state)
 {
     struct metrics *m = *state;
-    canned[ncanned++] = (typeof(canned[0])){ "status = 'queued' AND hold_reason IS NULL", 0,
+    canned[ncanned++] = (typeof(canned[0])){ "hold_reason IS NULL AND production_station IS NULL", 0,
                                              { 1, { { NULL, "3" } } } };
     canned[ncanned++] = (typeof(canned[0])){ "FROM requests GROUP BY status", 0,
                                              { 2, { { "queued", "5" }, { "delivered", "2" } } } };

@@ -1,0 +1,499 @@
+/* station.c — the production station worker.
+ *
+ * The worker owns its printer and encoder; nothing else touches them. It
+ * talks to the database only between device steps, one short transaction
+ * at a time, through production.c. Card fate rules (PRINTER.md): a card
+ * that left the feeder is printed and ejected, or rejected and spoiled with
+ * its reason, or — when the printer stops answering — spoiled as "fate
+ * unknown" with the station put in error for an operator. */
+#include "station.h"
+#include "app.h"
+#include "config.h"
+#include "db.h"
+#include "encoder.h"
+#include "face.h"
+#include "lds.h"
+#include "log.h"
+#include "personalise.h"
+#include "printer.h"
+#include "production.h"
+#include "signer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IDLE_POLL_MS 200
+#define CARD_WAIT_MS 5000
+#define PRINTER_TIMEOUT_MS 30000
+
+struct station {
+    struct app *app;
+    const struct station_config *cfg;
+    pthread_t thread;
+    bool started;
+    struct printer *printer;
+    struct encoder *encoder;
+    struct signer *signer;
+    bool was_in_error;
+};
+
+struct stations {
+    int count;
+    struct station st[CONFIG_MAX_STATIONS];
+};
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* ---- devices ---- */
+
+/* Finding a printer means asking every printer of the model for its
+ * serial; two stations doing so at once would talk to each other's
+ * printers, so one station searches at a time. */
+static pthread_mutex_t printer_search = PTHREAD_MUTEX_INITIALIZER;
+
+static int open_printer(struct station *s)
+{
+    if (s->printer && !printer_is_gone(s->printer))
+        return 0;
+    printer_close(s->printer);
+    s->printer = NULL;
+    if (strcmp(s->cfg->printer_driver, evolis_printer_ops.name) != 0)
+        return -ENODEV;
+    int rc = -ENODEV;
+    pthread_mutex_lock(&printer_search);
+    for (const struct printer_id *id = evolis_printer_ops.id_table; id->vendor; id++) {
+        rc = printer_open_with(&evolis_printer_ops, id->vendor, id->product,
+                               s->cfg->printer_serial, PRINTER_TIMEOUT_MS, &s->printer);
+        if (rc != -ENODEV)
+            break;
+    }
+    pthread_mutex_unlock(&printer_search);
+    return rc;
+}
+
+static int open_encoder(struct station *s)
+{
+    if (s->encoder)
+        return 0;
+    return encoder_open(&encoder_pcsc_ops, s->cfg->reader, 0, &s->encoder);
+}
+
+static int open_signer(struct station *s)
+{
+    if (s->signer)
+        return 0;
+    char key[4096], cert[4096];
+    snprintf(key, sizeof(key), "%s/ds.key", s->app->cfg->keys_dir);
+    snprintf(cert, sizeof(cert), "%s/ds.pem", s->app->cfg->keys_dir);
+    struct signer_file_config fc = { .key_path = key, .cert_path = cert };
+    return signer_open(&signer_file_ops, &fc, &s->signer);
+}
+
+/* The 8-byte transport key registered for a stock batch: a file
+ * <keys_dir>/transport/<batch_no>.key of 16 hex digits, mode 0600. */
+static int load_transport_key(const struct station *s, const char *batch_no, uint8_t key[8])
+{
+    char path[4096], buf[40];
+    snprintf(path, sizeof(path), "%s/transport/%s.key", s->app->cfg->keys_dir, batch_no);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -ENOENT;
+    struct stat st;
+    int rc = -EINVAL;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+        rc = -EPERM;
+    } else {
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n >= 16) {
+            rc = 0;
+            for (int i = 0; i < 8 && rc == 0; i++)
+                if (sscanf(buf + 2 * i, "%2hhx", &key[i]) != 1)
+                    rc = -EINVAL;
+        }
+    }
+    memset(buf, 0, sizeof(buf));
+    close(fd);
+    return rc;
+}
+
+/* ---- the job ---- */
+
+static void ymd_to_yymmdd(const char *ymd, char out[7])
+{
+    memcpy(out, ymd + 2, 2);
+    memcpy(out + 2, ymd + 5, 2);
+    memcpy(out + 4, ymd + 8, 2);
+    out[6] = '\0';
+}
+
+/* Copies at most len bytes of src into dst of size bytes, always ending it.
+ * Intake bounds every field, so nothing is cut in practice; the MRZ code
+ * truncates names as ICAO says. */
+static void copy_field(char *dst, size_t size, const char *src, size_t len)
+{
+    if (len >= size)
+        len = size - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* ICAO names: the family name is the last word of the Latin name. */
+static void holder_from_job(const struct job *job, struct holder *h)
+{
+    memset(h, 0, sizeof(*h));
+    copy_field(h->document_number, sizeof(h->document_number), job->card_serial,
+               strlen(job->card_serial));
+    const char *last_space = strrchr(job->name_en, ' ');
+    if (last_space) {
+        copy_field(h->surname, sizeof(h->surname), last_space + 1, strlen(last_space + 1));
+        copy_field(h->given_names, sizeof(h->given_names), job->name_en,
+                   (size_t)(last_space - job->name_en));
+    } else {
+        copy_field(h->surname, sizeof(h->surname), job->name_en, strlen(job->name_en));
+    }
+    copy_field(h->name_ar, sizeof(h->name_ar), job->name_ar, strlen(job->name_ar));
+    copy_field(h->national_id, sizeof(h->national_id), job->national_id, strlen(job->national_id));
+    ymd_to_yymmdd(job->birth_date, h->birth_date);
+    ymd_to_yymmdd(job->expiry_date, h->expiry_date);
+    h->sex = job->sex[0] ? job->sex[0] : '<';
+    snprintf(h->nationality, sizeof(h->nationality), "%s", job->nationality);
+}
+
+static void set_result(struct job_result *r, enum job_outcome outcome, const char *step,
+                       const char *station_error, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void set_result(struct job_result *r, enum job_outcome outcome, const char *step,
+                       const char *station_error, const char *fmt, ...)
+{
+    r->outcome = outcome;
+    snprintf(r->step, sizeof(r->step), "%s", step);
+    snprintf(r->station_error, sizeof(r->station_error), "%s", station_error ? station_error : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+    va_end(ap);
+}
+
+/* A printer call failed with rc during step, with the card out of the
+ * feeder: decides the card's fate and the station's state. */
+static void printer_failed(struct station *s, int rc, enum printer_fault fault, const char *step,
+                           struct job_result *r)
+{
+    if (rc == PRINTER_E_FAULT) {
+        /* The printer refused: it is in a known state, so the card can be
+         * sent to the reject box, unless the card path itself is blocked. */
+        enum printer_fault rf = PRINTER_FAULT_NONE;
+        if (fault != PRINTER_FAULT_CARD_JAM && printer_reject(s->printer, &rf) == 0)
+            set_result(r, JOB_SPOILED, step, printer_fault_name(fault), "%s",
+                       printer_fault_name(fault));
+        else
+            set_result(r, JOB_UNKNOWN, step, printer_fault_name(fault), "%s",
+                       printer_fault_name(fault));
+    } else if (rc == -ENODEV) {
+        set_result(r, JOB_UNKNOWN, step, "offline", "printer gone");
+    } else if (rc == -ETIMEDOUT) {
+        set_result(r, JOB_UNKNOWN, step, "timeout", "printer did not answer");
+    } else {
+        set_result(r, JOB_UNKNOWN, step, "command_error", "printer error %d", rc);
+    }
+}
+
+static void step_audit(struct station *s, const struct job *job, const char *action,
+                       const char *detail)
+{
+    struct db *db = db_pool_acquire(s->app->pool, 5000);
+    if (!db)
+        return;
+    if (production_step(db, job, action, detail) != 0)
+        log_warn("station %s: audit of %s failed", s->cfg->id, action);
+    db_pool_release(s->app->pool, db);
+}
+
+static void encode_chip(struct station *s, const struct job *job, struct job_result *r)
+{
+    uint8_t key[PERSO_KEY_LEN];
+    struct holder h;
+    struct perso_result pr = { 0 };
+    int rc = load_transport_key(s, job->batch_no, key);
+    if (rc) {
+        set_result(r, JOB_SPOILED, "encode", "transport_key_missing",
+                   "no usable transport key for batch %s", job->batch_no);
+        return;
+    }
+    rc = open_signer(s);
+    if (rc) {
+        set_result(r, JOB_SPOILED, "encode", "signer_unavailable",
+                   "document signer unavailable (%d)", rc);
+        goto out;
+    }
+    rc = encoder_wait_card(s->encoder, CARD_WAIT_MS);
+    if (!rc)
+        rc = encoder_connect(s->encoder);
+    if (rc) {
+        set_result(r, JOB_SPOILED, "encode", rc == -ETIMEDOUT ? "no_card_in_reader" : NULL,
+                   "card not reachable in the reader (%s)", strerror(-rc));
+        goto out;
+    }
+    holder_from_job(job, &h);
+    rc = personalise(s->encoder, &h, s->signer, key, NULL, &pr);
+    encoder_disconnect(s->encoder);
+    if (rc) {
+        /* A refused transport key is the batch's problem, not the card's:
+         * stop the station before another card of the batch is tried. */
+        bool key_refused = pr.step && strcmp(pr.step, "verify_transport_key") == 0;
+        set_result(r, JOB_SPOILED, "encode", key_refused ? "transport_key_refused" : NULL, "%s",
+                   pr.reason[0] ? pr.reason : "personalisation failed");
+        goto out;
+    }
+    char detail[96];
+    snprintf(detail, sizeof(detail), "{\"apdus\":%lu}", pr.apdus);
+    step_audit(s, job, "chip.encoded", detail);
+    r->outcome = JOB_PRODUCED;
+out:
+    memset(key, 0, sizeof(key));
+}
+
+static void run_job(struct station *s, const struct job *job, struct job_result *r)
+{
+    enum printer_fault fault = PRINTER_FAULT_NONE;
+    struct face_image *img = NULL;
+    struct printer_panels panels = { 0 };
+    bool family = strcmp(job->kind, "family_record") == 0;
+    memset(r, 0, sizeof(*r));
+
+    int rc = printer_feed_to_chip(s->printer, &fault);
+    if (rc == PRINTER_E_FAULT && fault != PRINTER_FAULT_CARD_JAM) {
+        /* Refused before moving: the blank is still in the feeder. */
+        set_result(r, JOB_NOT_TAKEN, "feed", printer_fault_name(fault), "%s",
+                   printer_fault_name(fault));
+        return;
+    }
+    if (rc) {
+        printer_failed(s, rc, fault, "feed", r);
+        return;
+    }
+    step_audit(s, job, "card.fed", NULL);
+
+    if (!family) {
+        encode_chip(s, job, r);
+        if (r->outcome != JOB_PRODUCED) {
+            enum printer_fault rf = PRINTER_FAULT_NONE;
+            if (printer_reject(s->printer, &rf) != 0) {
+                char why[sizeof(r->reason) + 32];
+                snprintf(why, sizeof(why), "%s; reject failed", r->reason);
+                set_result(r, JOB_UNKNOWN, "encode",
+                           rf != PRINTER_FAULT_NONE ? printer_fault_name(rf) : "reject_failed",
+                           "%.140s", why);
+            }
+            return;
+        }
+    }
+
+    struct face_data fd = {
+        .kind = family ? FACE_FAMILY_RECORD : FACE_NATIONAL_ID,
+        .name_ar = job->name_ar,
+        .name_latin = job->name_en,
+        .national_id = job->national_id,
+        .birth_date = job->birth_date,
+        .expiry_date = job->expiry_date,
+        .card_serial = job->card_serial,
+    };
+    rc = face_render(&fd, &img);
+    if (!rc)
+        rc = face_to_panels(img, &panels);
+    if (rc) {
+        enum printer_fault rf = PRINTER_FAULT_NONE;
+        if (printer_reject(s->printer, &rf) == 0)
+            set_result(r, JOB_SPOILED, "render", NULL, "face could not be rendered (%d)", rc);
+        else
+            set_result(r, JOB_UNKNOWN, "render",
+                       rf != PRINTER_FAULT_NONE ? printer_fault_name(rf) : "reject_failed",
+                       "face not rendered; reject failed");
+        goto out;
+    }
+    rc = printer_print_front(s->printer, &panels, &fault);
+    if (rc) {
+        printer_failed(s, rc, fault, "print", r);
+        goto out;
+    }
+    rc = printer_eject(s->printer, &fault);
+    if (rc) {
+        /* Eject prints what was sent: a refusal here leaves a half-made card. */
+        printer_failed(s, rc, fault, "eject", r);
+        goto out;
+    }
+    set_result(r, JOB_PRODUCED, "eject", NULL, "ok");
+out:
+    face_panels_free(&panels);
+    face_image_free(img);
+}
+
+/* Records the outcome; retried until it lands, because a job the
+ * database does not know the end of would be spoiled at the next start. */
+static void finish(struct station *s, const struct job *job, const struct job_result *r)
+{
+    for (int attempt = 0;; attempt++) {
+        struct db *db = db_pool_acquire(s->app->pool, 5000);
+        int rc = db ? production_finish(db, job, r, s->app->cfg->spoil_limit) : DB_EDOWN;
+        db_pool_release(s->app->pool, db);
+        if (rc == 0)
+            return;
+        log_error("station %s: recording the outcome of %s failed (%d); retrying", s->cfg->id,
+                  job->request_no, rc);
+        if (s->app->stopping && attempt > 50)
+            return;
+        sleep_ms(200);
+    }
+}
+
+static void set_state(struct station *s, const char *state, const char *reason)
+{
+    struct db *db = db_pool_acquire(s->app->pool, 5000);
+    if (db)
+        production_station_state(db, s->cfg->id, state, reason);
+    db_pool_release(s->app->pool, db);
+}
+
+/* Brings the printer to a known state when the worker starts: a card left
+ * on the path by a crash goes to the reject box (its job is resolved by
+ * production_recover as spoiled). */
+static void clear_card_path(struct station *s)
+{
+    struct printer_status st;
+    enum printer_fault f;
+    if (printer_status(s->printer, &st) == 0 && st.card_inside)
+        printer_reject(s->printer, &f);
+}
+
+static void *worker(void *arg)
+{
+    struct station *s = arg;
+    struct app *app = s->app;
+    char actor[64];
+    snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
+
+    struct db *db = NULL;
+    while (!app->stopping && !(db = db_pool_acquire(app->pool, 1000)))
+        ;
+    if (db) {
+        int n = production_recover(db, s->cfg->id, actor);
+        if (n > 0)
+            log_warn("station %s: %d job(s) in flight at the last stop were resolved", s->cfg->id, n);
+        db_pool_release(app->pool, db);
+    }
+    bool printer_checked = false;
+
+    while (!app->stopping) {
+        db = db_pool_acquire(app->pool, 1000);
+        if (!db)
+            continue;
+        int ready = production_station_ready(db, s->cfg->id);
+        db_pool_release(app->pool, db);
+        if (ready != 1) {
+            if (ready == 0)
+                s->was_in_error = true;
+            sleep_ms(IDLE_POLL_MS);
+            continue;
+        }
+        if (open_printer(s) != 0) {
+            set_state(s, "offline", "printer not found");
+            sleep_ms(1000);
+            continue;
+        }
+        if (!printer_checked) {
+            clear_card_path(s);
+            printer_checked = true;
+        }
+        if (s->was_in_error) {
+            /* An operator resumed the station: reset the printer first. */
+            enum printer_fault f;
+            printer_reset(s->printer, &f);
+            s->was_in_error = false;
+        }
+        struct printer_status pst;
+        if (printer_status(s->printer, &pst) == 0 && pst.fault != PRINTER_FAULT_NONE) {
+            set_state(s, "error", printer_fault_name(pst.fault));
+            continue;
+        }
+        if (open_encoder(s) != 0) {
+            set_state(s, "offline", "reader not found");
+            sleep_ms(1000);
+            continue;
+        }
+
+        struct job job;
+        db = db_pool_acquire(app->pool, 1000);
+        if (!db)
+            continue;
+        int rc = production_claim(db, s->cfg->id, app->cfg->instance, &job);
+        db_pool_release(app->pool, db);
+        if (rc == -ENOENT || rc == -ENOSPC) {
+            if (rc == -ENOSPC)
+                log_debug("station %s: no blank card available", s->cfg->id);
+            sleep_ms(IDLE_POLL_MS);
+            continue;
+        }
+        if (rc) {
+            log_error("station %s: claim failed (%d)", s->cfg->id, rc);
+            sleep_ms(1000);
+            continue;
+        }
+        log_info("station %s: %s on card %s", s->cfg->id, job.request_no, job.card_serial);
+        struct job_result result;
+        run_job(s, &job, &result);
+        finish(s, &job, &result);
+        if (result.station_error[0])
+            log_warn("station %s: in error (%s) until an operator resumes it", s->cfg->id,
+                     result.station_error);
+    }
+    set_state(s, "offline", "service stopped");
+    printer_close(s->printer);
+    encoder_close(s->encoder);
+    signer_close(s->signer);
+    return NULL;
+}
+
+int stations_start(struct app *app, struct stations **out)
+{
+    *out = NULL;
+    if (app->cfg->station_count == 0)
+        return 0;
+    struct stations *all = calloc(1, sizeof(*all));
+    if (!all)
+        return -ENOMEM;
+    for (int i = 0; i < app->cfg->station_count; i++) {
+        struct station *s = &all->st[i];
+        s->app = app;
+        s->cfg = &app->cfg->stations[i];
+        if (pthread_create(&s->thread, NULL, worker, s) != 0) {
+            stations_stop(all);
+            return -EAGAIN;
+        }
+        s->started = true;
+        all->count++;
+    }
+    *out = all;
+    return 0;
+}
+
+void stations_stop(struct stations *all)
+{
+    if (!all)
+        return;
+    for (int i = 0; i < all->count; i++)
+        if (all->st[i].started)
+            pthread_join(all->st[i].thread, NULL);
+    free(all);
+}
