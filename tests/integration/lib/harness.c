@@ -161,6 +161,27 @@ int harness_setup(struct service *svc, const char *extra_config)
     return 0;
 }
 
+int harness_clone(const struct service *base, struct service *svc, const char *extra_config)
+{
+    char path[512];
+    memset(svc, 0, sizeof(*svc));
+    snprintf(svc->dir, sizeof(svc->dir), "/tmp/cardd-it-XXXXXX");
+    if (!mkdtemp(svc->dir))
+        return -1;
+    snprintf(svc->config, sizeof(svc->config), "%s/cardd.conf", svc->dir);
+    snprintf(svc->log, sizeof(svc->log), "%s/cardd.log", svc->dir);
+    FILE *f = fopen(svc->config, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
+               "log_level = info\n",
+            harness_src("sql", path, sizeof(path)), base->dir, base->dir);
+    if (extra_config)
+        fputs(extra_config, f);
+    fclose(f);
+    return 0;
+}
+
 int harness_start(struct service *svc)
 {
     char bin[512], portfile[300];

@@ -38,6 +38,11 @@ const char *harness_src(const char *rel, char *buf, size_t len);
  * and migrates. Returns 0 or -1. */
 int harness_setup(struct service *svc, const char *extra_config);
 
+/* Prepares a second instance of the service on the same database, keys
+ * and master key as base, with its own folder, log and extra config lines
+ * (e.g. "instance = b" and its stations). Returns 0 or -1. */
+int harness_clone(const struct service *base, struct service *svc, const char *extra_config);
+
 /* Starts cardd and waits until it listens. Returns 0 or -1. */
 int harness_start(struct service *svc);
 /* Stops it with SIGTERM (or SIGKILL when hard) and waits. Returns -1 when

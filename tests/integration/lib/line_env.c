@@ -103,76 +103,68 @@ int line_env_card(const struct line_env *env, int k, const char *line, char *rep
     return control(env->card_control[k], line, reply, len);
 }
 
-int line_env_start(struct line_env *env, int n, int cycle_ms)
+/* Starts host h: its pcscd with one vpcd entry (two readers), the two
+ * emulated cards and the emu-printer holding its stations. */
+static int start_host(struct line_env *env, int h, int cycle_ms)
 {
+    struct line_host *host = &env->host[h];
     char path[600], bin[512], conf[300];
-    memset(env, 0, sizeof(*env));
-    env->n = n;
-    snprintf(env->dir, sizeof(env->dir), "/tmp/cardd-line-XXXXXX");
-    if (n < 1 || n > LINE_MAX_STATIONS || !mkdtemp(env->dir))
-        return -EINVAL;
-    snprintf(conf, sizeof(conf), "%s/pcsc", env->dir);
+    int port = base_port() + 10 * h;
+    snprintf(conf, sizeof(conf), "%s/pcsc%d", env->dir, h);
     mkdir(conf, 0755);
-    snprintf(env->transport_key, sizeof(env->transport_key), "0102030405060708");
-
-    /* Each vpcd entry gives two readers, "<name> 00 00" and "<name> 00 01",
-     * on its port and the next; the names must differ between entries.
-     * A station uses the first reader of an entry of its own. */
-    int base = base_port();
-    for (int e = 0; e < n; e++) {
-        snprintf(path, sizeof(path), "%s/vpcd%d", conf, e);
-        FILE *f = fopen(path, "w");
-        if (!f)
-            return -errno;
-        fprintf(f, "FRIENDLYNAME \"Station Reader %d\"\nDEVICENAME   /dev/null:%d\nLIBPATH      %s\n"
-                   "CHANNELID    %d\n", e + 1, base + 10 * e, VPCD_DRIVER, base + 10 * e);
-        fclose(f);
-    }
-    snprintf(path, sizeof(path), "%s/pcscd.log", env->dir);
+    snprintf(path, sizeof(path), "%s/vpcd", conf);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "FRIENDLYNAME \"Station Reader\"\nDEVICENAME   /dev/null:%d\nLIBPATH      %s\n"
+               "CHANNELID    %d\n", port, VPCD_DRIVER, port);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/pcscd%d.log", env->dir, h);
     char *pargv[] = { "unshare", "-m", "--propagation", "private", "sh", "-c",
                       "mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c \"$0\"",
                       conf, NULL };
-    env->pcscd = spawn_logged(pargv, path);
-    snprintf(env->csock, sizeof(env->csock), "/proc/%d/root/run/pcscd/pcscd.comm", (int)env->pcscd);
+    host->pcscd = spawn_logged(pargv, path);
+    snprintf(host->csock, sizeof(host->csock), "/proc/%d/root/run/pcscd/pcscd.comm", (int)host->pcscd);
     int i;
     for (i = 0; i < 200; i++) {
-        if (access(env->csock, F_OK) == 0 && tcp_listening(base + 10 * (n - 1)))
+        if (access(host->csock, F_OK) == 0 && tcp_listening(port) && tcp_listening(port + 1))
             break;
         sleep_ms(25);
     }
     if (i == 200) {
-        fprintf(stderr, "line_env: pcscd did not come up (see %s/pcscd.log)\n", env->dir);
+        fprintf(stderr, "line_env: pcscd of host %d did not come up (see %s)\n", h, path);
         return -ETIMEDOUT;
     }
 
-    const char *extra[200];
+    const char *extra[64];
     int ne = 0;
     char cycle[16];
     snprintf(cycle, sizeof(cycle), "%d", cycle_ms);
-    for (int k = 0; k < n; k++) {
-        int port = base + 10 * k;
-        snprintf(env->reader[k], sizeof(env->reader[k]), "Station Reader %d 00 00", k + 1);
+    int first = h * LINE_STATIONS_PER_HOST;
+    for (int k = first; k < first + LINE_STATIONS_PER_HOST && k < env->n; k++) {
+        int slot = k - first;
+        snprintf(env->reader[k], sizeof(env->reader[k]), "Station Reader 00 %02d", slot);
         snprintf(env->serial[k], sizeof(env->serial[k]), "EVO-%04d", k + 1);
         snprintf(env->card_control[k], sizeof(env->card_control[k]), "%s/card%d.sock", env->dir, k);
         snprintf(env->chips[k], sizeof(env->chips[k]), "%s/chips%d", env->dir, k);
         snprintf(env->hopper[k], sizeof(env->hopper[k]), "%s/hopper%d", env->dir, k);
+        snprintf(env->printer_control[k], sizeof(env->printer_control[k]), "%s/printer%d.sock",
+                 env->dir, k);
         mkdir(env->chips[k], 0755);
         char portstr[16];
-        snprintf(portstr, sizeof(portstr), "%d", port);
+        snprintf(portstr, sizeof(portstr), "%d", port + slot);
         snprintf(path, sizeof(path), "%s/card%d.log", env->dir, k);
         char *cargv[] = { (char *)harness_bin("emu-card", bin, sizeof(bin)), "--vpcd-port", portstr,
                           "--control", env->card_control[k], "--outdir", env->chips[k], NULL };
         env->card[k] = spawn_logged(cargv, path);
         for (i = 0; i < 200 && access(env->card_control[k], F_OK) != 0; i++)
             sleep_ms(10);
-        if (k > 0) {
+        if (slot > 0) {
             extra[ne++] = "--serial";
             extra[ne++] = env->serial[k];
             extra[ne++] = "--hopper";
             extra[ne++] = env->hopper[k];
             extra[ne++] = "--control";
-            snprintf(env->printer_control[k], sizeof(env->printer_control[k]), "%s/printer%d.sock",
-                     env->dir, k);
             extra[ne++] = env->printer_control[k];
         }
         extra[ne++] = "--card-control";
@@ -187,23 +179,39 @@ int line_env_start(struct line_env *env, int n, int cycle_ms)
         }
     }
     extra[ne] = NULL;
-    int rc = usb_env_start(&env->usb, env->serial[0], extra);
+    int rc = usb_env_start(&host->usb, env->serial[first], extra);
     if (rc) {
-        fprintf(stderr, "line_env: emu-printer did not start (%d)\n", rc);
+        fprintf(stderr, "line_env: emu-printer of host %d did not start (%d)\n", h, rc);
         return rc;
     }
-    snprintf(env->printer_control[0], sizeof(env->printer_control[0]), "%s", env->usb.control);
-    snprintf(env->hopper[0], sizeof(env->hopper[0]), "%s", env->usb.hopper);
+    memcpy(env->printer_control[first], host->usb.control, sizeof(env->printer_control[first]));
+    memcpy(env->hopper[first], host->usb.hopper, sizeof(env->hopper[first]));
     unsetenv("UMOCKDEV_DIR");   /* only the service under test gets it */
     return 0;
 }
 
-void line_env_config(const struct line_env *env, int first, int count, const char *prefix,
-                     char *out, size_t len)
+int line_env_start(struct line_env *env, int n, int cycle_ms)
 {
-    size_t used = 0;
-    out[0] = '\0';
-    for (int k = first; k < first + count && k < env->n; k++)
+    memset(env, 0, sizeof(*env));
+    env->n = n;
+    env->hosts = (n + LINE_STATIONS_PER_HOST - 1) / LINE_STATIONS_PER_HOST;
+    snprintf(env->dir, sizeof(env->dir), "/tmp/cardd-line-XXXXXX");
+    if (n < 1 || n > LINE_MAX_STATIONS || !mkdtemp(env->dir))
+        return -EINVAL;
+    snprintf(env->transport_key, sizeof(env->transport_key), "0102030405060708");
+    for (int h = 0; h < env->hosts; h++) {
+        int rc = start_host(env, h, cycle_ms);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void line_env_config(const struct line_env *env, int h, const char *prefix, char *out, size_t len)
+{
+    size_t used = (size_t)snprintf(out, len, "instance = host%d\n", h + 1);
+    int first = h * LINE_STATIONS_PER_HOST;
+    for (int k = first; k < first + LINE_STATIONS_PER_HOST && k < env->n; k++)
         used += (size_t)snprintf(out + used, len > used ? len - used : 0,
                                  "station = %s%d evolis %s %s\n", prefix, k + 1, env->serial[k],
                                  env->reader[k]);
@@ -230,22 +238,24 @@ int line_env_keys(const struct line_env *env, const char *keys_dir, const char *
     return w == 16 ? 0 : -EIO;
 }
 
-void line_env_export(const struct line_env *env)
+void line_env_export(const struct line_env *env, int h)
 {
     setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
-    setenv("UMOCKDEV_DIR", env->usb.umockdev_dir, 1);
-    setenv("PCSCLITE_CSOCK_NAME", env->csock, 1);
+    setenv("UMOCKDEV_DIR", env->host[h].usb.umockdev_dir, 1);
+    setenv("PCSCLITE_CSOCK_NAME", env->host[h].csock, 1);
 }
 
 void line_env_unexport(void)
 {
     unsetenv("LD_PRELOAD");
     unsetenv("UMOCKDEV_DIR");
+    unsetenv("PCSCLITE_CSOCK_NAME");
 }
 
 void line_env_stop(struct line_env *env)
 {
-    usb_env_stop(&env->usb);
+    for (int h = 0; h < env->hosts; h++)
+        usb_env_stop(&env->host[h].usb);
     for (int k = 0; k < env->n; k++) {
         if (env->card[k] > 0) {
             kill(env->card[k], SIGTERM);
@@ -253,10 +263,12 @@ void line_env_stop(struct line_env *env)
             env->card[k] = 0;
         }
     }
-    if (env->pcscd > 0) {
-        kill(env->pcscd, SIGTERM);
-        waitpid(env->pcscd, NULL, 0);
-        env->pcscd = 0;
+    for (int h = 0; h < env->hosts; h++) {
+        if (env->host[h].pcscd > 0) {
+            kill(env->host[h].pcscd, SIGTERM);
+            waitpid(env->host[h].pcscd, NULL, 0);
+            env->host[h].pcscd = 0;
+        }
     }
     if (env->dir[0] && !getenv("LINE_ENV_KEEP")) {
         char cmd[400];
