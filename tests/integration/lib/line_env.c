@@ -100,7 +100,18 @@ int line_env_printer(const struct line_env *env, int k, const char *line, char *
 
 int line_env_card(const struct line_env *env, int k, const char *line, char *reply, size_t len)
 {
-    return control(env->card_control[k], line, reply, len);
+    /* The card emulator answers "err busy" while a card is coming or going. */
+    char buf[200] = "";
+    int rc = -EPROTO;
+    for (int i = 0; i < 500; i++) {
+        rc = control(env->card_control[k], line, buf, sizeof(buf));
+        if (rc == 0 || strncmp(buf, "err busy", 8) != 0)
+            break;
+        sleep_ms(10);
+    }
+    if (reply)
+        snprintf(reply, len, "%s", buf);
+    return rc;
 }
 
 /* Starts host h: its pcscd with one vpcd entry (two readers), the two
