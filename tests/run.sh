@@ -24,6 +24,7 @@ if [ "${VALGRIND:-0}" = 1 ]; then
 fi
 case "$BUILD" in
     *san*) export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:verify_asan_link_order=0}
+           export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
            export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
 esac
 
