@@ -43,6 +43,7 @@ struct station {
     struct encoder *encoder;
     struct signer *signer;
     bool was_in_error;
+    bool reported_offline;
 };
 
 struct stations {
@@ -407,7 +408,12 @@ static void *worker(void *arg)
             sleep_ms(IDLE_POLL_MS);
             continue;
         }
-        if (open_printer(s) != 0) {
+        int prc = open_printer(s);
+        if (prc != 0) {
+            if (!s->reported_offline)
+                log_warn("station %s: printer %s not reachable (%s)", s->cfg->id,
+                         s->cfg->printer_serial, strerror(-prc));
+            s->reported_offline = true;
             set_state(s, "offline", "printer not found");
             sleep_ms(1000);
             continue;
@@ -423,14 +429,31 @@ static void *worker(void *arg)
             s->was_in_error = false;
         }
         struct printer_status pst;
-        if (printer_status(s->printer, &pst) == 0 && pst.fault != PRINTER_FAULT_NONE) {
+        int src = printer_status(s->printer, &pst);
+        if (src == 0 && pst.fault != PRINTER_FAULT_NONE) {
+            log_warn("station %s: printer reports %s", s->cfg->id, printer_fault_name(pst.fault));
             set_state(s, "error", printer_fault_name(pst.fault));
             continue;
         }
-        if (open_encoder(s) != 0) {
+        if (src != 0) {
+            log_warn("station %s: printer status failed (%s)", s->cfg->id, strerror(-src));
+            sleep_ms(500);
+            continue;
+        }
+        int erc = open_encoder(s);
+        if (erc != 0) {
+            if (!s->reported_offline)
+                log_warn("station %s: reader %s not reachable (%s)", s->cfg->id, s->cfg->reader,
+                         strerror(-erc));
+            s->reported_offline = true;
             set_state(s, "offline", "reader not found");
             sleep_ms(1000);
             continue;
+        }
+        if (s->reported_offline) {
+            log_info("station %s: printer and reader ready", s->cfg->id);
+            s->reported_offline = false;
+            set_state(s, "idle", NULL);
         }
 
         struct job job;

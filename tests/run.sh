@@ -28,6 +28,17 @@ case "$BUILD" in
            export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
 esac
 
+# A PostgreSQL port nobody uses, so that runs side by side do not collide.
+free_pg_port() {
+    local p
+    for p in $(seq 5433 5533); do
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && [ ! -e /var/run/postgresql/.s.PGSQL.$p ]; then
+            echo "$p"; return
+        fi
+    done
+    echo 5433
+}
+
 run_binary() {
     local bin=$1 name log rc p f
     name=$(basename "$bin")
@@ -69,7 +80,7 @@ case "$mode" in
         if [ -z "${PGHOST:-}" ]; then
             # Re-enter inside a throw-away cluster; the inner run prints the totals.
             inner=$(mktemp)
-            pg_virtualenv -t -o 'max_connections=300' -o 'fsync=off' \
+            pg_virtualenv -t -c "-p $(free_pg_port)" -o 'max_connections=300' -o 'fsync=off' \
                 env BUILD="$BUILD" VALGRIND="${VALGRIND:-0}" tests/run.sh integration-inner "$inner"
             read -r ip if_ < "$inner" || { ip=0; if_=1; }
             rm -f "$inner"
@@ -86,7 +97,7 @@ case "$mode" in
             [ -x "$b" ] || continue
             echo "== $(basename "$b")"
             if [ -z "${PGHOST:-}" ]; then
-                pg_virtualenv -t -o 'max_connections=300' "$b" || failed=$((failed + 1))
+                pg_virtualenv -t -c "-p $(free_pg_port)" -o 'max_connections=300' "$b" || failed=$((failed + 1))
             else
                 "$b" || failed=$((failed + 1))
             fi

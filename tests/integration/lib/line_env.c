@@ -3,12 +3,14 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,17 +37,37 @@ static pid_t spawn_logged(char *const argv[], const char *log)
             close(fd);
         }
         setpgid(0, 0);
+        /* Emulators die with the test, however it ends. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         execvp(argv[0], argv);
         _exit(127);
     }
     return pid;
 }
 
-/* A base port with n*10 free ports after it, chosen from the pid so that
- * parallel test binaries do not collide. */
-static int base_port(void)
+static bool can_bind(int port)
 {
-    return 20000 + (int)(getpid() % 2000) * 10;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_ANY) };
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Two consecutive free ports for a vpcd entry (vpcd binds without
+ * SO_REUSEADDR, so a port in TIME_WAIT will not do either). */
+static int free_port_pair(void)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (int i = 0; i < 1000; i++) {
+        int port = 20000 + (int)(rand_r(&seed) % 4000) * 10;
+        if (can_bind(port) && can_bind(port + 1))
+            return port;
+    }
+    return -1;
 }
 
 static int tcp_listening(int port)
@@ -120,7 +142,9 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
 {
     struct line_host *host = &env->host[h];
     char path[600], bin[512], conf[300];
-    int port = base_port() + 10 * h;
+    int port = free_port_pair();
+    if (port < 0)
+        return -EADDRINUSE;
     snprintf(conf, sizeof(conf), "%s/pcsc%d", env->dir, h);
     mkdir(conf, 0755);
     snprintf(path, sizeof(path), "%s/vpcd", conf);

@@ -36,6 +36,7 @@ struct emu_reply {
 	char text[80];		/* ends with CR */
 	size_t len, sent;
 	bool ready;		/* set when the station finished its work */
+	bool stale;		/* meant for a host that went away: never sent */
 	gint64 ready_at;	/* monotonic us; cycle time */
 };
 
@@ -73,6 +74,7 @@ struct emu {
 	unsigned int devnum;
 	char devnode[32];
 	void *claimed_by;	/* UMockdevIoctlClient * holding interface 0 (ref) */
+	gint64 claim_used_at;	/* monotonic us of the holder's last ioctl */
 	char *syspath;
 	bool unplugged;
 
@@ -110,6 +112,10 @@ struct emu {
 	GAsyncQueue *jobs;	/* of struct emu_job * */
 };
 
+/* printer.c: a new host took the printer (the last one may have died
+ * mid-command): forgets half-received commands and answers meant for the
+ * old host. Called with lock held. */
+void emu_printer_host_changed(struct emu *emu);
 /* printer.c: bytes the host sent on bulk OUT; called with lock held. */
 void emu_printer_feed(struct emu *emu, const uint8_t *data, size_t len);
 /* printer.c: frees card state and parser buffers. */

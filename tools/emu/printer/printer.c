@@ -391,6 +391,18 @@ void emu_printer_feed(struct emu *emu, const uint8_t *data, size_t len)
 	}
 }
 
+void emu_printer_host_changed(struct emu *emu)
+{
+	if (emu->parse == PARSE_DATA || emu->parse == PARSE_DATA_END) {
+		g_free(emu->data_buf);
+		emu->data_buf = NULL;
+	}
+	emu->parse = PARSE_IDLE;
+	emu->line_len = 0;
+	for (GList *l = emu->replies.head; l; l = l->next)
+		((struct emu_reply *)l->data)->stale = true;
+}
+
 void emu_printer_free(struct emu *emu)
 {
 	drop_panels(emu);

@@ -74,6 +74,10 @@ static void serve_in(struct emu *emu)
 
 		if (!r->ready || now < r->ready_at)
 			return;
+		if (r->stale) {
+			g_free(g_queue_pop_head(&emu->replies));
+			continue;
+		}
 		u = g_queue_pop_head(&emu->submitted_in);
 		urb = urb_struct(u);
 		n = MIN(r->len - r->sent, (size_t)urb->buffer_length);
@@ -268,12 +272,20 @@ static int simple_arg(UMockdevIoctlClient *client, gsize size, UMockdevIoctlData
 	return 0;
 }
 
+#define CLAIM_IDLE_US (3 * G_USEC_PER_SEC)
+
 /* Interface 0 belongs to one open file at a time, as with the kernel: a
  * second process (or a second handle) gets EBUSY until it is released or
  * its holder goes away. */
 static int claim(struct emu *emu, UMockdevIoctlClient *client, bool take)
 {
-	if (emu->claimed_by && !umockdev_ioctl_client_get_connected(emu->claimed_by)) {
+	/* The kernel releases a claim when its holder's file closes. umockdev
+	 * does not always tell us when a host process dies (kill -9), so a
+	 * holder silent for CLAIM_IDLE_US while another host asks is taken for
+	 * gone. A live host polls its printer far more often than that. */
+	gint64 now = g_get_monotonic_time();
+	if (emu->claimed_by && (!umockdev_ioctl_client_get_connected(emu->claimed_by) ||
+				(emu->claimed_by != client && now - emu->claim_used_at > CLAIM_IDLE_US))) {
 		g_object_unref(emu->claimed_by);
 		emu->claimed_by = NULL;
 	}
@@ -286,9 +298,27 @@ static int claim(struct emu *emu, UMockdevIoctlClient *client, bool take)
 	}
 	if (emu->claimed_by && emu->claimed_by != client)
 		return -EBUSY;
-	if (!emu->claimed_by)
+	if (!emu->claimed_by) {
 		emu->claimed_by = g_object_ref(client);
+		emu_printer_host_changed(emu);
+	}
+	emu->claim_used_at = now;
 	return 0;
+}
+
+/* A host process that dies leaves its claim behind unless it is released
+ * here, as the kernel releases it when the process's file is closed. */
+static void client_vanished(UMockdevIoctlBase *base, UMockdevIoctlClient *client, gpointer data)
+{
+	struct emu *emu = data;
+
+	(void)base;
+	g_mutex_lock(&emu->lock);
+	if (emu->claimed_by == (void *)client) {
+		g_object_unref(emu->claimed_by);
+		emu->claimed_by = NULL;
+	}
+	g_mutex_unlock(&emu->lock);
 }
 
 static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *client,
@@ -300,6 +330,8 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
 	int rc = 0;
 
 	g_mutex_lock(&emu->lock);
+	if (emu->claimed_by == (void *)client)
+		emu->claim_used_at = g_get_monotonic_time();
 	drop_vanished(&emu->submitted_in);
 	drop_vanished(&emu->completed);
 	if (emu->unplugged ||
@@ -401,6 +433,7 @@ static int plug_in(struct emu *emu)
 	g_mutex_unlock(&emu->lock);
 	g_object_set_data(G_OBJECT(handler), "generation", GUINT_TO_POINTER(emu->generation));
 	g_signal_connect(handler, "handle-ioctl", G_CALLBACK(handle_ioctl), emu);
+	g_signal_connect(handler, "client-vanished", G_CALLBACK(client_vanished), emu);
 	if (!umockdev_testbed_attach_ioctl(tb, emu->devnode, handler, &err)) {
 		g_object_unref(handler);
 		rc = -EIO;
