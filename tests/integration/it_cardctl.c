@@ -363,6 +363,26 @@ static void test_watch(void **state)
     assert_non_null(strstr(out, "stations"));
 }
 
+/* A database that cannot be reached is a failure of every command that needs it. */
+static void test_database_unreachable(void **state)
+{
+    (void)state;
+    struct service bad = svc;
+    char out[4096];
+    snprintf(bad.config, sizeof(bad.config), "%s/unreachable.conf", svc.dir);
+    FILE *f = fopen(bad.config, "w");
+    assert_non_null(f);
+    fprintf(f, "database = dbname=it_no_such_database connect_timeout=2\n");
+    fclose(f);
+    assert_int_equal(harness_ctl(&bad, out, sizeof(out), "stations", NULL), 1);
+    assert_int_equal(harness_ctl(&bad, out, sizeof(out), "queue", NULL), 1);
+    assert_int_equal(harness_ctl(&bad, out, sizeof(out), "stock", NULL), 1);
+    assert_int_equal(harness_ctl(&bad, out, sizeof(out), "watch", "--until-idle", NULL), 1);
+    assert_int_equal(harness_ctl(&bad, out, sizeof(out), "station", "pause", "st1", NULL), 1);
+    /* Usage is checked before the database is needed. */
+    assert_int_equal(harness_ctl(&bad, out, sizeof(out), "stock", "receive", "B-9", "A1", "x", NULL), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_stations),
         cmocka_unit_test(test_queue_and_release),
         cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_database_unreachable),
     };
     return cmocka_run_group_tests_name("cardctl", tests, group_setup, group_teardown);
 }
