@@ -299,3 +299,137 @@ int production_station_ready(struct db *db, const char *station_id)
     db_res_free(res);
     return ready;
 }
+
+int production_card_data(struct db *db, const char *request_no, struct job *job)
+{
+    struct db_res *res = NULL;
+    memset(job, 0, sizeof(*job));
+    /* The same dates as production_claim(), from the moment the card was claimed. */
+    int rc = db_query(db, &res,
+                      "SELECT r.id, r.request_no, r.kind, r.national_id, r.name_ar, r.name_en,"
+                      " to_char(r.birth_date, 'YYYY-MM-DD'), r.sex, r.nationality,"
+                      " to_char((coalesce(a.started_at, now()) AT TIME ZONE 'Asia/Riyadh')::date, 'YYYY-MM-DD'),"
+                      " to_char((coalesce(a.started_at, now()) AT TIME ZONE 'Asia/Riyadh')::date"
+                      "  + interval '10 years', 'YYYY-MM-DD'),"
+                      " a.card_serial, a.id, a.station_id"
+                      " FROM requests r LEFT JOIN LATERAL ("
+                      "  SELECT p.id, p.card_serial, p.started_at, p.station_id FROM production_attempts p"
+                      "  WHERE p.request_id = r.id AND p.outcome IN ('produced','in_progress')"
+                      "  AND p.card_serial IS NOT NULL ORDER BY p.id DESC LIMIT 1) a ON true"
+                      " WHERE r.request_no = $1",
+                      request_no);
+    if (rc)
+        return rc;
+    if (db_rows(res) == 0) {
+        db_res_free(res);
+        return -ENOENT;
+    }
+    copy(job->request_id, sizeof(job->request_id), db_get(res, 0, 0));
+    copy(job->request_no, sizeof(job->request_no), db_get(res, 0, 1));
+    copy(job->kind, sizeof(job->kind), db_get(res, 0, 2));
+    copy(job->national_id, sizeof(job->national_id), db_get(res, 0, 3));
+    copy(job->name_ar, sizeof(job->name_ar), db_get(res, 0, 4));
+    copy(job->name_en, sizeof(job->name_en), db_get(res, 0, 5));
+    copy(job->birth_date, sizeof(job->birth_date), db_get(res, 0, 6));
+    copy(job->sex, sizeof(job->sex), db_get(res, 0, 7));
+    copy(job->nationality, sizeof(job->nationality), db_get(res, 0, 8));
+    copy(job->issue_date, sizeof(job->issue_date), db_get(res, 0, 9));
+    copy(job->expiry_date, sizeof(job->expiry_date), db_get(res, 0, 10));
+    copy(job->card_serial, sizeof(job->card_serial), db_get(res, 0, 11));
+    copy(job->attempt_id, sizeof(job->attempt_id), db_get(res, 0, 12));
+    copy(job->station_id, sizeof(job->station_id), db_get(res, 0, 13));
+    db_res_free(res);
+    return 0;
+}
+
+int production_release(struct db *db, const char *request_no, const char *actor, char *reason,
+                       size_t reason_len)
+{
+    struct db_res *res = NULL;
+    char *detail = NULL;
+    int rc = db_begin(db);
+    if (!rc)
+        rc = db_query(db, &res,
+                      "SELECT id, hold_reason, spoiled_cards, status IN ('queued','in_production')"
+                      " FROM requests WHERE request_no = $1 FOR UPDATE",
+                      request_no);
+    if (rc)
+        goto out;
+    if (db_rows(res) == 0) {
+        rc = -ENOENT;
+        goto out;
+    }
+    if (db_is_null(res, 0, 1) || strcmp(db_get(res, 0, 3), "t") != 0) {
+        rc = -EALREADY;
+        goto out;
+    }
+    if (reason)
+        copy(reason, reason_len, db_get(res, 0, 1));
+    json_t *dj = json_pack("{s:s, s:I}", "hold_reason", db_get(res, 0, 1), "spoiled_cards",
+                           (json_int_t)db_get_long(res, 0, 2, 0));
+    detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
+    json_decref(dj);
+    if (!detail) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = db_query(db, NULL,
+                  "UPDATE requests SET hold_reason = NULL, updated_at = now() WHERE id = $1::bigint",
+                  db_get(res, 0, 0));
+    if (!rc)
+        rc = audit(db, actor, "request.released", request_no, NULL, NULL, detail);
+    if (!rc)
+        rc = db_commit(db);
+out:
+    db_rollback(db);
+    db_res_free(res);
+    free(detail);
+    return rc;
+}
+
+int production_progress(struct db *db, int window_min, struct production_progress *p)
+{
+    struct db_res *res = NULL;
+    char window[16];
+    if (window_min < 1 || window_min > 1440)
+        return -EINVAL;
+    snprintf(window, sizeof(window), "%d", window_min);
+    int rc = db_query(db, &res,
+                      "WITH today AS (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Riyadh')"
+                      "   AT TIME ZONE 'Asia/Riyadh' AS start),"
+                      " st AS (SELECT CASE WHEN paused AND state <> 'busy' THEN 'paused' ELSE state END"
+                      "   AS shown FROM stations)"
+                      " SELECT"
+                      " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
+                      "   AND hold_reason IS NULL AND production_station IS NULL),"
+                      " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
+                      "   AND hold_reason IS NOT NULL AND production_station IS NULL),"
+                      " (SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'),"
+                      " (SELECT count(*) FROM production_attempts, today WHERE outcome = 'produced'"
+                      "   AND finished_at >= today.start),"
+                      " (SELECT count(*) FROM production_attempts, today WHERE outcome IN ('spoiled','unknown')"
+                      "   AND finished_at >= today.start),"
+                      " (SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"
+                      "   AND finished_at >= now() - make_interval(mins => $1::int)),"
+                      " (SELECT count(*) FROM st WHERE shown = 'busy'),"
+                      " (SELECT count(*) FROM st WHERE shown = 'idle'),"
+                      " (SELECT count(*) FROM st WHERE shown = 'error'),"
+                      " (SELECT count(*) FROM st WHERE shown = 'paused'),"
+                      " (SELECT count(*) FROM st WHERE shown = 'offline')",
+                      window);
+    if (rc)
+        return rc;
+    long *fields[] = { &p->waiting, &p->held, &p->in_production, &p->produced_today,
+                       &p->spoiled_today, &p->produced_window, &p->busy, &p->idle, &p->error,
+                       &p->paused, &p->offline };
+    for (int k = 0; k < (int)(sizeof(fields) / sizeof(fields[0])); k++)
+        *fields[k] = db_get_long(res, 0, k, 0);
+    p->window_min = window_min;
+    db_res_free(res);
+    return 0;
+}
+
+double production_cards_per_hour(const struct production_progress *p)
+{
+    return p->window_min > 0 ? (double)p->produced_window * 60.0 / p->window_min : 0.0;
+}

@@ -4,6 +4,7 @@
 #include "db.h"
 #include "journal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,45 +26,84 @@ int stations_register(struct db *db, const struct config *cfg)
     return 0;
 }
 
+int stations_fetch(struct db *db, struct db_res **res)
+{
+    return db_exec(db, res,
+                   "SELECT s.id, s.instance, s.printer_driver, s.printer_serial, s.reader,"
+                   " CASE WHEN s.paused AND s.state <> 'busy' THEN 'paused' ELSE s.state END,"
+                   " s.error_reason, s.paused, s.cards_produced, s.cards_spoiled, rfc3339(s.updated_at),"
+                   " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
+                   "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
+                   " (SELECT p.card_serial FROM production_attempts p"
+                   "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1)"
+                   " FROM stations s ORDER BY s.id",
+                   0, NULL);
+}
+
 void stations_list(struct http_req *rq)
 {
     struct db *db = http_db(rq);
     if (!db)
         return;
     struct db_res *res = NULL;
-    int rc = db_exec(db, &res,
-                     "SELECT s.id, s.instance, s.printer_driver, s.printer_serial, s.reader,"
-                     " CASE WHEN s.paused AND s.state <> 'busy' THEN 'paused' ELSE s.state END,"
-                     " s.error_reason, s.paused, s.cards_produced, s.cards_spoiled, rfc3339(s.updated_at),"
-                     " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
-                     "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
-                     " (SELECT p.card_serial FROM production_attempts p"
-                     "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1)"
-                     " FROM stations s ORDER BY s.id",
-                     0, NULL);
+    int rc = stations_fetch(db, &res);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         return;
     }
     json_t *list = json_array();
     for (size_t r = 0; r < db_rows(res); r++) {
-        json_t *job = db_is_null(res, r, 11)
+        json_t *job = db_is_null(res, r, STATION_COL_JOB_REQUEST)
                           ? json_null()
-                          : json_pack("{s:s, s:s?}", "request_no", db_get(res, r, 11), "card_serial",
-                                      db_get(res, r, 12));
+                          : json_pack("{s:s, s:s?}", "request_no", db_get(res, r, STATION_COL_JOB_REQUEST),
+                                      "card_serial", db_get(res, r, STATION_COL_JOB_CARD));
         json_array_append_new(
             list, json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s?, s:b, s:{s:I, s:I}, s:s, s:o}",
-                            "id", db_get(res, r, 0), "instance", db_get(res, r, 1),
-                            "printer", "driver", db_get(res, r, 2), "serial", db_get(res, r, 3),
-                            "reader", db_get(res, r, 4), "state", db_get(res, r, 5),
-                            "reason", db_get(res, r, 6),
-                            "paused", strcmp(db_get(res, r, 7), "t") == 0,
-                            "counters", "produced", (json_int_t)db_get_long(res, r, 8, 0),
-                            "spoiled", (json_int_t)db_get_long(res, r, 9, 0),
-                            "updated_at", db_get(res, r, 10), "job", job));
+                            "id", db_get(res, r, STATION_COL_ID),
+                            "instance", db_get(res, r, STATION_COL_INSTANCE),
+                            "printer", "driver", db_get(res, r, STATION_COL_PRINTER_DRIVER),
+                            "serial", db_get(res, r, STATION_COL_PRINTER_SERIAL),
+                            "reader", db_get(res, r, STATION_COL_READER),
+                            "state", db_get(res, r, STATION_COL_STATE),
+                            "reason", db_get(res, r, STATION_COL_REASON),
+                            "paused", strcmp(db_get(res, r, STATION_COL_PAUSED), "t") == 0,
+                            "counters", "produced", (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED, 0),
+                            "spoiled", (json_int_t)db_get_long(res, r, STATION_COL_SPOILED, 0),
+                            "updated_at", db_get(res, r, STATION_COL_UPDATED_AT), "job", job));
     }
     db_res_free(res);
     http_json(rq, 200, json_pack("{s:o}", "stations", list));
+}
+
+int station_set_paused(struct db *db, const char *station_id, bool paused, const char *actor,
+                       char state[16])
+{
+    struct db_res *res = NULL;
+    int rc = db_begin(db);
+    if (!rc)
+        rc = db_query(db, &res,
+                      paused ? "UPDATE stations SET paused = true, updated_at = now() WHERE id = $1"
+                               " RETURNING state"
+                             : "UPDATE stations SET paused = false, updated_at = now(),"
+                               " state = CASE WHEN state = 'error' THEN 'idle' ELSE state END,"
+                               " error_reason = CASE WHEN state = 'error' THEN NULL ELSE error_reason END"
+                               " WHERE id = $1 RETURNING state",
+                      station_id);
+    if (rc)
+        goto out;
+    if (db_rows(res) == 0) {
+        rc = -ENOENT;
+        goto out;
+    }
+    const char *now = db_get(res, 0, 0);
+    snprintf(state, 16, "%s", paused && strcmp(now, "busy") != 0 ? "paused" : now);
+    rc = audit(db, actor, paused ? "station.paused" : "station.resumed", NULL, NULL, station_id, NULL);
+    if (!rc)
+        rc = db_commit(db);
+out:
+    db_rollback(db);
+    db_res_free(res);
+    return rc;
 }
 
 static void set_paused(struct http_req *rq, bool paused)
@@ -71,29 +111,15 @@ static void set_paused(struct http_req *rq, bool paused)
     struct db *db = http_db(rq);
     if (!db)
         return;
-    struct db_res *res = NULL;
-    /* Resuming also clears an error: an operator has seen to the printer. */
-    int rc = db_query(db, &res,
-                      paused ? "UPDATE stations SET paused = true, updated_at = now() WHERE id = $1"
-                               " RETURNING state"
-                             : "UPDATE stations SET paused = false, updated_at = now(),"
-                               " state = CASE WHEN state = 'error' THEN 'idle' ELSE state END,"
-                               " error_reason = CASE WHEN state = 'error' THEN NULL ELSE error_reason END"
-                               " WHERE id = $1 RETURNING state",
-                      rq->param[0]);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-    } else if (db_rows(res) == 0) {
+    char state[16];
+    int rc = station_set_paused(db, rq->param[0], paused, rq->who.name, state);
+    if (rc == -ENOENT)
         http_problem(rq, 404, "not_found", "Not found", "No such station.", NULL);
-    } else {
-        audit(db, rq->who.name, paused ? "station.paused" : "station.resumed", NULL, NULL,
-              rq->param[0], NULL);
-        const char *state = db_get(res, 0, 0);
-        http_json(rq, 200, json_pack("{s:s, s:s, s:b}", "id", rq->param[0], "state",
-                                     paused && strcmp(state, "busy") != 0 ? "paused" : state,
+    else if (rc)
+        http_internal_error(rq, db_error_message(db));
+    else
+        http_json(rq, 200, json_pack("{s:s, s:s, s:b}", "id", rq->param[0], "state", state,
                                      "paused", paused));
-    }
-    db_res_free(res);
 }
 
 void station_pause(struct http_req *rq)
@@ -104,6 +130,21 @@ void station_pause(struct http_req *rq)
 void station_resume(struct http_req *rq)
 {
     set_paused(rq, false);
+}
+
+int production_queue_fetch(struct db *db, long after, long limit, bool held_only,
+                           struct db_res **res)
+{
+    char lim[24], cur[24];
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    snprintf(cur, sizeof(cur), "%ld", after);
+    return db_query(db, res,
+                    "SELECT r.id, r.request_no, r.kind, r.reason, rfc3339(r.approved_at),"
+                    " rfc3339(r.created_at), r.spoiled_cards, r.hold_reason, r.production_station, r.status"
+                    " FROM requests r WHERE r.status IN ('queued','in_production')"
+                    " AND r.id > $1::bigint AND (NOT $3::boolean OR r.hold_reason IS NOT NULL)"
+                    " ORDER BY r.id LIMIT $2::int",
+                    cur, lim, held_only ? "true" : "false");
 }
 
 void production_queue(struct http_req *rq)
@@ -130,16 +171,9 @@ void production_queue(struct http_req *rq)
     struct db *db = http_db(rq);
     if (!db)
         return;
-    char lim[24], cur[24];
-    snprintf(lim, sizeof(lim), "%ld", limit + 1);
-    snprintf(cur, sizeof(cur), "%ld", cursor);
     struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT r.id, r.request_no, r.kind, r.reason, rfc3339(r.approved_at),"
-                      " rfc3339(r.created_at), r.spoiled_cards, r.hold_reason, r.production_station, r.status"
-                      " FROM requests r WHERE r.status IN ('queued','in_production')"
-                      " AND r.id > $1::bigint ORDER BY r.id LIMIT $2::int",
-                      cur, lim);
+    /* One row more than shown says whether there is a next page. */
+    int rc = production_queue_fetch(db, cursor, limit + 1, false, &res);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         return;
@@ -150,13 +184,16 @@ void production_queue(struct http_req *rq)
     for (size_t r = 0; r < shown; r++)
         json_array_append_new(
             items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s}",
-                             "request_no", db_get(res, r, 1), "kind", db_get(res, r, 2),
-                             "reason", db_get(res, r, 3), "approved_at", db_get(res, r, 4),
-                             "queued_at", db_get(res, r, 5),
-                             "spoiled_cards", (json_int_t)db_get_long(res, r, 6, 0),
-                             "hold_reason", db_get(res, r, 7), "station", db_get(res, r, 8),
-                             "status", db_get(res, r, 9)));
-    json_t *next = n > (size_t)limit ? json_string(db_get(res, shown - 1, 0)) : json_null();
+                             "request_no", db_get(res, r, QUEUE_COL_REQUEST_NO),
+                             "kind", db_get(res, r, QUEUE_COL_KIND),
+                             "reason", db_get(res, r, QUEUE_COL_REASON),
+                             "approved_at", db_get(res, r, QUEUE_COL_APPROVED_AT),
+                             "queued_at", db_get(res, r, QUEUE_COL_QUEUED_AT),
+                             "spoiled_cards", (json_int_t)db_get_long(res, r, QUEUE_COL_SPOILED_CARDS, 0),
+                             "hold_reason", db_get(res, r, QUEUE_COL_HOLD_REASON),
+                             "station", db_get(res, r, QUEUE_COL_STATION),
+                             "status", db_get(res, r, QUEUE_COL_STATUS)));
+    json_t *next = n > (size_t)limit ? json_string(db_get(res, shown - 1, QUEUE_COL_ID)) : json_null();
     db_res_free(res);
     http_json(rq, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
 }

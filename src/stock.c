@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_BATCH 100000
 #define MAX_REASON 200
 
 bool card_serial_valid(const char *s)
@@ -39,60 +38,38 @@ int card_serial_add(const char *first, long count, char out[CARD_SERIAL_MAX + 1]
     return 0;
 }
 
-static void fail(json_t *errors, const char *field, const char *code)
+int stock_batch_check(const char *batch_no, const char *first, const long *count,
+                      struct stock_problem problems[3], char last[CARD_SERIAL_MAX + 1])
 {
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "code", code));
+    int n = 0;
+    if (batch_no && !request_no_valid(batch_no))
+        problems[n++] = (struct stock_problem){ "batch_no", "format" };
+    if (first && !card_serial_valid(first))
+        problems[n++] = (struct stock_problem){ "first_serial", "format" };
+    if (count && (*count < 1 || *count > STOCK_MAX_BATCH))
+        problems[n++] = (struct stock_problem){ "count", "range" };
+    if (n == 0 && batch_no && first && count && card_serial_add(first, *count - 1, last) != 0)
+        problems[n++] = (struct stock_problem){ "first_serial", "no_room_for_count" };
+    return n;
 }
 
-void stock_batch_create(struct http_req *rq)
+int stock_batch_receive(struct db *db, const char *batch_no, const char *first, long count,
+                        const char *actor, char last[CARD_SERIAL_MAX + 1])
 {
-    json_t *errors = json_array();
-    const char *batch_no = json_string_value(json_object_get(rq->json, "batch_no"));
-    const char *first = json_string_value(json_object_get(rq->json, "first_serial"));
-    json_t *jcount = json_object_get(rq->json, "count");
-    char last[CARD_SERIAL_MAX + 1] = "";
+    struct stock_problem problems[3];
     struct db_res *res = NULL;
-    struct db *db = NULL;
-
-    if (!batch_no)
-        fail(errors, "batch_no", json_object_get(rq->json, "batch_no") ? "type" : "required");
-    else if (!request_no_valid(batch_no))
-        fail(errors, "batch_no", "format");
-    if (!first)
-        fail(errors, "first_serial", json_object_get(rq->json, "first_serial") ? "type" : "required");
-    else if (!card_serial_valid(first))
-        fail(errors, "first_serial", "format");
-    long count = 0;
-    if (!jcount)
-        fail(errors, "count", "required");
-    else if (!json_is_integer(jcount))
-        fail(errors, "count", "type");
-    else if ((count = (long)json_integer_value(jcount)) < 1 || count > MAX_BATCH)
-        fail(errors, "count", "range");
-    if (json_array_size(errors) == 0 && card_serial_add(first, count - 1, last) != 0)
-        fail(errors, "first_serial", "no_room_for_count");
-    if (json_array_size(errors) > 0) {
-        http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
-                     errors);
-        return;
-    }
-    json_decref(errors);
-
-    db = http_db(rq);
-    if (!db)
-        return;
-    char count_text[24];
+    char count_text[24], id[24];
+    if (stock_batch_check(batch_no, first, &count, problems, last) != 0)
+        return -EINVAL;
     snprintf(count_text, sizeof(count_text), "%ld", count);
     int rc = db_begin(db);
     if (!rc)
         rc = db_query(db, &res,
                       "INSERT INTO stock_batches (batch_no, first_serial, count, received_by)"
                       " VALUES ($1, $2, $3::int, $4) ON CONFLICT (batch_no) DO NOTHING RETURNING id",
-                      batch_no, first, count_text, rq->who.name);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
+                      batch_no, first, count_text, actor);
+    if (rc)
         goto out;
-    }
     if (db_rows(res) == 0) {
         /* The same batch again is the same delivery; anything else conflicts. */
         db_res_free(res);
@@ -100,16 +77,10 @@ void stock_batch_create(struct http_req *rq)
         rc = db_query(db, &res,
                       "SELECT 1 FROM stock_batches WHERE batch_no = $1 AND first_serial = $2"
                       " AND count = $3::int", batch_no, first, count_text);
-        if (!rc && db_rows(res) == 1)
-            http_json(rq, 200, json_pack("{s:s, s:s, s:s, s:I}", "batch_no", batch_no,
-                                         "first_serial", first, "last_serial", last,
-                                         "count", (json_int_t)count));
-        else
-            http_problem(rq, 409, "conflict", "Conflict",
-                         "A different batch with this batch_no was already received.", NULL);
+        if (!rc)
+            rc = db_rows(res) == 1 ? STOCK_SAME_BATCH : -EEXIST;
         goto out;
     }
-    char id[24];
     snprintf(id, sizeof(id), "%s", db_get(res, 0, 0));
     /* One row per card, serials made by the same rule as card_serial_add. */
     size_t n = strlen(first), tail = 0;
@@ -126,38 +97,109 @@ void stock_batch_create(struct http_req *rq)
                   " FROM generate_series(0, $5::int - 1) AS g",
                   prefix, start, width, id, count_text);
     if (rc == DB_ECONFLICT) {
-        db_rollback(db);
-        http_problem(rq, 409, "serial_overlap", "Conflict",
-                     "Some serials of this batch were already received in another batch.", NULL);
+        rc = -EADDRINUSE;
         goto out;
     }
     if (!rc) {
         char detail[128];
         snprintf(detail, sizeof(detail), "{\"first_serial\":\"%s\",\"last_serial\":\"%s\",\"count\":%ld}",
                  first, last, count);
-        rc = audit(db, rq->who.name, "stock.received", NULL, NULL, NULL, detail);
+        rc = audit(db, actor, "stock.received", NULL, NULL, NULL, detail);
     }
     if (!rc)
         rc = db_commit(db);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-        goto out;
-    }
-    log_info("stock batch %s received: %ld cards %s..%s", batch_no, count, first, last);
-    http_json(rq, 201, json_pack("{s:s, s:s, s:s, s:I}", "batch_no", batch_no, "first_serial", first,
-                                 "last_serial", last, "count", (json_int_t)count));
 out:
-    if (db)
-        db_rollback(db);
+    db_rollback(db);
     db_res_free(res);
+    return rc;
 }
 
-void stock_list(struct http_req *rq)
+static void fail(json_t *errors, const char *field, const char *code)
 {
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "code", code));
+}
+
+/* The JSON-level problem of a field (absent or of the wrong type), or NULL. */
+static const char *absent_or_type(json_t *body, const char *field, bool ok)
+{
+    if (ok)
+        return NULL;
+    return json_object_get(body, field) ? "type" : "required";
+}
+
+void stock_batch_create(struct http_req *rq)
+{
+    static const char *const fields[] = { "batch_no", "first_serial", "count" };
+    const char *batch_no = json_string_value(json_object_get(rq->json, "batch_no"));
+    const char *first = json_string_value(json_object_get(rq->json, "first_serial"));
+    json_t *jcount = json_object_get(rq->json, "count");
+    long count = json_is_integer(jcount) ? (long)json_integer_value(jcount) : 0;
+    const char *shape[3] = {
+        absent_or_type(rq->json, "batch_no", batch_no),
+        absent_or_type(rq->json, "first_serial", first),
+        absent_or_type(rq->json, "count", json_is_integer(jcount)),
+    };
+    struct stock_problem problems[3];
+    char last[CARD_SERIAL_MAX + 1] = "";
+    int nproblems = stock_batch_check(batch_no, first, json_is_integer(jcount) ? &count : NULL,
+                                      problems, last);
+    if (nproblems > 0 || shape[0] || shape[1] || shape[2]) {
+        /* Every failing field, in field order. */
+        json_t *errors = json_array();
+        for (int f = 0; f < 3; f++) {
+            if (shape[f])
+                fail(errors, fields[f], shape[f]);
+            for (int k = 0; k < nproblems; k++)
+                if (strcmp(problems[k].field, fields[f]) == 0)
+                    fail(errors, fields[f], problems[k].code);
+        }
+        http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
+                     errors);
+        return;
+    }
+
     struct db *db = http_db(rq);
     if (!db)
         return;
+    int rc = stock_batch_receive(db, batch_no, first, count, rq->who.name, last);
+    switch (rc) {
+    case STOCK_RECEIVED:
+        log_info("stock batch %s received: %ld cards %s..%s", batch_no, count, first, last);
+        /* fall through */
+    case STOCK_SAME_BATCH:
+        http_json(rq, rc == STOCK_RECEIVED ? 201 : 200,
+                  json_pack("{s:s, s:s, s:s, s:I}", "batch_no", batch_no, "first_serial", first,
+                            "last_serial", last, "count", (json_int_t)count));
+        break;
+    case -EEXIST:
+        http_problem(rq, 409, "conflict", "Conflict",
+                     "A different batch with this batch_no was already received.", NULL);
+        break;
+    case -EADDRINUSE:
+        http_problem(rq, 409, "serial_overlap", "Conflict",
+                     "Some serials of this batch were already received in another batch.", NULL);
+        break;
+    default:
+        http_internal_error(rq, db_error_message(db));
+    }
+}
+
+const char *const stock_count_name[STOCK_NCOUNTS] = {
+    [STOCK_COUNT_RECEIVED] = "received",
+    [STOCK_COUNT_USED] = "used",
+    [STOCK_COUNT_SPOILED] = "spoiled",
+    [STOCK_COUNT_DESTROYED] = "destroyed",
+    [STOCK_COUNT_IN_PRODUCTION] = "in_production",
+    [STOCK_COUNT_AVAILABLE] = "available",
+};
+
+int stock_census(struct db *db, struct stock_batch **out, size_t *n, long totals[STOCK_NCOUNTS])
+{
     struct db_res *res = NULL;
+    *out = NULL;
+    *n = 0;
+    memset(totals, 0, sizeof(long) * STOCK_NCOUNTS);
+    /* Columns 3 to 8 in the order of enum stock_count; 9 the cards on record. */
     int rc = db_exec(db, &res,
                      "SELECT b.batch_no, b.first_serial, rfc3339(b.received_at), b.count,"
                      " count(c.serial) FILTER (WHERE c.state = 'used'),"
@@ -169,33 +211,60 @@ void stock_list(struct http_req *rq)
                      " FROM stock_batches b LEFT JOIN cards c ON c.batch_id = b.id"
                      " GROUP BY b.id ORDER BY b.id",
                      0, NULL);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-        return;
+    if (rc)
+        return rc;
+    size_t rows = db_rows(res);
+    struct stock_batch *batches = rows ? calloc(rows, sizeof(*batches)) : NULL;
+    if (rows && !batches) {
+        db_res_free(res);
+        return -ENOMEM;
     }
-    static const char *const cols[] = { "received", "used", "spoiled", "destroyed",
-                                        "in_production", "available" };
-    json_t *batches = json_array();
-    json_int_t totals[6] = { 0 };
-    for (size_t r = 0; r < db_rows(res); r++) {
-        json_t *b = json_pack("{s:s, s:s, s:s}", "batch_no", db_get(res, r, 0), "first_serial",
-                              db_get(res, r, 1), "received_at", db_get(res, r, 2));
-        for (int k = 0; k < 6; k++) {
-            json_int_t v = db_get_long(res, r, 3 + k, 0);
-            totals[k] += v;
-            json_object_set_new(b, cols[k], json_integer(v));
+    for (size_t r = 0; r < rows; r++) {
+        struct stock_batch *b = &batches[r];
+        snprintf(b->batch_no, sizeof(b->batch_no), "%s", db_get(res, r, 0));
+        snprintf(b->first_serial, sizeof(b->first_serial), "%s", db_get(res, r, 1));
+        snprintf(b->received_at, sizeof(b->received_at), "%s", db_get(res, r, 2));
+        for (int k = 0; k < STOCK_NCOUNTS; k++) {
+            b->count[k] = db_get_long(res, r, 3 + k, 0);
+            totals[k] += b->count[k];
         }
         /* The cards on record must be the cards received. */
         if (db_get_long(res, r, 9, -1) != db_get_long(res, r, 3, -2))
             log_error("stock batch %s: %s cards on record for %s received", db_get(res, r, 0),
                       db_get(res, r, 9), db_get(res, r, 3));
-        json_array_append_new(batches, b);
+    }
+    db_res_free(res);
+    *out = batches;
+    *n = rows;
+    return 0;
+}
+
+void stock_list(struct http_req *rq)
+{
+    struct db *db = http_db(rq);
+    if (!db)
+        return;
+    struct stock_batch *batches = NULL;
+    size_t n = 0;
+    long totals[STOCK_NCOUNTS];
+    int rc = stock_census(db, &batches, &n, totals);
+    if (rc) {
+        http_internal_error(rq, rc == -ENOMEM ? "out of memory" : db_error_message(db));
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t r = 0; r < n; r++) {
+        json_t *b = json_pack("{s:s, s:s, s:s}", "batch_no", batches[r].batch_no, "first_serial",
+                              batches[r].first_serial, "received_at", batches[r].received_at);
+        for (int k = 0; k < STOCK_NCOUNTS; k++)
+            json_object_set_new(b, stock_count_name[k], json_integer(batches[r].count[k]));
+        json_array_append_new(list, b);
     }
     json_t *total = json_object();
-    for (int k = 0; k < 6; k++)
-        json_object_set_new(total, cols[k], json_integer(totals[k]));
-    db_res_free(res);
-    http_json(rq, 200, json_pack("{s:o, s:o}", "batches", batches, "totals", total));
+    for (int k = 0; k < STOCK_NCOUNTS; k++)
+        json_object_set_new(total, stock_count_name[k], json_integer(totals[k]));
+    free(batches);
+    http_json(rq, 200, json_pack("{s:o, s:o}", "batches", list, "totals", total));
 }
 
 /* A reason or witness field: required, 1 to MAX_REASON bytes. */
