@@ -135,18 +135,25 @@ courier_sign() { # BODY -> the X-Signature header value
         "$(printf '%s.%s' "$t" "$1" | openssl dgst -sha256 -hmac "$COURIER_SECRET" | awk '{print $NF}')"
 }
 
-# Courier events carry the time they happened. They must not go back in
-# time for one parcel, so each gets a second of its own, never before now.
-EVENT_CLOCK=0
+# Courier events carry the time they happened, in whole seconds. Each event
+# of a parcel is sent in a second of its own, after the second of the
+# dispatch, and dated now: so the history reads in the order the events
+# were sent, and no event is dated ahead of the service's clock.
+declare -A PARCEL_CLOCK TN_CITY
 EVENT_SEQ=0
+clock_past() { [ "$(date +%s)" -gt "$1" ]; }
 courier_event() { # TRACKING_NO CODE [REASON] -> one line saying what it did
-    local tracking=$1 code=$2 reason=${3-} now body answer
-    now=$(date +%s)
-    EVENT_CLOCK=$((now > EVENT_CLOCK ? now : EVENT_CLOCK + 1))
+    local tracking=$1 code=$2 reason=${3-} t body answer location last=${PARCEL_CLOCK[$1]:-0}
+    [ "$last" -gt "$DISPATCH_EPOCH" ] || last=$DISPATCH_EPOCH
+    wait_for 5 "the next second" clock_past "$last"
+    t=$(date +%s)
+    PARCEL_CLOCK[$tracking]=$t
     EVENT_SEQ=$((EVENT_SEQ + 1))
+    location=${TN_CITY[$tracking]}
+    [ "$code" = arrived_at_branch ] && location="branch $BRANCH_ID"
     body=$(jq -cn --arg id "$(printf 'fp-evt-%06d' "$EVENT_SEQ")" --arg tn "$tracking" --arg code "$code" \
-        --arg at "$(date -u -d "@$EVENT_CLOCK" +%FT%TZ)" --arg reason "$reason" \
-        '{event_id: $id, tracking_no: $tn, code: $code, at: $at, location: "Riyadh hub"}
+        --arg at "$(date -u -d "@$t" +%FT%TZ)" --arg reason "$reason" \
+        --arg location "$location" '{event_id: $id, tracking_no: $tn, code: $code, at: $at, location: $location}
          + (if $reason == "" then {} else {reason: $reason} end)')
     answer=$(api 200 POST /v1/courier/events "$COURIER_TOKEN" "$body" "X-Signature: $(courier_sign "$body")")
     jq -r --arg code "$code${reason:+ ($reason)}" \
@@ -157,41 +164,46 @@ courier_event() { # TRACKING_NO CODE [REASON] -> one line saying what it did
 }
 
 # ---------------------------------------------------------------------------
-# The holders. Fields: request_no national_id kind reason city lat lon phone
+# The holders.
+# Fields: request_no national_id kind reason city district lat lon phone
 # name_ar name_en ("_" for spaces). Both kinds, both reasons.
 
 HOLDERS=(
-  "RQ-2026-000101 1084523172 national_id   lost    Riyadh  24.6920 46.6850 +966501110001 محمد_عبدالله_القحطاني MOHAMMED_ABDULLAH_ALQAHTANI"
-  "RQ-2026-000102 1047739204 national_id   damaged Jeddah  21.5433 39.1728 +966501110002 نورة_سعد_العتيبي      NOURA_SAAD_ALOTAIBI"
-  "RQ-2026-000103 2093188452 family_record lost    Dammam  26.4207 50.0888 +966501110003 فهد_ناصر_الدوسري      FAHAD_NASSER_ALDOSARI"
-  "RQ-2026-000104 1066209345 family_record damaged Riyadh  24.8010 46.6210 +966501110004 سارة_علي_الشهري       SARA_ALI_ALSHEHRI"
-  "RQ-2026-000105 2110547839 national_id   lost    Abha    18.2164 42.5053 +966501110005 خالد_إبراهيم_الزهراني  KHALID_IBRAHIM_ALZAHRANI"
+  "RQ-2026-000101 1084523172 national_id   lost    Riyadh Al_Olaya      24.6920 46.6850 +966501110001 محمد_عبدالله_القحطاني MOHAMMED_ABDULLAH_ALQAHTANI"
+  "RQ-2026-000102 1047739204 national_id   damaged Jeddah Al_Rawdah     21.5621 39.1525 +966501110002 نورة_سعد_العتيبي      NOURA_SAAD_ALOTAIBI"
+  "RQ-2026-000103 2093188452 family_record lost    Dammam Al_Faisaliyah 26.4207 50.0888 +966501110003 فهد_ناصر_الدوسري      FAHAD_NASSER_ALDOSARI"
+  "RQ-2026-000104 1066209345 family_record damaged Riyadh Al_Malqa      24.8010 46.6210 +966501110004 سارة_علي_الشهري       SARA_ALI_ALSHEHRI"
+  "RQ-2026-000105 2110547839 national_id   lost    Abha   Al_Mansak     18.2164 42.5053 +966501110005 خالد_إبراهيم_الزهراني  KHALID_IBRAHIM_ALZAHRANI"
 )
 # Their stories after production.
 DELIVERED=(RQ-2026-000101 RQ-2026-000102 RQ-2026-000103)
 REDIRECTED=RQ-2026-000104
 CANCELLED=RQ-2026-000105
 
-declare -A NID KIND REASON NAME_EN NAME_AR TRACKING
+declare -A NID KIND REASON CITY NAME_EN NAME_AR TRACKING
 ALL_NOS=()
 for line in "${HOLDERS[@]}"; do
-    read -r no nid kind reason _ _ _ _ ar en <<<"$line"
+    read -r no nid kind reason city _ _ _ _ ar en <<<"$line"
     ALL_NOS+=("$no")
-    NID[$no]=$nid KIND[$no]=$kind REASON[$no]=$reason NAME_AR[$no]=${ar//_/ } NAME_EN[$no]=${en//_/ }
+    NID[$no]=$nid KIND[$no]=$kind REASON[$no]=$reason CITY[$no]=$city
+    NAME_AR[$no]=${ar//_/ } NAME_EN[$no]=${en//_/ }
 done
 
+# Approved an hour ago; fixed once, so that a request sent twice is the same body.
+TERMS_ACCEPTED_AT=$(date -u -d '-1 day' +%FT%TZ)
+APPROVED_AT=$(date -u -d '-1 hour' +%FT%TZ)
 request_body() { # one line of HOLDERS -> the approval system's JSON
-    local no nid kind reason city lat lon phone ar en report=loss_report
-    read -r no nid kind reason city lat lon phone ar en <<<"$1"
+    local no nid kind reason city district lat lon phone ar en report=loss_report
+    read -r no nid kind reason city district lat lon phone ar en <<<"$1"
     [ "$reason" = damaged ] && report=damage_report
     jq -cn --arg no "$no" --arg nid "$nid" --arg kind "$kind" --arg reason "$reason" \
-        --arg ar "${ar//_/ }" --arg en "${en//_/ }" --arg city "$city" --arg phone "$phone" \
+        --arg ar "${ar//_/ }" --arg en "${en//_/ }" --arg city "$city" --arg district "${district//_/ }" --arg phone "$phone" \
         --argjson lat "$lat" --argjson lon "$lon" --arg report "$report" \
-        --arg terms "$(date -u -d '-1 day' +%FT%TZ)" --arg approved "$(date -u -d '-1 hour' +%FT%TZ)" '{
+        --arg terms "$TERMS_ACCEPTED_AT" --arg approved "$APPROVED_AT" '{
         request_no: $no, kind: $kind, reason: $reason, national_id: $nid,
         holder: {name_ar: $ar, name_en: $en, birth_date: "1990-04-12", sex: "M", nationality: "SAU"},
         phone: $phone,
-        address: {building_no: "2929", street: "King Fahd Road", district: "Al Olaya", city: $city,
+        address: {building_no: "2929", street: "King Fahd Road", district: $district, city: $city,
                   postal_code: "12345", additional_no: "7788", lat: $lat, lon: $lon},
         documents: [{type: "id_copy", sha256: ("a" * 64), uri: "docs://id-copy"},
                     {type: $report, sha256: ("b" * 64), uri: "docs://report"}],
@@ -339,7 +351,7 @@ echo "the same request sent again is answered with what is stored:"
 api 200 POST /v1/requests "$INTAKE" "$(request_body "${HOLDERS[0]}")" | jq -c '{request_no, status}' | sed 's/^/  /'
 echo "a request whose national ID fails the check digit is refused:"
 api 422 POST /v1/requests "$INTAKE" \
-    "$(request_body "RQ-2026-000199 1084523173 national_id lost Riyadh 24.7 46.7 +966501110009 اسم NAME")" |
+    "$(request_body "RQ-2026-000199 1084523173 national_id lost Riyadh Al_Olaya 24.7 46.7 +966501110009 اسم NAME")" |
     jq -c '{status, title, errors}' | sed 's/^/  /'
 echo "production queue (no blank cards in stock yet):"
 api 200 GET /v1/production/queue "$OPERATOR" | jq -r '.items[] | "  \(.request_no) \(.kind)"' 
@@ -398,10 +410,12 @@ echo "the cancelled request cannot be dispatched:"
 api 409 POST /v1/dispatches "$OPERATOR" "{\"courier\":\"fastpost\",\"request_nos\":[\"$CANCELLED\"]}" |
     jq -c '{status, title, requests}' | sed 's/^/  /'
 TO_DISPATCH=("${DELIVERED[@]}" "$REDIRECTED")
+DISPATCH_EPOCH=$(date +%s)
 dispatch=$(api 201 POST /v1/dispatches "$OPERATOR" \
     "$(jq -cn '{courier: "fastpost", request_nos: $ARGS.positional}' --args "${TO_DISPATCH[@]}")")
 while read -r no tn; do
     TRACKING[$no]=$tn
+    TN_CITY[$tn]=${CITY[$no]}
     echo "  $no -> tracking number $tn"
 done < <(jq -r '.items[] | "\(.request_no) \(.tracking_no)"' <<<"$dispatch")
 [ "${#TRACKING[@]}" = "${#TO_DISPATCH[@]}" ] || die "the dispatch did not answer a tracking number for each card"
@@ -445,6 +459,7 @@ api 200 POST /v1/courier/events "$COURIER_TOKEN" "$LAST_EVENT_BODY" "X-Signature
 # ===========================================================================
 step "Branch: the holder of $REDIRECTED collects the card at $BRANCH_ID"
 
+
 echo "with someone else's national ID the branch learns nothing:"
 api 404 POST "/v1/branches/$BRANCH_ID/handover" "$BRANCH" \
     "{\"request_no\":\"$REDIRECTED\",\"national_id\":\"${NID[${DELIVERED[0]}]}\"}" |
@@ -453,3 +468,117 @@ echo "with the holder's own national ID:"
 api 200 POST "/v1/branches/$BRANCH_ID/handover" "$BRANCH" \
     "{\"request_no\":\"$REDIRECTED\",\"national_id\":\"${NID[$REDIRECTED]}\"}" |
     jq -r '"  \(.request_no) -> \(.status) at \(.branch_id)"'
+
+for no in "${ALL_NOS[@]}"; do
+    api 200 GET "/v1/requests/$no" "$OPERATOR" | jq . > "$RUN/requests/$no.json"
+done
+
+# ===========================================================================
+step "Tracking: what each holder sees (POST /v1/track), and the SMS they received"
+
+declare -A TRACK
+for no in "${ALL_NOS[@]}"; do
+    TRACK[$no]=$(api 200 POST /v1/track "" "{\"request_no\":\"$no\",\"national_id\":\"${NID[$no]}\"}")
+done
+
+# Every status change in a timeline wrote a notification in the same
+# transaction; the worker sends them on its own, so wait until the
+# gateway has recorded as many for each request.
+sms_count() { [ -s "$SMS_LOG" ] && jq -s --arg no "$1" '[.[] | select(.request_no == $no)] | length' "$SMS_LOG" || echo 0; }
+all_notified() {
+    local no
+    for no in "${ALL_NOS[@]}"; do
+        [ "$(sms_count "$no")" -ge "$(jq '.timeline | length' <<<"${TRACK[$no]}")" ] || return 1
+    done
+}
+wait_for 60 "the SMS gateway to receive every notification" all_notified
+
+for no in "${ALL_NOS[@]}"; do
+    printf '\n%s%s%s  %s / %s  %s  %s\n' "$BOLD" "$no" "$OFF" "${KIND[$no]}" "${REASON[$no]}" \
+        "${NAME_AR[$no]}" "${NAME_EN[$no]}"
+    jq -r '
+      "  now:      \(.status_label.en) | \(.status_label.ar)   (since \(.updated_at))",
+      "  delivery: \(.delivery.method), \(.delivery.attempts) failed attempt(s), \(.delivery.address)",
+      (if .delivery.branch then
+         "  branch:   \(.delivery.branch.branch_id)  \(.delivery.branch.name.en) | \(.delivery.branch.name.ar)",
+         "  collect by \(.delivery.collect_by)"
+       else empty end),
+      "  timeline:",
+      (.timeline[] | "    \(.at)  \(.label.en | .+ " " * (36 - length)) \(.label.ar)")' <<<"${TRACK[$no]}"
+    echo "  SMS received at $(jq -r --arg no "$no" 'select(.request_no == $no) | .phone' "$SMS_LOG" | head -1):"
+    jq -r --arg no "$no" 'select(.request_no == $no) | "    \(.text.en)\n    \(.text.ar)"' "$SMS_LOG"
+done
+echo
+echo "a look-up with the right request number but another national ID:"
+api 404 POST /v1/track "" "{\"request_no\":\"${ALL_NOS[0]}\",\"national_id\":\"${NID[${ALL_NOS[1]}]}\"}" |
+    jq -c '{status, title}' | sed 's/^/  /'
+
+# ===========================================================================
+step "Output hopper: what the stations printed and wrote to the chips"
+
+# The emulated printer numbers the cards of each station 1, 2, ... in the
+# order it took them; the service takes blank cards in serial order, so the
+# n-th serial used on a station is card n of that station's hopper.
+declare -A HOPPER
+for st in st1 st2; do
+    n=0
+    while read -r serial no; do
+        n=$((n + 1))
+        HOPPER[$no]=$RUN/hopper/$st/$n
+    done < <(jq -r --arg st "$st" '.request_no as $no | .cards[] | select(.station == $st) | "\(.card_serial) \($no)"' \
+                 "$RUN"/requests/*.json | sort)
+done
+for no in "${ALL_NOS[@]}"; do
+    h=${HOPPER[$no]}
+    [ -f "$h-front.png" ] || die "no face in the hopper for $no ($h-front.png)"
+    echo "  $no  ${KIND[$no]}$([ "$no" = "$CANCELLED" ] && echo "  (voided when the request was cancelled, then destroyed)")"
+    echo "      face: ${h#"$ROOT/"}-front.png"
+    if [ "${KIND[$no]}" = national_id ]; then
+        # DG11 carries the national ID: a check that the mapping is right.
+        grep -aq "${NID[$no]}" "$h-chip/010B.bin" || die "the chip in $h-chip does not carry ${NID[$no]}"
+        echo "      chip: ${h#"$ROOT/"}-chip/  ($(cd "$h-chip" && echo *.bin))"
+    else
+        echo "      chip: none (a family record is printed, not encoded)"
+    fi
+done
+
+# ===========================================================================
+step "Chip check: the security object of ${ALL_NOS[0]}'s card, verified with openssl"
+
+chip=${HOPPER[${ALL_NOS[0]}]}-chip
+# EF.SOD is tag 77 around a DER CMS SignedData: skip the tag and its length.
+sod_header() {
+    local b
+    read -r -a b < <(od -An -tx1 -N2 "$1")
+    [ "${b[0]}" = 77 ] || die "$1 does not start with tag 77"
+    case ${b[1]} in
+        8[1-4]) echo $((2 + 0x${b[1]} - 0x80)) ;;
+        *) echo 2 ;;
+    esac
+}
+tail -c +$(($(sod_header "$chip/011D.bin") + 1)) "$chip/011D.bin" > "$RUN/sod.der"
+openssl cms -verify -inform DER -in "$RUN/sod.der" -CAfile "$KEYS/csca.pem" -out "$RUN/lds-security-object.der" \
+    2>"$RUN/cms-verify.log" || die "the SOD does not verify against csca.pem (run/demo/cms-verify.log)"
+echo "  signature: $(cat "$RUN/cms-verify.log"), signed by $(openssl cms -cmsout -print -inform DER -in "$RUN/sod.der" |
+    sed -n 's/^ *subject: *//p' | head -1)"
+echo "  under an unrelated CA it is refused: $(openssl cms -verify -inform DER -in "$RUN/sod.der" \
+    -CAfile "$RUN/pki/other.pem" -out /dev/null 2>&1 | head -1)"
+# The signed LDS security object holds a SHA-256 per data group: they must be the files' hashes.
+hashes=$(openssl asn1parse -inform DER -in "$RUN/lds-security-object.der" | tr 'A-F' 'a-f')
+for dg in 0101:DG1 010B:DG11; do
+    h=$(sha256sum "$chip/${dg%%:*}.bin" | cut -d' ' -f1)
+    grep -q "$h" <<<"$hashes" || die "the hash of ${dg#*:} is not the one signed in the SOD"
+    echo "  ${dg#*:} (${dg%%:*}.bin) sha256 $h: matches the signed hash"
+done
+echo "  DG1 machine-readable zone:"
+tail -c 90 "$chip/0101.bin" | fold -w 30 | sed 's/^/      /'
+echo
+
+# ===========================================================================
+step "Done in $(($(date +%s) - START_TIME)) s"
+echo "run/demo/ keeps everything to look at:"
+echo "  cardd.log                  the service's log (each line tagged with its request id)"
+echo "  sms.jsonl                  every notification the SMS gateway accepted"
+echo "  requests/*.json            each request's whole record (GET /v1/requests/{no})"
+echo "  hopper/st1, hopper/st2     faces (PNG) and chip files of the cards made"
+echo "  line/                      pcscd, emu-card and emu-printer logs"
