@@ -259,30 +259,49 @@ echo "keys in run/demo/keys: master key, Document Signer (ds.key, ds.pem) under 
 # ===========================================================================
 step "Production line: private pcscd, two emulated cards, two emulated printers"
 
-# A vpcd port pair no one else listens on (tests pick theirs from 20000 up).
-VPCD_PORT=
-for ((p = 40000 + ($$ % 500) * 10; p < 50000; p += 10)); do
-    if ! tcp_listening "$p" && ! tcp_listening $((p + 1)); then VPCD_PORT=$p; break; fi
-done
-[ -n "$VPCD_PORT" ] || die "no free port pair for vpcd"
-
 # pcscd: one vpcd entry gives readers "Station Reader 00 00" (port P) and
 # "00 01" (P+1). Its socket lives in a tmpfs of its own mount namespace, so
 # it cannot clash with another pcscd; clients reach it through /proc/PID/root.
-mkdir -p "$LINE/pcsc"
-cat > "$LINE/pcsc/vpcd" <<VPCD
-FRIENDLYNAME "Station Reader"
-DEVICENAME   /dev/null:$VPCD_PORT
-LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so
-CHANNELID    $VPCD_PORT
-VPCD
-spawn pcscd "$LINE/pcscd.log" "$LINE/pcscd.log" \
-    unshare -m --propagation private \
-    sh -c 'mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c "$0"' "$LINE/pcsc"
-PCSCD_PID=$LAST_PID
-PCSC_SOCK=/proc/$PCSCD_PID/root/run/pcscd/pcscd.comm
-pcscd_ready() { [ -S "$PCSC_SOCK" ] && tcp_listening "$VPCD_PORT" && tcp_listening $((VPCD_PORT + 1)); }
-wait_for 10 "pcscd and its vpcd readers" pcscd_ready
+# The port pair is taken below the tests' ports (20000 up) and the kernel's
+# ephemeral ports; another program may still take it first, so a pcscd whose
+# readers do not come up is stopped and the next pair is tried.
+port_free() { [ -z "$(ss -Htan "( sport = :$1 or sport = :$(($1 + 1)) )" 2>/dev/null)" ]; }
+next_port() { VPCD_PORT=$(((VPCD_PORT + 10 - 10000) % 9900 + 10000)); }  # stays in 10000..19899
+pcscd_ready() {
+    kill -0 "$PCSCD_PID" 2>/dev/null && [ -S "$PCSC_SOCK" ] &&
+        tcp_listening "$VPCD_PORT" && tcp_listening $((VPCD_PORT + 1))
+}
+pcscd_failed() { ! kill -0 "$PCSCD_PID" 2>/dev/null || grep -q 'init failed' "$LINE/pcscd.log"; }
+start_pcscd() {
+    local tries=0 deadline
+    VPCD_PORT=$((10000 + ($$ % 990) * 10))
+    mkdir -p "$LINE/pcsc"
+    while [ $((tries += 1)) -le 5 ]; do
+        until port_free "$VPCD_PORT"; do next_port; done
+        printf 'FRIENDLYNAME "Station Reader"\nDEVICENAME   /dev/null:%d\nLIBPATH      %s\nCHANNELID    %d\n' \
+            "$VPCD_PORT" /usr/lib/pcsc/drivers/serial/libifdvpcd.so "$VPCD_PORT" > "$LINE/pcsc/vpcd"
+        : > "$LINE/pcscd.log"
+        spawn pcscd "$LINE/pcscd.log" "$LINE/pcscd.log" \
+            unshare -m --propagation private \
+            sh -c 'mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c "$0"' "$LINE/pcsc"
+        PCSCD_PID=$LAST_PID
+        PCSC_SOCK=/proc/$PCSCD_PID/root/run/pcscd/pcscd.comm
+        deadline=$(($(date +%s) + 10))
+        while ! pcscd_ready; do
+            if pcscd_failed || [ "$(date +%s)" -ge "$deadline" ]; then
+                note "pcscd could not open its readers on ports $VPCD_PORT/$((VPCD_PORT + 1)); trying other ports"
+                cp "$LINE/pcscd.log" "$LINE/pcscd-try$tries.log"
+                stop_one "$PCSCD_PID" pcscd
+                next_port
+                continue 2
+            fi
+            sleep 0.1
+        done
+        return 0
+    done
+    die "pcscd did not come up (run/demo/line/pcscd*.log)"
+}
+start_pcscd
 echo "pcscd (pid $PCSCD_PID): readers \"Station Reader 00 00\" and \"00 01\" on ports $VPCD_PORT and $((VPCD_PORT + 1))"
 
 # One emulated card slot per reader; the printer inserts and removes cards.
@@ -300,7 +319,7 @@ station_args=()
 for k in 1 2; do
     station_args+=(--serial "EVO-000$k" --hopper "$RUN/hopper/st$k" --control "$LINE/printer$k.sock"
                    --card-control "$LINE/card$k.sock" --transport-key "$TRANSPORT_KEY"
-                   --chip-dir "$LINE/chips$k" --cycle-ms 300)
+                   --chip-dir "$LINE/chips$k" --cycle-ms 1000)
 done
 spawn emu-printer "$LINE/printer.out" "$LINE/printer.log" "$ROOT/$BUILD/emu-printer" "${station_args[@]}"
 wait_for 10 "emu-printer to print UMOCKDEV_DIR" has_line "$LINE/printer.out" '^UMOCKDEV_DIR='
@@ -345,7 +364,7 @@ for line in "${HOLDERS[@]}"; do
     read -r no _ kind reason city _ <<<"$line"
     api 201 POST /v1/requests "$INTAKE" "$(request_body "$line")" |
         jq -r --arg k "$kind/$reason" --arg c "$city" --arg ar "${NAME_AR[$no]}" \
-            '"  \(.request_no)  \($k | .+ " " * (22 - length)) \($c | .+ " " * (7 - length)) \($ar)  -> \(.status), delivery expected \(.estimated_delivery.earliest) to \(.estimated_delivery.latest)"'
+            '"  \(.request_no)  \($k | .+ " " * (22 - length)) \($c | .+ " " * (7 - length)) -> \(.status), expected \(.estimated_delivery.earliest) to \(.estimated_delivery.latest)   \($ar)"'
 done
 echo "the same request sent again is answered with what is stored:"
 api 200 POST /v1/requests "$INTAKE" "$(request_body "${HOLDERS[0]}")" | jq -c '{request_no, status}' | sed 's/^/  /'
@@ -362,28 +381,29 @@ step "Stock: a batch of blank cards is received; the stations start"
 api 201 POST /v1/stock/batches "$OPERATOR" "{\"batch_no\":\"$BATCH_NO\",\"first_serial\":\"A00000001\",\"count\":20}" |
     jq -r '"  batch \(.batch_no): \(.first_serial) .. \(.last_serial)"'
 
-# Progress: one line whenever the stations or the requests change.
-all_produced() {
-    local no states="" st counts
+# Progress: one line whenever a station or the count of cards made changes.
+# The stations are asked first, so a request may be a step ahead of them.
+production_progress() {
+    local stations produced=0 no line ms
+    stations=$(api 200 GET /v1/stations "$OPERATOR")
+    line=$(jq -r '.stations[] | select(.state == "error") | "\(.id): \(.reason)"' <<<"$stations")
+    [ -z "$line" ] || die "a station stopped in error: $line"
     for no in "${ALL_NOS[@]}"; do
-        st=$(request_status "$no")
-        states+="${no#RQ-2026-} $st  "
-        [ "$st" = produced ] || PENDING=1
+        [ "$(request_status "$no")" = produced ] && produced=$((produced + 1))
     done
-    counts=$(api 200 GET /v1/stations "$OPERATOR" |
-        jq -r '[.stations[] | "\(.id) \(.state)\(if .job then " (\(.job.request_no))" else "" end) made \(.counters.produced)"] | join(", ")')
-    if [ "$states$counts" != "${LAST_PROGRESS-}" ]; then
-        printf '  [%3ss] %s\n         %s\n' $(($(date +%s) - PRODUCTION_START)) "$counts" "$states"
-        LAST_PROGRESS=$states$counts
+    line=$(jq -r '[.stations[] | "\(.id) " + (if .job then "busy: \(.job.request_no) on card \(.job.card_serial)"
+                                             else .state end) | .+ " " * (44 - length)] | join("")' <<<"$stations")
+    line+="cards made: $produced of ${#ALL_NOS[@]}"
+    if [ "$line" != "${LAST_PROGRESS-}" ]; then
+        ms=$(( (${EPOCHREALTIME/./} - PRODUCTION_START) / 1000 ))
+        printf '  [%3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$line"
+        LAST_PROGRESS=$line
     fi
-    local failed
-    failed=$(api 200 GET /v1/stations "$OPERATOR" | jq -r '.stations[] | select(.state == "error") | "\(.id): \(.reason)"')
-    [ -z "$failed" ] || die "a station stopped in error: $failed"
-    [ -z "${PENDING-}" ] || { unset PENDING; return 1; }
+    [ "$produced" = "${#ALL_NOS[@]}" ]
 }
-PRODUCTION_START=$(date +%s)
-wait_for 120 "every card to be produced" all_produced
-echo "all ${#ALL_NOS[@]} cards produced in $(($(date +%s) - PRODUCTION_START)) s"
+PRODUCTION_START=${EPOCHREALTIME/./}
+wait_for 120 "every card to be produced" production_progress
+echo "the cards, as the service recorded them:"
 for no in "${ALL_NOS[@]}"; do
     api 200 GET "/v1/requests/$no" "$OPERATOR" |
         jq -r '.cards[] | "  \(.request_no // "'"$no"'")  card \(.card_serial // .serial) on \(.station_id // .station): \(.outcome)"'
