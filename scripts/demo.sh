@@ -36,13 +36,18 @@ step() { STEP=$*; printf '\n%s== %s%s\n' "$BOLD" "$*" "$OFF"; }
 note() { printf '%s%s%s\n' "$DIM" "$*" "$OFF"; }
 die()  { echo "demo: $*" >&2; exit 1; }
 
-# Processes started in the background, in start order; stopped in reverse.
+# Processes started in the background, in start order; stopped in reverse,
+# so that cardd lets go of its devices before their emulators go away. Each
+# runs in a process group of its own (set -m): a Ctrl-C reaches only this
+# script, which then stops them in that order.
 PIDS=()
 NAMES=()
 spawn() { # NAME STDOUT STDERR CMD... : starts CMD in the background
     local name=$1 out=$2 err=$3
     shift 3
+    set -m
     "$@" >>"$out" 2>>"$err" &
+    set +m
     PIDS+=("$!")
     NAMES+=("$name")
     LAST_PID=$!
@@ -76,11 +81,18 @@ stop_all() {
 on_exit() {
     local rc=$?
     trap - EXIT INT TERM ERR
+    local i gone=""
+    for ((i = 0; i < ${#PIDS[@]}; i++)); do
+        kill -0 "${PIDS[i]}" 2>/dev/null || gone+=" ${NAMES[i]}"
+    done
     stop_all
-    if [ "$rc" -ne 0 ]; then
+    if [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ]; then
+        echo "demo interrupted in step \"$STEP\"; every process it started is stopped" >&2
+    elif [ "$rc" -ne 0 ]; then
         echo >&2
         echo "demo FAILED in step \"$STEP\" (exit status $rc)" >&2
         [ -n "$FAILED_AT" ] && echo "  failing command: $FAILED_AT" >&2
+        [ -n "$gone" ] && echo "  had already exited:$gone" >&2
         echo "  logs: run/demo/*.log, run/demo/line/*.log" >&2
     fi
     exit "$rc"
@@ -91,6 +103,8 @@ trap 'exit 143' TERM
 trap 'FAILED_AT="line $LINENO: $BASH_COMMAND"' ERR
 
 # Polls CONDITION (a command) every 0.1 s until it succeeds or SECONDS pass.
+# Bash ignores set -e inside a condition, so conditions die themselves
+# when something they ask for fails (rather than looping until the time-out).
 wait_for() { # SECONDS WHAT CONDITION...
     local limit=$1 what=$2 deadline
     shift 2
@@ -211,6 +225,7 @@ request_body() { # one line of HOLDERS -> the approval system's JSON
 }
 
 request_status() { api 200 GET "/v1/requests/$1" "$OPERATOR" | jq -r .status; }
+stations_json() { api 200 GET /v1/stations "$OPERATOR" || die "GET /v1/stations failed"; }
 
 # ===========================================================================
 step "Set-up: database, reference data, tokens, keys"
@@ -292,6 +307,7 @@ start_pcscd() {
                 note "pcscd could not open its readers on ports $VPCD_PORT/$((VPCD_PORT + 1)); trying other ports"
                 cp "$LINE/pcscd.log" "$LINE/pcscd-try$tries.log"
                 stop_one "$PCSCD_PID" pcscd
+                unset 'PIDS[-1]' 'NAMES[-1]'
                 next_port
                 continue 2
             fi
@@ -350,7 +366,9 @@ BASE="http://127.0.0.1:$(cat "$RUN/cardd.port")"
 cardd_ready() { kill -0 "$CARDD_PID" 2>/dev/null || die "cardd exited (run/demo/cardd.log)"; curl -sf "$BASE/readyz" >/dev/null; }
 wait_for 10 "cardd to be ready" cardd_ready
 stations_idle() {
-    [ "$(api 200 GET /v1/stations "$OPERATOR" | jq '[.stations[] | select(.state == "idle")] | length')" = 2 ]
+    local stations
+    stations=$(stations_json) || exit 1
+    [ "$(jq '[.stations[] | select(.state == "idle")] | length' <<<"$stations")" = 2 ]
 }
 wait_for 20 "both stations to find their printer and reader" stations_idle
 echo "cardd (pid $CARDD_PID) at $BASE; log run/demo/cardd.log"
@@ -384,12 +402,13 @@ api 201 POST /v1/stock/batches "$OPERATOR" "{\"batch_no\":\"$BATCH_NO\",\"first_
 # Progress: one line whenever a station or the count of cards made changes.
 # The stations are asked first, so a request may be a step ahead of them.
 production_progress() {
-    local stations produced=0 no line ms
-    stations=$(api 200 GET /v1/stations "$OPERATOR")
-    line=$(jq -r '.stations[] | select(.state == "error") | "\(.id): \(.reason)"' <<<"$stations")
+    local stations produced=0 no line ms st
+    stations=$(stations_json) || exit 1
+    line=$(jq -r '.stations[] | select(.state == "error" or .state == "offline") | "\(.id) \(.state): \(.reason)"' <<<"$stations")
     [ -z "$line" ] || die "a station stopped in error: $line"
     for no in "${ALL_NOS[@]}"; do
-        [ "$(request_status "$no")" = produced ] && produced=$((produced + 1))
+        st=$(request_status "$no") || die "GET /v1/requests/$no failed"
+        [ "$st" = produced ] && produced=$((produced + 1))
     done
     line=$(jq -r '[.stations[] | "\(.id) " + (if .job then "busy: \(.job.request_no) on card \(.job.card_serial)"
                                              else .state end) | .+ " " * (44 - length)] | join("")' <<<"$stations")
@@ -504,11 +523,14 @@ done
 # Every status change in a timeline wrote a notification in the same
 # transaction; the worker sends them on its own, so wait until the
 # gateway has recorded as many for each request.
-sms_count() { [ -s "$SMS_LOG" ] && jq -s --arg no "$1" '[.[] | select(.request_no == $no)] | length' "$SMS_LOG" || echo 0; }
 all_notified() {
-    local no
+    local no got
+    [ -s "$SMS_LOG" ] || return 1
+    kill -0 "$CARDD_PID" 2>/dev/null || die "cardd exited (run/demo/cardd.log)"
     for no in "${ALL_NOS[@]}"; do
-        [ "$(sms_count "$no")" -ge "$(jq '.timeline | length' <<<"${TRACK[$no]}")" ] || return 1
+        got=$(jq -s --arg no "$no" '[.[] | select(.request_no == $no)] | length' "$SMS_LOG") ||
+            die "run/demo/sms.jsonl does not parse"
+        [ "$got" -ge "$(jq '.timeline | length' <<<"${TRACK[$no]}")" ] || return 1
     done
 }
 wait_for 60 "the SMS gateway to receive every notification" all_notified
