@@ -436,8 +436,9 @@ step "Cancellation: a request withdrawn after its card was made"
 api 200 POST "/v1/requests/$CANCELLED/cancel" "$INTAKE" '{"reason":"applicant found the lost card"}' |
     jq -r '"  \(.request_no) -> \(.status)"'
 VOIDED_CARD=$(api 200 GET "/v1/requests/$CANCELLED" "$OPERATOR" | jq -r '.cards[-1].card_serial')
-echo "  its card $VOIDED_CARD is voided (spoiled); destroyed under dual control, witnessed by operator-yousef:"
-api 200 POST "/v1/cards/$VOIDED_CARD/destroy" "$OPERATOR" '{"witness":"operator-yousef"}' | jq -c . | sed 's/^/  /'
+echo "  its card $VOIDED_CARD was voided (spoiled); a spoiled card is destroyed under dual control:"
+api 200 POST "/v1/cards/$VOIDED_CARD/destroy" "$OPERATOR" '{"witness":"operator-yousef"}' |
+    jq -r '"  \(.card_serial) -> \(.state) by \(.destroyed_by), witnessed by \(.witness)"'
 echo "  blank card stock (received = used + spoiled + destroyed + available):"
 api 200 GET /v1/stock "$OPERATOR" | jq -r '.batches[] |
     "  batch \(.batch_no): received \(.received) = used \(.used) + spoiled \(.spoiled) + destroyed \(.destroyed) + in production \(.in_production) + available \(.available)"'
