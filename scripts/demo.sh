@@ -20,6 +20,7 @@ fi
 RUN=$ROOT/run/demo
 KEYS=$RUN/keys
 LINE=$RUN/line            # the emulated production line: pcscd, cards, printers
+REFERENCE=${CARDD_REFERENCE:-$ROOT/../shared/reference}   # cities.csv, branches.csv
 CARDD=$ROOT/$BUILD/cardd
 CARDCTL=$ROOT/$BUILD/cardctl
 BATCH_NO=B-2026-0001
@@ -233,6 +234,9 @@ step "Set-up: database, reference data, tokens, keys"
 for bin in cardd cardctl emu-card emu-printer emu-smsgw; do
     [ -x "$ROOT/$BUILD/$bin" ] || die "$BUILD/$bin is missing: make all (make demo does)"
 done
+if ! [ -f "$REFERENCE/cities.csv" ] || ! [ -f "$REFERENCE/branches.csv" ]; then
+    die "no reference data in $REFERENCE (set CARDD_REFERENCE to the folder of cities.csv and branches.csv)"
+fi
 rm -rf "$RUN"
 mkdir -p "$RUN" "$LINE"
 install -d -m 0700 "$KEYS" "$KEYS/transport"
@@ -247,8 +251,8 @@ CONF
 export CARDD_CONFIG=$RUN/cardd.conf
 
 "$CARDD" migrate >>"$RUN/setup.log" 2>&1
-"$CARDCTL" cities import ../shared/reference/cities.csv
-"$CARDCTL" branches import ../shared/reference/branches.csv
+"$CARDCTL" cities import "$REFERENCE/cities.csv" | sed "s|^$REFERENCE/||"
+"$CARDCTL" branches import "$REFERENCE/branches.csv" | sed "s|^$REFERENCE/||"
 "$CARDCTL" keys init >>"$RUN/setup.log"
 INTAKE=$("$CARDCTL" token create --role intake --name absher-approvals)
 OPERATOR=$("$CARDCTL" token create --role operator --name operator-huda)
