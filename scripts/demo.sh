@@ -123,14 +123,15 @@ has_line() { [ -s "$1" ] && grep -q "$2" "$1"; }
 # HTTP
 
 # api STATUS METHOD PATH TOKEN [BODY [HEADER]]: prints the answer's body; fails,
-# showing the answer, when the HTTP status is not STATUS.
+# showing the answer, when the HTTP status is not STATUS. A GET sends no body.
 api() {
     local want=$1 method=$2 path=$3 token=$4 body=${5-} header=${6-} status out
     out=$(mktemp "$RUN/answer.XXXXXX")
-    local args=(-sS -o "$out" -w '%{http_code}' -X "$method" "$BASE$path")
+    # A service that stops answering fails the step instead of hanging it.
+    local args=(-sS --max-time 30 -o "$out" -w '%{http_code}' -X "$method" "$BASE$path")
     [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
     [ -n "$header" ] && args+=(-H "$header")
-    [ $# -ge 5 ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    [ "$method" != GET ] && [ $# -ge 5 ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
     status=$(curl "${args[@]}") || { rm -f "$out"; echo "$method $path: no answer" >&2; return 1; }
     if [ "$status" != "$want" ]; then
         echo "$method $path: expected HTTP $want, got $status: $(cat "$out")" >&2
@@ -180,15 +181,16 @@ courier_event() { # TRACKING_NO CODE [REASON] -> one line saying what it did
 
 # ---------------------------------------------------------------------------
 # The holders.
-# Fields: request_no national_id kind reason city district lat lon phone
-# name_ar name_en ("_" for spaces). Both kinds, both reasons.
+# Fields: request_no national_id kind reason sex birth_date nationality city
+# district lat lon phone name_ar name_en ("_" for spaces). Both kinds, both
+# reasons; four citizens (national ID 1…) and a resident (2…).
 
 HOLDERS=(
-  "RQ-2026-000101 1084523172 national_id   lost    Riyadh Al_Olaya      24.6920 46.6850 +966501110001 محمد_عبدالله_القحطاني MOHAMMED_ABDULLAH_ALQAHTANI"
-  "RQ-2026-000102 1047739204 national_id   damaged Jeddah Al_Rawdah     21.5621 39.1525 +966501110002 نورة_سعد_العتيبي      NOURA_SAAD_ALOTAIBI"
-  "RQ-2026-000103 2093188452 family_record lost    Dammam Al_Faisaliyah 26.4207 50.0888 +966501110003 فهد_ناصر_الدوسري      FAHAD_NASSER_ALDOSARI"
-  "RQ-2026-000104 1066209345 family_record damaged Riyadh Al_Malqa      24.8010 46.6210 +966501110004 سارة_علي_الشهري       SARA_ALI_ALSHEHRI"
-  "RQ-2026-000105 2110547839 national_id   lost    Abha   Al_Mansak     18.2164 42.5053 +966501110005 خالد_إبراهيم_الزهراني  KHALID_IBRAHIM_ALZAHRANI"
+  "RQ-2026-000101 1084523172 national_id   lost    M 1990-04-12 SAU Riyadh Al_Olaya      24.6920 46.6850 +966501110001 محمد_عبدالله_القحطاني MOHAMMED_ABDULLAH_ALQAHTANI"
+  "RQ-2026-000102 1047739204 national_id   damaged F 1995-09-03 SAU Jeddah Al_Rawdah     21.5621 39.1525 +966501110002 نورة_سعد_العتيبي      NOURA_SAAD_ALOTAIBI"
+  "RQ-2026-000103 1033495613 family_record lost    M 1978-01-22 SAU Dammam Al_Faisaliyah 26.4207 50.0888 +966501110003 فهد_ناصر_الدوسري      FAHAD_NASSER_ALDOSARI"
+  "RQ-2026-000104 1066209345 family_record damaged F 1986-06-15 SAU Riyadh Al_Malqa      24.8010 46.6210 +966501110004 سارة_علي_الشهري       SARA_ALI_ALSHEHRI"
+  "RQ-2026-000105 2110547839 national_id   lost    M 1992-12-30 PAK Abha   Al_Mansak     18.2164 42.5053 +966501110005 عمران_علي_خان         IMRAN_ALI_KHAN"
 )
 # Their stories after production.
 DELIVERED=(RQ-2026-000101 RQ-2026-000102 RQ-2026-000103)
@@ -198,7 +200,7 @@ CANCELLED=RQ-2026-000105
 declare -A NID KIND REASON CITY NAME_EN NAME_AR TRACKING
 ALL_NOS=()
 for line in "${HOLDERS[@]}"; do
-    read -r no nid kind reason city _ _ _ _ ar en <<<"$line"
+    read -r no nid kind reason _ _ _ city _ _ _ _ ar en <<<"$line"
     ALL_NOS+=("$no")
     NID[$no]=$nid KIND[$no]=$kind REASON[$no]=$reason CITY[$no]=$city
     NAME_AR[$no]=${ar//_/ } NAME_EN[$no]=${en//_/ }
@@ -208,15 +210,15 @@ done
 TERMS_ACCEPTED_AT=$(date -u -d '-1 day' +%FT%TZ)
 APPROVED_AT=$(date -u -d '-1 hour' +%FT%TZ)
 request_body() { # one line of HOLDERS -> the approval system's JSON
-    local no nid kind reason city district lat lon phone ar en report=loss_report
-    read -r no nid kind reason city district lat lon phone ar en <<<"$1"
+    local no nid kind reason sex birth nat city district lat lon phone ar en report=loss_report
+    read -r no nid kind reason sex birth nat city district lat lon phone ar en <<<"$1"
     [ "$reason" = damaged ] && report=damage_report
     jq -cn --arg no "$no" --arg nid "$nid" --arg kind "$kind" --arg reason "$reason" \
         --arg ar "${ar//_/ }" --arg en "${en//_/ }" --arg city "$city" --arg district "${district//_/ }" --arg phone "$phone" \
         --argjson lat "$lat" --argjson lon "$lon" --arg report "$report" \
-        --arg terms "$TERMS_ACCEPTED_AT" --arg approved "$APPROVED_AT" '{
+        --arg sex "$sex" --arg birth "$birth" --arg nat "$nat" --arg terms "$TERMS_ACCEPTED_AT" --arg approved "$APPROVED_AT" '{
         request_no: $no, kind: $kind, reason: $reason, national_id: $nid,
-        holder: {name_ar: $ar, name_en: $en, birth_date: "1990-04-12", sex: "M", nationality: "SAU"},
+        holder: {name_ar: $ar, name_en: $en, birth_date: $birth, sex: $sex, nationality: $nat},
         phone: $phone,
         address: {building_no: "2929", street: "King Fahd Road", district: $district, city: $city,
                   postal_code: "12345", additional_no: "7788", lat: $lat, lon: $lon},
@@ -388,7 +390,7 @@ api 200 GET /v1/stations "$OPERATOR" |
 step "Intake: approved requests arrive from the approval system"
 
 for line in "${HOLDERS[@]}"; do
-    read -r no _ kind reason city _ <<<"$line"
+    read -r no _ kind reason _ _ _ city _ <<<"$line"
     api 201 POST /v1/requests "$INTAKE" "$(request_body "$line")" |
         jq -r --arg k "$kind/$reason" --arg c "$city" --arg ar "${NAME_AR[$no]}" \
             '"  \(.request_no)  \($k | .+ " " * (22 - length)) \($c | .+ " " * (7 - length)) -> \(.status), expected \(.estimated_delivery.earliest) to \(.estimated_delivery.latest)   \($ar)"'
@@ -397,7 +399,7 @@ echo "the same request sent again is answered with what is stored:"
 api 200 POST /v1/requests "$INTAKE" "$(request_body "${HOLDERS[0]}")" | jq -c '{request_no, status}' | sed 's/^/  /'
 echo "a request whose national ID fails the check digit is refused:"
 api 422 POST /v1/requests "$INTAKE" \
-    "$(request_body "RQ-2026-000199 1084523173 national_id lost Riyadh Al_Olaya 24.7 46.7 +966501110009 اسم NAME")" |
+    "$(request_body "RQ-2026-000199 1084523173 national_id lost M 1990-01-01 SAU Riyadh Al_Olaya 24.7 46.7 +966501110009 اسم NAME")" |
     jq -c '{status, title, errors}' | sed 's/^/  /'
 echo "production queue (no blank cards in stock yet):"
 api 200 GET /v1/production/queue "$OPERATOR" | jq -r '.items[] | "  \(.request_no) \(.kind)"' 
