@@ -261,10 +261,11 @@ static void test_production_line(void **state)
     /* Three spoiled cards for one request hold it for an operator, with the
      * reasons; the operator releases it and it is produced. */
     if (sql_long("SELECT count(*) FROM requests WHERE hold_reason IS NOT NULL") > 0) {
-        char reason[400];
+        char reason[400], held[40], out[400];
         harness_sql(reason, sizeof(reason), "SELECT hold_reason FROM requests WHERE hold_reason IS NOT NULL LIMIT 1");
         assert_non_null(strstr(reason, "held after 3 spoiled cards"));
-        harness_sql(NULL, 0, "UPDATE requests SET hold_reason = NULL WHERE hold_reason IS NOT NULL");
+        harness_sql(held, sizeof(held), "SELECT request_no FROM requests WHERE hold_reason IS NOT NULL LIMIT 1");
+        assert_int_equal(harness_ctl(&svc, out, sizeof(out), "request", "release", held, NULL), 0);
     }
     long produced = wait_produced(requests_total, 600);
     assert_int_equal(produced, requests_total);
