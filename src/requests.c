@@ -323,14 +323,19 @@ static void answer_existing(struct http_req *rq, struct db *db, const char *requ
 {
     struct db_res *res = NULL;
     int rc = db_query(db, &res,
-                      "SELECT body_sha256 = $2::bytea, status, to_char(estimated_earliest, 'YYYY-MM-DD'),"
-                      " to_char(estimated_latest, 'YYYY-MM-DD') FROM requests WHERE request_no = $1",
+                      "SELECT body_sha256 = $2::bytea, request_record(id)::text FROM requests"
+                      " WHERE request_no = $1",
                       request_no, body_hash);
+    json_t *record = NULL;
     if (rc || db_rows(res) != 1) {
         http_internal_error(rq, "re-submission look-up failed");
     } else if (strcmp(db_get(res, 0, 0), "t") == 0) {
-        http_json(rq, 200, summary(request_no, db_get(res, 0, 1), db_get(res, 0, 2),
-                                   db_get(res, 0, 3)));
+        /* The stored request, whole: a superset of what 201 answered. */
+        record = json_loads(db_get(res, 0, 1), 0, NULL);
+        if (record)
+            http_json(rq, 200, record);
+        else
+            http_internal_error(rq, "record did not parse");
     } else {
         http_problem(rq, 409, "conflict", "Conflict",
                      "A different request with this request_no was already received.", NULL);

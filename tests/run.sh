@@ -74,7 +74,14 @@ run_integration() {
 }
 
 case "$mode" in
-    unit) run_unit ;;
+    unit) run_unit
+        if [ "${VALGRIND:-0}" = 1 ] && [ -x "$BUILD/tests/it_printer" ]; then
+            # The printer driver through the real libusb, under valgrind: the
+            # preload is set here so that the test does not re-execute itself
+            # outside valgrind.
+            echo "driver under valgrind"
+            LD_PRELOAD=libumockdev-preload.so.0 run_binary "$BUILD/tests/it_printer"
+        fi ;;
     integration|all)
         [ "$mode" = all ] && run_unit
         if [ -z "${PGHOST:-}" ]; then

@@ -112,6 +112,11 @@ static void test_create_idempotent_conflict(void **state)
     submit(sorted, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "request_no")), no);
+    /* The stored request, whole. */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "holder"), "name_en")),
+                        "MOHAMMED ABDULLAH ALQAHTANI");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "estimated_delivery"), "earliest")),
+                        "2026-11-26");
     reply_free(&r);
 
     /* The same number with another body: 409. */

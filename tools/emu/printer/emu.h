@@ -94,6 +94,7 @@ struct emu {
 	char reply_once[64];	/* answer the next command with this text */
 	bool host_errors;	/* Pem;2 */
 	bool in_sequence;
+	gint64 cycle_started;	/* monotonic us of the last feed (Sis) */
 	bool card_inside;
 	bool card_jammed;
 	unsigned int card_no;	/* cards taken from the feeder so far */

@@ -125,7 +125,8 @@ static void cmd_insert(struct emu *emu)
 	/* The answer waits until the reader has the card. */
 	r = g_queue_peek_tail(&emu->replies);
 	r->ready = false;
-	r->ready_at = g_get_monotonic_time() + (gint64)emu->cycle_ms * 250;
+	emu->cycle_started = g_get_monotonic_time();
+	r->ready_at = emu->cycle_started + (gint64)emu->cycle_ms * 250;
 	job->reply = r;
 	g_async_queue_push(emu->jobs, job);
 }
@@ -157,7 +158,14 @@ static void cmd_end(struct emu *emu, bool reject)
 	ack(emu);
 	r = g_queue_peek_tail(&emu->replies);
 	r->ready = false;
-	r->ready_at = g_get_monotonic_time() + (gint64)(reject ? emu->cycle_ms / 4 : emu->cycle_ms) * 1000;
+	/* A printed card leaves a full cycle after it was fed (the host's chip
+	 * work happens inside the cycle); a rejected one a quarter cycle after
+	 * the command. */
+	if (reject)
+		r->ready_at = g_get_monotonic_time() + (gint64)(emu->cycle_ms / 4) * 1000;
+	else
+		r->ready_at = MAX(g_get_monotonic_time() + 1000,
+				  emu->cycle_started + (gint64)emu->cycle_ms * 1000);
 	job->reply = r;
 	g_async_queue_push(emu->jobs, job);
 }
