@@ -44,6 +44,7 @@ struct station {
     struct signer *signer;
     bool was_in_error;
     bool reported_offline;
+    bool last_job_ok;     /* the last job was produced: skip the status round */
 };
 
 struct stations {
@@ -428,8 +429,10 @@ static void *worker(void *arg)
             printer_reset(s->printer, &f);
             s->was_in_error = false;
         }
-        struct printer_status pst;
-        int src = printer_status(s->printer, &pst);
+        /* Between two jobs that went well the printer is known to be
+         * ready; asking costs a round of status commands per card. */
+        struct printer_status pst = { .fault = PRINTER_FAULT_NONE };
+        int src = s->last_job_ok ? 0 : printer_status(s->printer, &pst);
         if (src == 0 && pst.fault != PRINTER_FAULT_NONE) {
             log_warn("station %s: printer reports %s", s->cfg->id, printer_fault_name(pst.fault));
             set_state(s, "error", printer_fault_name(pst.fault));
@@ -463,6 +466,7 @@ static void *worker(void *arg)
         int rc = production_claim(db, s->cfg->id, app->cfg->instance, &job);
         db_pool_release(app->pool, db);
         if (rc == -ENOENT || rc == -ENOSPC) {
+            s->last_job_ok = false;
             if (rc == -ENOSPC)
                 log_debug("station %s: no blank card available", s->cfg->id);
             sleep_ms(IDLE_POLL_MS);
@@ -477,6 +481,7 @@ static void *worker(void *arg)
         struct job_result result;
         run_job(s, &job, &result);
         finish(s, &job, &result);
+        s->last_job_ok = result.outcome == JOB_PRODUCED;
         if (result.station_error[0])
             log_warn("station %s: in error (%s) until an operator resumes it", s->cfg->id,
                      result.station_error);

@@ -110,15 +110,23 @@ int main(void)
     long produced = sql_long("SELECT count(*) FROM requests WHERE status = 'produced'");
     long spoiled = sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled'");
     long stations_used = sql_long("SELECT count(DISTINCT station_id) FROM production_attempts WHERE outcome = 'produced'");
-    /* From the first feed to the last card recorded. */
+    /* Each station's rate from its first claim to its last card recorded,
+     * summed: the stations do not start at the same instant. */
+    double per_hour = sql_double("SELECT sum(n / extract(epoch FROM last - first)) * 3600 FROM"
+                                 " (SELECT count(*) AS n, min(started_at) AS first, max(finished_at) AS last"
+                                 "  FROM production_attempts WHERE outcome = 'produced' GROUP BY station_id) s");
     double window = sql_double("SELECT extract(epoch FROM max(finished_at) - min(started_at))"
                                " FROM production_attempts");
-    double per_hour = window > 0 ? produced / window * 3600 : 0;
+    double gap = sql_double("SELECT avg(extract(epoch FROM (p.started_at - q.finished_at)))"
+                            " FROM production_attempts p JOIN production_attempts q"
+                            " ON q.station_id = p.station_id AND q.id = (SELECT max(id) FROM production_attempts x"
+                            "  WHERE x.station_id = p.station_id AND x.id < p.id)");
     double ceiling = STATIONS * 3600.0 / (cycle_ms / 1000.0);
     printf("stations %d (%d service instances, one database), printing cycle %.1f s, %d cards\n",
            STATIONS, HOSTS, cycle_ms / 1000.0, total);
     printf("produced %ld, spoiled %ld, on %ld stations, in %.1f s\n", produced, spoiled, stations_used,
            window);
+    printf("software time between two cards of a station: %.0f ms on average\n", gap * 1000);
     printf("cards per hour: %.0f; ceiling %d x 3600 / %.1f s = %.0f; ratio %.3f\n", per_hour, STATIONS,
            cycle_ms / 1000.0, ceiling, per_hour / ceiling);
     printf("reproduce: BENCH_CYCLE_MS=%d BENCH_CARDS=%d make bench\n", cycle_ms, per_station);
