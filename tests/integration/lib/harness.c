@@ -122,17 +122,11 @@ int harness_token(struct service *svc, const char *role, const char *name, char 
                ? 0 : -1;
 }
 
-int harness_setup(struct service *svc, const char *extra_config)
+/* Makes svc's private folder and config; keys and the master key live in
+ * keys_owner's folder (svc's own when it is svc). */
+static int write_service_config(struct service *svc, const char *keys_owner, const char *extra_config)
 {
-    static int counter;
-    char dbname[64], sql[128], path[512];
-    memset(svc, 0, sizeof(*svc));
-    snprintf(dbname, sizeof(dbname), "it_%d_%d", (int)getpid(), counter++);
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-    if (run_sql_in("postgres", sql, NULL, 0) != 0)
-        return -1;
-    setenv("PGDATABASE", dbname, 1);
-
+    char path[512];
     snprintf(svc->dir, sizeof(svc->dir), "/tmp/cardd-it-XXXXXX");
     if (!mkdtemp(svc->dir))
         return -1;
@@ -141,12 +135,29 @@ int harness_setup(struct service *svc, const char *extra_config)
     FILE *f = fopen(svc->config, "w");
     if (!f)
         return -1;
+    if (!keys_owner)
+        keys_owner = svc->dir;
     fprintf(f, "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
                "log_level = info\n",
-            harness_src("sql", path, sizeof(path)), svc->dir, svc->dir);
+            harness_src("sql", path, sizeof(path)), keys_owner, keys_owner);
     if (extra_config)
         fputs(extra_config, f);
     fclose(f);
+    return 0;
+}
+
+int harness_setup(struct service *svc, const char *extra_config)
+{
+    static int counter;
+    char dbname[64], sql[128];
+    memset(svc, 0, sizeof(*svc));
+    snprintf(dbname, sizeof(dbname), "it_%d_%d", (int)getpid(), counter++);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+    if (run_sql_in("postgres", sql, NULL, 0) != 0)
+        return -1;
+    setenv("PGDATABASE", dbname, 1);
+    if (write_service_config(svc, NULL, extra_config) != 0)
+        return -1;
 
     char out[256];
     if (harness_ctl(svc, out, sizeof(out), "keys", "init", NULL) != 0)
@@ -163,23 +174,8 @@ int harness_setup(struct service *svc, const char *extra_config)
 
 int harness_clone(const struct service *base, struct service *svc, const char *extra_config)
 {
-    char path[512];
     memset(svc, 0, sizeof(*svc));
-    snprintf(svc->dir, sizeof(svc->dir), "/tmp/cardd-it-XXXXXX");
-    if (!mkdtemp(svc->dir))
-        return -1;
-    snprintf(svc->config, sizeof(svc->config), "%s/cardd.conf", svc->dir);
-    snprintf(svc->log, sizeof(svc->log), "%s/cardd.log", svc->dir);
-    FILE *f = fopen(svc->config, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
-               "log_level = info\n",
-            harness_src("sql", path, sizeof(path)), base->dir, base->dir);
-    if (extra_config)
-        fputs(extra_config, f);
-    fclose(f);
-    return 0;
+    return write_service_config(svc, base->dir, extra_config);
 }
 
 int harness_start(struct service *svc)
