@@ -6,7 +6,11 @@
  * stock adding up, spoiled cards with reasons. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "db.h"
+#include "face.h"
+#include "face_check.h"
 #include "line_env.h"
+#include "production.h"
 
 #include <dirent.h>
 #include <openssl/cms.h>
@@ -335,6 +339,56 @@ static void test_production_line(void **state)
         closedir(d);
     }
     assert_int_equal(verified, national);
+
+    /* The face in the output hopper of every produced national ID card is
+     * the face rendered from its request, as the printer received it. */
+    int faces = 0;
+    struct db *db = NULL;
+    char err[256];
+    assert_int_equal(db_connect(&db, "", err, sizeof(err)), 0);
+    for (int k = 0; k < STATIONS; k++) {
+        DIR *d = opendir(line.hopper[k]);
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n < 6 || strcmp(e->d_name + n - 5, "-chip") != 0)
+                continue;
+            char path[700], serial[10] = "", sql[300], request_no[40] = "";
+            snprintf(path, sizeof(path), "%s/%s/0101.bin", line.hopper[k], e->d_name);
+            size_t len = 0;
+            unsigned char *dg1 = read_file(path, &len);
+            const unsigned char *mrz = dg1 ? memmem(dg1, len, "IDSAU", 5) : NULL;
+            if (mrz && (size_t)(mrz - dg1) + 14 <= len) {
+                memcpy(serial, mrz + 5, 9);
+                serial[strcspn(serial, "<")] = '\0';
+            }
+            free(dg1);
+            snprintf(sql, sizeof(sql), "SELECT r.request_no FROM cards c JOIN requests r ON r.id = c.request_id"
+                                       " WHERE c.serial = '%s' AND c.state = 'used'", serial);
+            if (!serial[0] || harness_sql(request_no, sizeof(request_no), sql) != 0 || !request_no[0])
+                continue;   /* a spoiled card */
+            struct job job;
+            assert_int_equal(production_card_data(db, request_no, &job), 0);
+            assert_string_equal(job.card_serial, serial);
+            struct face_data fd = {
+                .kind = FACE_NATIONAL_ID, .name_ar = job.name_ar, .name_latin = job.name_en,
+                .national_id = job.national_id, .birth_date = job.birth_date,
+                .expiry_date = job.expiry_date, .card_serial = job.card_serial,
+            };
+            struct face_image *img = NULL;
+            assert_int_equal(face_render(&fd, &img), 0);
+            snprintf(path, sizeof(path), "%s/%.*s-front.png", line.hopper[k], (int)(n - 5), e->d_name);
+            size_t bad = face_png_mismatches(path, img);
+            face_image_free(img);
+            if (bad != 0)
+                fail_msg("face of %s (%s) differs from its rendering in %zu pixels", request_no, path, bad);
+            faces++;
+        }
+        closedir(d);
+    }
+    db_close(db);
+    assert_int_equal(faces, national);
 }
 
 int main(void)
