@@ -552,7 +552,7 @@ for no in "${ALL_NOS[@]}"; do
         "${NAME_AR[$no]}" "${NAME_EN[$no]}"
     jq -r '
       "  now:      \(.status_label.en) | \(.status_label.ar)   (since \(.updated_at))",
-      "  delivery: \(.delivery.method), \(.delivery.attempts) failed attempt(s), \(.delivery.address)",
+      "  delivery: \(.delivery.method), \(.delivery.attempts) delivery attempt(s), \(.delivery.address)",
       (if .delivery.branch then
          "  branch:   \(.delivery.branch.branch_id)  \(.delivery.branch.name.en) | \(.delivery.branch.name.ar)",
          "  collect by \(.delivery.collect_by)"

@@ -81,7 +81,10 @@ void track_lookup(struct http_req *rq)
     int rc = db_query(db, &res,
                       "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
                       " to_char(r.estimated_earliest, 'YYYY-MM-DD'), to_char(r.estimated_latest, 'YYYY-MM-DD'),"
-                      " a.city, a.district, coalesce(p.failed_attempts, 0), to_char(p.collect_by, 'YYYY-MM-DD'),"
+                      " a.city, a.district,"
+                      /* Delivery attempts made: the failed ones, and the one under way or done. */
+                      " coalesce(p.failed_attempts, 0) + CASE WHEN r.status IN ('out_for_delivery','delivered')"
+                      "  THEN 1 ELSE 0 END, to_char(p.collect_by, 'YYYY-MM-DD'),"
                       " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text, r.national_id"
                       " FROM (SELECT $1::text AS no) q"
                       " LEFT JOIN requests r ON r.request_no = q.no"

@@ -329,6 +329,12 @@ static void test_forward_only(void **state)
     send_event("fw-1", tracking, "out_for_delivery", -600, NULL, &r);
     assert_string_equal(flow_str(r.json, "result"), "applied");
     reply_free(&r);
+    /* The holder sees the first attempt under way. */
+    char tb[256];
+    snprintf(tb, sizeof(tb), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, nid);
+    assert_int_equal(http_post_json(&svc, NULL, "/v1/track", tb, &r), 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "delivery"), "attempts")), 1);
+    reply_free(&r);
     /* A late scan from before: joins the history, does not move the status. */
     send_event("fw-0", tracking, "in_transit", -900, NULL, &r);
     assert_int_equal(r.status, 200);
