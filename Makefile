@@ -45,6 +45,8 @@ EMU_DIRS := $(sort $(dir $(wildcard tools/emu/*/*.c)))
 EMU_BINS := $(foreach d,$(EMU_DIRS),$(BUILD)/emu-$(notdir $(patsubst %/,%,$(d))))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/lib/*.c))
+UNIT_LIB := $(BUILD)/tests/libunit.a
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 IT_LIB_SRC := $(wildcard tests/integration/lib/*.c)
 IT_LIB_OBJ := $(IT_LIB_SRC:%.c=$(BUILD)/%.o)
@@ -94,10 +96,19 @@ $(BUILD)/emuobj/%.o: %.c
 
 # One cmocka binary per module. A test may name link-time wraps in
 # tests/unit/<name>.wrap (one symbol a line).
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB)
+# Test helpers come from an archive after the product's library, so a
+# test pulls in only what its wraps call for.
+$(UNIT_LIB): $(UNIT_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	@$(AR) rcs $@ $^
+
+$(BUILD)/tests/unit/%.o: CFLAGS += -Itests/unit/lib
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB) $(UNIT_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(ALL_LDFLAGS) -o $@ $< $(foreach s,$(shell cat tests/unit/$*.wrap 2>/dev/null),-Wl,--wrap=$(s)) $(CORE_LIB) $(LIBS) -lcmocka
+	@$(CC) $(ALL_LDFLAGS) -o $@ $< $(foreach s,$(shell cat tests/unit/$*.wrap 2>/dev/null),-Wl,--wrap=$(s)) $(CORE_LIB) $(UNIT_LIB) $(LIBS) -lcmocka
 
 $(BUILD)/tests/it_%: $(BUILD)/tests/integration/it_%.o $(IT_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)

@@ -17,21 +17,6 @@
 
 static struct service svc;
 static char intake[128], operator_[128], courier[128], admin[128];
-static int next_id = 100;
-
-/* A fresh valid national ID for each request, so none collide. */
-static void fresh_nid(char out[11])
-{
-    char nine[10];
-    snprintf(nine, sizeof(nine), "1%08d", next_id++);
-    make_national_id(nine, out);
-}
-
-static void fresh_no(char *out, size_t len)
-{
-    snprintf(out, len, "RQ-IT-%06d", next_id++);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -92,8 +77,8 @@ static void test_create_idempotent_conflict(void **state)
 {
     (void)state;
     char nid[11], no[40];
-    fresh_nid(nid);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     char *body = sample_request(no, nid, "national_id", "lost");
     struct reply r;
     submit(body, &r);
@@ -129,7 +114,7 @@ static void test_create_idempotent_conflict(void **state)
 
     /* A second active request of the same kind for the same holder: 409 active_request. */
     char no2[40];
-    fresh_no(no2, sizeof(no2));
+    harness_fresh_no("RQ-IT", no2, sizeof(no2));
     char *second = sample_request(no2, nid, "national_id", "damaged");
     submit(second, &r);
     assert_int_equal(r.status, 409);
@@ -159,8 +144,8 @@ static void test_arabic_round_trip(void **state)
 {
     (void)state;
     char nid[11], no[40], path[80];
-    fresh_nid(nid);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     json_t *j = sample_json(no, nid, "family_record", "lost");
     /* Letters with shadda and hamza, a ZWNJ, and a non-BMP character. */
     const char *name = "عبدُالرَّحمن بن سعود آل سعود‌ \xF0\x9F\x8C\xB4";
@@ -191,8 +176,8 @@ static void test_http_errors(void **state)
 {
     (void)state;
     char nid[11], no[40];
-    fresh_nid(nid);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     char *body = sample_request(no, nid, "national_id", "lost");
     struct reply r;
     char auth[200];
@@ -310,8 +295,8 @@ static void test_every_invalid_field_listed(void **state)
 {
     (void)state;
     char nid[11], no[40];
-    fresh_nid(nid);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     json_t *j = sample_json(no, nid, "national_id", "lost");
     json_object_set_new(j, "national_id", json_string("1000000009"));     /* bad Luhn */
     json_object_set_new(j, "phone", json_string("+966401234567"));        /* not a mobile */
@@ -402,8 +387,8 @@ static void test_working_days_with_holidays(void **state)
     assert_int_equal(harness_ctl(&svc, out, sizeof(out), "holidays", "import", path, NULL), 0);
 
     char nid[11], no[40];
-    fresh_nid(nid);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     json_t *j = sample_json(no, nid, "national_id", "damaged");
     /* 22:30 UTC on Tue 10 Nov is already Wed 11 Nov in Riyadh. */
     json_object_set_new(j, "approved_at", json_string("2026-11-10T22:30:00Z"));
@@ -434,8 +419,8 @@ static void test_cancel(void **state)
 {
     (void)state;
     char nid[11], no[40], path[80];
-    fresh_nid(nid);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     char *body = sample_request(no, nid, "national_id", "lost");
     struct reply r;
     submit(body, &r);
@@ -451,7 +436,7 @@ static void test_cancel(void **state)
     reply_free(&r);
     /* Cancelling frees the holder for a new request of the same kind. */
     char no2[40];
-    fresh_no(no2, sizeof(no2));
+    harness_fresh_no("RQ-IT", no2, sizeof(no2));
     char *again = sample_request(no2, nid, "national_id", "lost");
     submit(again, &r);
     assert_int_equal(r.status, 201);
@@ -484,9 +469,9 @@ static void test_track(void **state)
 {
     (void)state;
     char nid[11], no[40], other[11];
-    fresh_nid(nid);
-    fresh_nid(other);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_nid(other);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     char *body = sample_request(no, nid, "national_id", "lost");
     struct reply r;
     submit(body, &r);
@@ -529,9 +514,9 @@ static void test_track_rate_limit(void **state)
 {
     (void)state;
     char nid[11], no[40], wrong[11];
-    fresh_nid(nid);
-    fresh_nid(wrong);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_nid(wrong);
+    harness_fresh_no("RQ-IT", no, sizeof(no));
     char *body = sample_request(no, nid, "national_id", "lost");
     struct reply r;
     submit(body, &r);

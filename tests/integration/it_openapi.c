@@ -19,20 +19,6 @@
 static struct service svc;
 static json_t *spec;
 static char intake[128], operator_[128], witness[128], courier[128], admin[128];
-static int next_id = 500;
-
-static void fresh_nid(char out[11])
-{
-    char nine[10];
-    snprintf(nine, sizeof(nine), "1%08d", next_id++);
-    make_national_id(nine, out);
-}
-
-static void fresh_no(char *out, size_t len)
-{
-    snprintf(out, len, "RQ-OA-%06d", next_id++);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -99,8 +85,8 @@ static void post(const char *token, const char *path, const char *body, long wan
 /* Submits a fresh request and returns its number in no. */
 static void submit_fresh(char *no, size_t len, char nid[11])
 {
-    fresh_nid(nid);
-    fresh_no(no, len);
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-OA", no, len);
     char *body = sample_request(no, nid, "national_id", "lost");
     struct reply r;
     post(intake, "/v1/requests", body, 201, &r);
@@ -131,8 +117,8 @@ static void test_intake(void **state)
 {
     (void)state;
     char nid[11], no[40];
-    fresh_nid(nid);
-    fresh_no(no, sizeof(no));
+    harness_fresh_nid(nid);
+    harness_fresh_no("RQ-OA", no, sizeof(no));
     char *body = sample_request(no, nid, "national_id", "lost");
     struct reply r;
     char auth[200];
@@ -150,7 +136,7 @@ static void test_intake(void **state)
     reply_free(&r);
 
     char no2[40];
-    fresh_no(no2, sizeof(no2));
+    harness_fresh_no("RQ-OA", no2, sizeof(no2));
     char *second = sample_request(no2, nid, "national_id", "damaged");
     post(intake, "/v1/requests", second, 409, &r);                    /* active_request */
     assert_string_equal(problem_code_for(&r, "national_id"), "active_request");
@@ -290,7 +276,7 @@ static void test_track(void **state)
     (void)state;
     char nid[11], no[40], wrong[11], body[200];
     submit_fresh(no, sizeof(no), nid);
-    fresh_nid(wrong);
+    harness_fresh_nid(wrong);
     struct reply r;
     harness_source_ip = "127.0.0.21";
     snprintf(body, sizeof(body), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, nid);

@@ -18,39 +18,10 @@
 #include "signer.h"
 #include "tlv.h"
 
+#include "alloc_fail.h"
+
 static char pki[256];
 
-/* SQLite-style allocation countdown: when armed, the Nth allocation made
- * by the product code (libcardd.a is linked with --wrap=malloc etc.; the
- * shared libraries are not) fails. */
-static long alloc_countdown = -1;
-
-void *__real_malloc(size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-
-static bool alloc_fails(void)
-{
-	return alloc_countdown >= 0 && alloc_countdown-- == 0;
-}
-
-void *__wrap_malloc(size_t n)
-{
-	return alloc_fails() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-	return alloc_fails() ? NULL : __real_realloc(p, n);
-}
-
-void *__wrap_calloc(size_t k, size_t n)
-{
-	return alloc_fails() ? NULL : __real_calloc(k, n);
-}
 
 static const struct holder holder = {
 	.document_number = "A12345678",

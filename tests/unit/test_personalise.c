@@ -14,39 +14,10 @@
 #include "encoder.h"
 #include "personalise.h"
 
+#include "alloc_fail.h"
+
 static char pki[256];
 
-/* SQLite-style allocation countdown: when armed, the Nth allocation made
- * by the product code (libcardd.a is linked with --wrap=malloc etc.; the
- * shared libraries are not) fails. */
-static long alloc_countdown = -1;
-
-void *__real_malloc(size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-
-static bool alloc_fails(void)
-{
-	return alloc_countdown >= 0 && alloc_countdown-- == 0;
-}
-
-void *__wrap_malloc(size_t n)
-{
-	return alloc_fails() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-	return alloc_fails() ? NULL : __real_realloc(p, n);
-}
-
-void *__wrap_calloc(size_t k, size_t n)
-{
-	return alloc_fails() ? NULL : __real_calloc(k, n);
-}
 static struct signer *ds;
 
 static const uint8_t good_key[8] = { 0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE };

@@ -433,3 +433,17 @@ json_t *sample_json(const char *request_no, const char *national_id, const char 
     free(text);
     return j;
 }
+
+static int fresh_counter = 100;
+
+void harness_fresh_nid(char out[11])
+{
+    char nine[16];
+    snprintf(nine, sizeof(nine), "1%08d", fresh_counter++ % 100000000);
+    make_national_id(nine, out);
+}
+
+void harness_fresh_no(const char *prefix, char *out, size_t len)
+{
+    snprintf(out, len, "%s-%06d", prefix, fresh_counter++);
+}

@@ -87,6 +87,11 @@ char *sample_request(const char *request_no, const char *national_id, const char
 json_t *sample_json(const char *request_no, const char *national_id, const char *kind,
                     const char *reason);
 
+/* A valid national ID and a request number not used before by this test
+ * binary, so that requests never collide. */
+void harness_fresh_nid(char out[11]);
+void harness_fresh_no(const char *prefix, char *out, size_t len);
+
 /* Makes a valid national ID from 9 digits (the first 1 or 2) by computing
  * the Luhn check digit. */
 void make_national_id(const char *nine, char out[11]);
