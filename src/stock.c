@@ -18,13 +18,20 @@ bool card_serial_valid(const char *s)
     return n >= 1 && n <= CARD_SERIAL_MAX && all_of(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
 }
 
+/* How many digits end a serial: the part that counts up within a batch. */
+static size_t serial_tail(const char *s)
+{
+    size_t n = strlen(s), tail = 0;
+    while (tail < n && s[n - 1 - tail] >= '0' && s[n - 1 - tail] <= '9')
+        tail++;
+    return tail;
+}
+
 int card_serial_add(const char *first, long count, char out[CARD_SERIAL_MAX + 1])
 {
     if (!card_serial_valid(first) || count < 0)
         return -EINVAL;
-    size_t n = strlen(first), tail = 0;
-    while (tail < n && first[n - 1 - tail] >= '0' && first[n - 1 - tail] <= '9')
-        tail++;
+    size_t n = strlen(first), tail = serial_tail(first);
     if (tail == 0 || tail > 9)
         return -EINVAL;
     long value = strtol(first + n - tail, NULL, 10);
@@ -83,9 +90,7 @@ int stock_batch_receive(struct db *db, const char *batch_no, const char *first, 
     }
     snprintf(id, sizeof(id), "%s", db_get(res, 0, 0));
     /* One row per card, serials made by the same rule as card_serial_add. */
-    size_t n = strlen(first), tail = 0;
-    while (tail < n && first[n - 1 - tail] >= '0' && first[n - 1 - tail] <= '9')
-        tail++;
+    size_t n = strlen(first), tail = serial_tail(first);
     char prefix[CARD_SERIAL_MAX + 1], start[16], width[24];
     memcpy(prefix, first, n - tail);
     prefix[n - tail] = '\0';
