@@ -6,6 +6,7 @@
 #   make valgrind   the driver and unit tests under valgrind
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
 #   make demo       the whole chain on emulated devices and a private database
+#   make format     apply .clang-format to the tree (make format-check: fail on drift)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
@@ -57,7 +58,7 @@ BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
 
 BINS := $(BUILD)/cardd $(BUILD)/cardctl $(EMU_BINS)
 
-.PHONY: all deps check unit integration valgrind bench demo install clean
+.PHONY: all deps check unit integration valgrind bench demo install clean format format-check
 all: $(BINS)
 
 deps:
@@ -158,6 +159,15 @@ install: $(BUILD)/cardd $(BUILD)/cardctl
 	install -m 0755 $(BUILD)/cardd $(BUILD)/cardctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/cardd/sql/
 	install -m 0644 etc/cardd.conf $(DESTDIR)$(PREFIX)/share/cardd/cardd.conf.example
+
+# One code style for the tree (.clang-format); format-check fails on any drift.
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+format:
+	@clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format: clean"
 
 clean:
 	rm -rf build build-san

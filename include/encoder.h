@@ -37,18 +37,18 @@
 #define ENCODER_E_STATUS 4096
 
 /* encoder_open flags */
-#define ENCODER_SHORT_APDUS 0x1u   /* never use extended length */
+#define ENCODER_SHORT_APDUS 0x1u /* never use extended length */
 
 #define ENCODER_ATR_MAX 33
 
 /* What the driver learnt about the card at connect time. */
 struct encoder_card {
-	uint8_t atr[ENCODER_ATR_MAX];
-	size_t atr_len;
-	unsigned protocol;          /* 0 for T=0, 1 for T=1 */
-	bool extended;              /* card and reader both take extended APDUs */
-	size_t max_command_data;    /* largest Lc: 255, or more when extended */
-	size_t max_response_data;   /* largest Le: 256, or more when extended */
+    uint8_t atr[ENCODER_ATR_MAX];
+    size_t atr_len;
+    unsigned protocol;        /* 0 for T=0, 1 for T=1 */
+    bool extended;            /* card and reader both take extended APDUs */
+    size_t max_command_data;  /* largest Lc: 255, or more when extended */
+    size_t max_response_data; /* largest Le: 256, or more when extended */
 };
 
 /*
@@ -56,26 +56,26 @@ struct encoder_card {
  * private state (priv_size bytes, zeroed by the core before open).
  */
 struct encoder_ops {
-	const char *name;           /* "pcsc" */
-	size_t priv_size;
+    const char *name; /* "pcsc" */
+    size_t priv_size;
 
-	/* Called once, first. Binds the driver to the reader named 'reader'
+    /* Called once, first. Binds the driver to the reader named 'reader'
 	 * (the exact name, or a unique prefix of it; NULL for the first reader).
 	 * Returns 0, -ENODEV if no such reader, -EIO if the reader service
 	 * cannot be reached. Does not wait for a card. */
-	int (*open)(void *priv, const char *reader, unsigned flags);
+    int (*open)(void *priv, const char *reader, unsigned flags);
 
-	/* Called before connect, possibly many times. Returns 0 as soon as a
+    /* Called before connect, possibly many times. Returns 0 as soon as a
 	 * card is in the reader (at once if one already is), -ETIMEDOUT if none
 	 * came within timeout_ms, -ENODEV if the reader went away, -EIO. */
-	int (*wait_card)(void *priv, unsigned timeout_ms);
+    int (*wait_card)(void *priv, unsigned timeout_ms);
 
-	/* Called once a card is present. Powers it and opens an exclusive
+    /* Called once a card is present. Powers it and opens an exclusive
 	 * session; fills *card. Returns 0, -ENODEV (no card / card left),
 	 * -EBUSY (held by someone else), -EIO (card mute or protocol failure). */
-	int (*connect)(void *priv, struct encoder_card *card);
+    int (*connect)(void *priv, struct encoder_card *card);
 
-	/* Called only between connect and disconnect. Sends one command APDU
+    /* Called only between connect and disconnect. Sends one command APDU
 	 * (already encoded, short or extended as the core decided) and returns
 	 * the whole response, data then SW1 SW2, in rapdu[0..*rlen), *rlen in
 	 * as the buffer's size. The driver hides the transport: on T=0 it
@@ -83,17 +83,16 @@ struct encoder_ops {
 	 * answered 6Cxx with the right Le, so the caller sees what a T=1 card
 	 * would answer. Returns 0 whatever the status word, -ENODEV (card gone),
 	 * -EIO, -ETIMEDOUT, -EMSGSIZE (response larger than *rlen). */
-	int (*transmit)(void *priv, const uint8_t *capdu, size_t clen,
-			uint8_t *rapdu, size_t *rlen);
+    int (*transmit)(void *priv, const uint8_t *capdu, size_t clen, uint8_t *rapdu, size_t *rlen);
 
-	/* Called after connect, also after a failure. Ends the session and
+    /* Called after connect, also after a failure. Ends the session and
 	 * powers the card down. Returns 0, or -ENODEV if the card already left
 	 * (harmless). Must leave the driver able to connect again. */
-	int (*disconnect)(void *priv);
+    int (*disconnect)(void *priv);
 
-	/* Called once, last, also after a failed open. Releases everything the
+    /* Called once, last, also after a failed open. Releases everything the
 	 * driver holds; the core then frees priv. */
-	void (*close)(void *priv);
+    void (*close)(void *priv);
 };
 
 /* The PC/SC driver (drivers/pcsc.c). */
@@ -101,18 +100,18 @@ extern const struct encoder_ops encoder_pcsc_ops;
 
 /* One command APDU, before encoding. */
 struct apdu {
-	uint8_t cla, ins, p1, p2;
-	const uint8_t *data;        /* Lc bytes, may be NULL when lc is 0 */
-	size_t lc;                  /* 0 .. card->max_command_data */
-	size_t le;                  /* 0: no data expected; else 1 .. 65536 */
+    uint8_t cla, ins, p1, p2;
+    const uint8_t *data; /* Lc bytes, may be NULL when lc is 0 */
+    size_t lc;           /* 0 .. card->max_command_data */
+    size_t le;           /* 0: no data expected; else 1 .. 65536 */
 };
 
 /* A response: data into a buffer the caller owns. */
 struct apdu_resp {
-	uint8_t *data;              /* may be NULL when cap is 0 */
-	size_t cap;
-	size_t len;                 /* data bytes received (without SW) */
-	uint16_t sw;                /* SW1 SW2, e.g. 0x9000 */
+    uint8_t *data; /* may be NULL when cap is 0 */
+    size_t cap;
+    size_t len;  /* data bytes received (without SW) */
+    uint16_t sw; /* SW1 SW2, e.g. 0x9000 */
 };
 
 struct encoder;
@@ -120,8 +119,8 @@ struct encoder;
 /* Allocates an encoder on driver 'ops' and opens reader 'reader' (see
  * ops->open). flags: ENCODER_SHORT_APDUS. Returns 0 and *out, or the
  * driver's error (nothing allocated then). */
-int encoder_open(const struct encoder_ops *ops, const char *reader,
-		 unsigned flags, struct encoder **out);
+int encoder_open(const struct encoder_ops *ops, const char *reader, unsigned flags,
+                 struct encoder **out);
 
 /* Waits up to timeout_ms for a card in the reader. See ops->wait_card. */
 int encoder_wait_card(struct encoder *e, unsigned timeout_ms);

@@ -20,33 +20,33 @@
 #define SIGNER_SIG_MAX 1024
 
 enum signer_alg {
-	SIGNER_ECDSA_SHA256 = 1,    /* ecdsa-with-SHA256, DER Ecdsa-Sig-Value */
-	SIGNER_RSA_SHA256 = 2,      /* sha256WithRSAEncryption, PKCS#1 v1.5 */
+    SIGNER_ECDSA_SHA256 = 1, /* ecdsa-with-SHA256, DER Ecdsa-Sig-Value */
+    SIGNER_RSA_SHA256 = 2,   /* sha256WithRSAEncryption, PKCS#1 v1.5 */
 };
 
 struct signer_ops {
-	const char *name;
-	size_t priv_size;           /* zeroed private state, allocated by the core */
+    const char *name;
+    size_t priv_size; /* zeroed private state, allocated by the core */
 
-	/* Called once, first, with the implementation's own config struct.
+    /* Called once, first, with the implementation's own config struct.
 	 * Returns 0, -ENOENT (no key/cert), -EPERM (key file too open),
 	 * -EINVAL (unreadable or mismatched key and certificate), -ENOTSUP
 	 * (key type), -ENOMEM. */
-	int (*open)(void *priv, const void *config);
+    int (*open)(void *priv, const void *config);
 
-	/* The DS certificate, DER. The pointer stays valid until close. */
-	int (*certificate)(void *priv, const uint8_t **der, size_t *len);
+    /* The DS certificate, DER. The pointer stays valid until close. */
+    int (*certificate)(void *priv, const uint8_t **der, size_t *len);
 
-	/* The signature algorithm the key uses. */
-	enum signer_alg (*algorithm)(void *priv);
+    /* The signature algorithm the key uses. */
+    enum signer_alg (*algorithm)(void *priv);
 
-	/* Hashes msg with SHA-256 and signs it. sig has *sig_len bytes of room
+    /* Hashes msg with SHA-256 and signs it. sig has *sig_len bytes of room
 	 * (SIGNER_SIG_MAX is enough); on return *sig_len is the signature's
 	 * length. Returns 0, -EMSGSIZE, -EIO (token or library failure). */
-	int (*sign)(void *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len);
+    int (*sign)(void *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len);
 
-	/* Called once, last (also after a failed open). Wipes key material. */
-	void (*close)(void *priv);
+    /* Called once, last (also after a failed open). Wipes key material. */
+    void (*close)(void *priv);
 };
 
 struct signer;
@@ -73,8 +73,8 @@ void signer_close(struct signer *s);
  * 0600 or 0400), as CARD.md requires; an encrypted key is refused rather
  * than prompting for a pass phrase. */
 struct signer_file_config {
-	const char *key_path;
-	const char *cert_path;
+    const char *key_path;
+    const char *cert_path;
 };
 
 extern const struct signer_ops signer_file_ops;

@@ -24,7 +24,7 @@ int auth_token_new(char out[AUTH_TOKEN_LEN + 1])
         return -EIO;
     memcpy(out, "cdt_", 4);
     for (size_t i = 0; i < sizeof(raw); i++)
-        out[4 + i] = b32[raw[i] & 31];   /* 250 bits of entropy */
+        out[4 + i] = b32[raw[i] & 31]; /* 250 bits of entropy */
     out[AUTH_TOKEN_LEN] = '\0';
     OPENSSL_cleanse(raw, sizeof(raw));
     return 0;
@@ -36,7 +36,10 @@ void auth_token_hash(const char *token, uint8_t out[32])
     EVP_Digest(token, strlen(token), out, &len, EVP_sha256(), NULL);
 }
 
-static const struct { const char *name; unsigned bit; } roles[] = {
+static const struct {
+    const char *name;
+    unsigned bit;
+} roles[] = {
     { "intake", ROLE_INTAKE }, { "operator", ROLE_OPERATOR }, { "courier", ROLE_COURIER },
     { "branch", ROLE_BRANCH }, { "admin", ROLE_ADMIN },
 };
@@ -74,7 +77,8 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
     struct db_res *res = NULL;
     int rc = db_query(db, &res,
                       "SELECT id, role, name FROM api_tokens WHERE token_hash = $1::bytea"
-                      " AND revoked_at IS NULL", hex);
+                      " AND revoked_at IS NULL",
+                      hex);
     if (rc)
         return rc;
     if (db_rows(res) != 1) {
@@ -103,7 +107,8 @@ int auth_token_create(struct db *db, const char *role, const char *name,
     struct db_res *res = NULL;
     rc = db_query(db, &res,
                   "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3::bytea)"
-                  " RETURNING id", name, role, hex);
+                  " RETURNING id",
+                  name, role, hex);
     if (rc == 0 && token_id)
         *token_id = db_get_long(res, 0, 0, 0);
     db_res_free(res);
@@ -209,8 +214,8 @@ static void signature_mac(const char *secret, const char *t, size_t tlen, const 
     EVP_MAC_free(m);
 }
 
-int auth_verify_signature(const char *header, const char *body, size_t body_len,
-                          const char *secret, long now)
+int auth_verify_signature(const char *header, const char *body, size_t body_len, const char *secret,
+                          long now)
 {
     if (!header || strncmp(header, "t=", 2) != 0)
         return -EINVAL;

@@ -10,9 +10,9 @@
 
 #include "http.h"
 
-#define AUTH_TOKEN_LEN 54      /* "cdt_" + 50 characters */
+#define AUTH_TOKEN_LEN      54 /* "cdt_" + 50 characters */
 #define AUTH_SECRET_HEX_LEN 64
-#define AUTH_MAX_SKEW_S 300
+#define AUTH_MAX_SKEW_S     300
 
 /* Makes a new random token. Returns 0 or -EIO. */
 int auth_token_new(char out[AUTH_TOKEN_LEN + 1]);
@@ -49,8 +49,8 @@ void auth_courier_secret(const uint8_t master[32], const char *courier, const ui
 /* Checks an X-Signature header "t=<unix>,v1=<hex>" over "<t>.<body>" with the
  * secret, in constant time, and the timestamp within AUTH_MAX_SKEW_S of now.
  * Returns 0, -EINVAL (malformed or missing), -ETIME (skew) or -EACCES (mismatch). */
-int auth_verify_signature(const char *header, const char *body, size_t body_len,
-                          const char *secret, long now);
+int auth_verify_signature(const char *header, const char *body, size_t body_len, const char *secret,
+                          long now);
 
 /* Builds the header value for a body (used by couriers' tests and tools). */
 void auth_sign(const char *secret, long t, const char *body, size_t body_len, char *out,

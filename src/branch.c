@@ -15,16 +15,19 @@ int branch_nearest(struct db *db, const char *request_id, char out[33])
 {
     struct db_res *addr = NULL, *res = NULL;
     struct geo_point *places = NULL;
-    int rc = db_query(db, &addr,
-                      "SELECT coalesce(a.lat, c.lat), coalesce(a.lon, c.lon), a.city"
-                      " FROM request_addresses a LEFT JOIN cities c ON lower(c.name) = lower(a.city)"
-                      " WHERE a.request_id = $1::bigint", request_id);
+    int rc =
+        db_query(db, &addr,
+                 "SELECT coalesce(a.lat, c.lat), coalesce(a.lon, c.lon), a.city"
+                 " FROM request_addresses a LEFT JOIN cities c ON lower(c.name) = lower(a.city)"
+                 " WHERE a.request_id = $1::bigint",
+                 request_id);
     if (rc)
         goto out;
     const char *city = db_get(addr, 0, 2);
     rc = db_query(db, &res,
                   "SELECT branch_id, lat, lon, lower(city) = lower($1) FROM branches"
-                  " WHERE active AND collects_cards ORDER BY branch_id", city ? city : "");
+                  " WHERE active AND collects_cards ORDER BY branch_id",
+                  city ? city : "");
     if (rc)
         goto out;
     size_t n = db_rows(res);
@@ -43,7 +46,8 @@ int branch_nearest(struct db *db, const char *request_id, char out[33])
             places[i].lat = strtod(db_get(res, i, 1), NULL);
             places[i].lon = strtod(db_get(res, i, 2), NULL);
         }
-        struct geo_point from = { strtod(db_get(addr, 0, 0), NULL), strtod(db_get(addr, 0, 1), NULL) };
+        struct geo_point from = { strtod(db_get(addr, 0, 0), NULL),
+                                  strtod(db_get(addr, 0, 1), NULL) };
         pick = geo_nearest(from, places, n);
     } else {
         for (size_t i = 0; i < n; i++)
@@ -64,17 +68,19 @@ json_t *branch_describe(struct db *db, const char *branch_id, int *rc)
 {
     struct db_res *res = NULL;
     json_t *b = NULL;
-    *rc = db_query(db, &res, "SELECT branch_id, name_ar, name_en, city, lat, lon FROM branches"
-                             " WHERE branch_id = $1", branch_id);
+    *rc = db_query(db, &res,
+                   "SELECT branch_id, name_ar, name_en, city, lat, lon FROM branches"
+                   " WHERE branch_id = $1",
+                   branch_id);
     if (*rc)
         return NULL;
     if (db_rows(res) != 1) {
         *rc = -ENOENT;
     } else {
-        b = json_pack("{s:s, s:{s:s, s:s}, s:s, s:f, s:f}", "branch_id", db_get(res, 0, 0),
-                      "name", "ar", db_get(res, 0, 1), "en", db_get(res, 0, 2),
-                      "city", db_get(res, 0, 3), "lat", strtod(db_get(res, 0, 4), NULL),
-                      "lon", strtod(db_get(res, 0, 5), NULL));
+        b = json_pack("{s:s, s:{s:s, s:s}, s:s, s:f, s:f}", "branch_id", db_get(res, 0, 0), "name",
+                      "ar", db_get(res, 0, 1), "en", db_get(res, 0, 2), "city", db_get(res, 0, 3),
+                      "lat", strtod(db_get(res, 0, 4), NULL), "lon",
+                      strtod(db_get(res, 0, 5), NULL));
         if (!b)
             *rc = -ENOMEM;
     }
@@ -146,8 +152,8 @@ void branches_handover(struct http_req *rq)
     db = http_db(rq);
     if (!db)
         goto out;
-    int rc = db_query(db, &res, "SELECT collects_cards AND active FROM branches WHERE branch_id = $1",
-                      branch_id);
+    int rc = db_query(
+        db, &res, "SELECT collects_cards AND active FROM branches WHERE branch_id = $1", branch_id);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         goto out;
@@ -181,13 +187,14 @@ void branches_handover(struct http_req *rq)
     const char *status = db_get(res, 0, 1);
     const char *at = db_get(res, 0, 4);
     if (!at || strcmp(at, branch_id) != 0) {
-        http_problem(rq, 409, "not_at_branch", "Conflict",
-                     "The card is not held at this branch.", NULL);
+        http_problem(rq, 409, "not_at_branch", "Conflict", "The card is not held at this branch.",
+                     NULL);
         goto out;
     }
     if (strcmp(status, "collected") == 0) {
-        http_json(rq, 200, json_pack("{s:s, s:s, s:s}", "request_no", request_no, "status",
-                                     "collected", "branch_id", branch_id));
+        http_json(rq, 200,
+                  json_pack("{s:s, s:s, s:s}", "request_no", request_no, "status", "collected",
+                            "branch_id", branch_id));
         goto out;
     }
     if (strcmp(status, "ready_for_collection") != 0) {
@@ -205,9 +212,10 @@ void branches_handover(struct http_req *rq)
     json_decref(dj);
     rc = detail ? 0 : -ENOMEM;
     if (!rc)
-        rc = db_query(db, NULL,
-                      "UPDATE parcels SET collected_at = now(), collected_by = $2 WHERE id = $1::bigint",
-                      parcel_id, rq->who.name);
+        rc = db_query(
+            db, NULL,
+            "UPDATE parcels SET collected_at = now(), collected_by = $2 WHERE id = $1::bigint",
+            parcel_id, rq->who.name);
     if (!rc)
         rc = journal_status(db, request_id, "collected", rq->who.name, NULL, detail);
     if (!rc)
@@ -220,8 +228,9 @@ void branches_handover(struct http_req *rq)
         goto out;
     }
     log_info("request %s collected at %s", request_no, branch_id);
-    http_json(rq, 200, json_pack("{s:s, s:s, s:s}", "request_no", request_no, "status",
-                                 "collected", "branch_id", branch_id));
+    http_json(rq, 200,
+              json_pack("{s:s, s:s, s:s}", "request_no", request_no, "status", "collected",
+                        "branch_id", branch_id));
 out:
     if (db)
         db_rollback(db);

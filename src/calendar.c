@@ -146,7 +146,7 @@ int weekday(long day)
 bool is_weekend(long day)
 {
     int w = weekday(day);
-    return w == 4 || w == 5;   /* Friday, Saturday */
+    return w == 4 || w == 5; /* Friday, Saturday */
 }
 
 static int cmp_long(const void *a, const void *b)

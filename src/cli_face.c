@@ -7,15 +7,15 @@
 
 int cli_card_face_render(const struct face_data *d, const char *out_png)
 {
-	struct face_image *img = NULL;
-	int rc;
+    struct face_image *img = NULL;
+    int rc;
 
-	if (!d || !out_png)
-		return -EINVAL;
-	rc = face_render(d, &img);
-	if (rc)
-		return rc;
-	rc = face_write_png(img, out_png);
-	face_image_free(img);
-	return rc;
+    if (!d || !out_png)
+        return -EINVAL;
+    rc = face_render(d, &img);
+    if (rc)
+        return rc;
+    rc = face_write_png(img, out_png);
+    face_image_free(img);
+    return rc;
 }

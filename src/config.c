@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum config_type { CT_STRING, CT_INT, CT_STATION };
+enum config_type {
+    CT_STRING,
+    CT_INT,
+    CT_STATION
+};
 
 struct config_key {
     const char *name;
@@ -39,8 +43,8 @@ static const struct config_key keys[] = {
       "32-byte key (hex) from which couriers' HMAC secrets are derived; mode 0600" },
     { "keys_dir", CT_STRING, S(keys_dir), "keys", 0, 0,
       "Document Signer key and certificate, stock batches' transport keys" },
-    { "problem_base", CT_STRING, S(problem_base), "https://cards.civilaffairs.example/problems/", 0, 0,
-      "prefix of the type URI in problem details" },
+    { "problem_base", CT_STRING, S(problem_base), "https://cards.civilaffairs.example/problems/", 0,
+      0, "prefix of the type URI in problem details" },
     { "instance", CT_STRING, S(instance), "cardd", 0, 0,
       "name of this instance (several may share one database)" },
     { "track_fail_limit", CT_INT, S(track_fail_limit), "10", 1, 64,
@@ -89,7 +93,8 @@ static int set_value(struct config *cfg, const struct config_key *k, const char 
     memset(st, 0, sizeof(*st));
     int id_len = 0, drv_len = 0, ser_len = 0, consumed = 0;
     if (sscanf(value, "%32s%n %16s%n %32s%n %n", st->id, &id_len, st->printer_driver, &drv_len,
-               st->printer_serial, &ser_len, &consumed) < 3 || consumed == 0)
+               st->printer_serial, &ser_len, &consumed) < 3 ||
+        consumed == 0)
         return -EINVAL;
     /* A word longer than its field stops the conversion mid-word; refuse it
      * rather than carry its rest over into the next field. */

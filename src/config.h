@@ -11,30 +11,30 @@
 /* One production station: a printer and the chip reader wired to it. */
 struct station_config {
     char id[33];
-    char printer_driver[17];   /* e.g. "evolis" */
-    char printer_serial[33];   /* the printer's own serial number (Rsn) */
-    char reader[129];          /* the PC/SC reader name */
+    char printer_driver[17]; /* e.g. "evolis" */
+    char printer_serial[33]; /* the printer's own serial number (Rsn) */
+    char reader[129];        /* the PC/SC reader name */
 };
 
 struct config {
     char *listen_address;
     int port;
-    char *database;            /* libpq connection string; empty: the PG* environment */
+    char *database; /* libpq connection string; empty: the PG* environment */
     int db_pool_size;
     int max_connections;
     int per_ip_connections;
     int connection_timeout_s;
     char *log_level;
     char *sql_dir;
-    char *master_key_file;     /* 32 random bytes (hex), readable only by the service */
-    char *keys_dir;            /* Document Signer key/certificate, stock transport keys */
-    char *problem_base;        /* prefix of the "type" URI of problem details */
-    char *instance;            /* this instance's name, for stations and claims */
-    int track_fail_limit;      /* failed look-ups a client address may make ... */
-    int track_fail_window_s;   /* ... in this many seconds */
-    int delivery_attempts;     /* failed attempts before the parcel goes to a branch */
-    int collection_days;       /* working days a branch keeps a card for collection */
-    int spoil_limit;           /* spoiled cards before a request is held for an operator */
+    char *master_key_file;   /* 32 random bytes (hex), readable only by the service */
+    char *keys_dir;          /* Document Signer key/certificate, stock transport keys */
+    char *problem_base;      /* prefix of the "type" URI of problem details */
+    char *instance;          /* this instance's name, for stations and claims */
+    int track_fail_limit;    /* failed look-ups a client address may make ... */
+    int track_fail_window_s; /* ... in this many seconds */
+    int delivery_attempts;   /* failed attempts before the parcel goes to a branch */
+    int collection_days;     /* working days a branch keeps a card for collection */
+    int spoil_limit;         /* spoiled cards before a request is held for an operator */
     char *sms_gateway_url;
     int notify_batch;
     int notify_max_backoff_s;

@@ -21,16 +21,24 @@
 #include <string.h>
 
 #define EVENT_FUTURE_SKEW_S 300
-#define MAX_LOCATION 200
-#define APPLY_TRIES 3
+#define MAX_LOCATION        200
+#define APPLY_TRIES         3
 
 /* BEFORE_DISPATCH is answered as INVALID: a scan from before the card was
  * handed over (beyond the clock skew allowed) cannot be true. */
-enum outcome { APPLIED, RECORDED, DUPLICATE, NOT_FOUND, INVALID, FAILED, BEFORE_DISPATCH };
+enum outcome {
+    APPLIED,
+    RECORDED,
+    DUPLICATE,
+    NOT_FOUND,
+    INVALID,
+    FAILED,
+    BEFORE_DISPATCH
+};
 
 static const char *const outcome_names[] = {
-    [APPLIED] = "applied", [RECORDED] = "recorded", [DUPLICATE] = "duplicate",
-    [NOT_FOUND] = "not_found", [INVALID] = "invalid", [FAILED] = "error",
+    [APPLIED] = "applied",         [RECORDED] = "recorded", [DUPLICATE] = "duplicate",
+    [NOT_FOUND] = "not_found",     [INVALID] = "invalid",   [FAILED] = "error",
     [BEFORE_DISPATCH] = "invalid",
 };
 
@@ -95,8 +103,8 @@ static int event_validate(json_t *obj, const char *prefix, time_t now, struct ev
     memset(ev, 0, sizeof(*ev));
     ev->code = -1;
     if (!json_is_object(obj)) {
-        json_array_append_new(errors, json_pack("{s:s, s:s}", "field",
-                                                prefix[0] ? prefix : "event", "code", "type"));
+        json_array_append_new(
+            errors, json_pack("{s:s, s:s}", "field", prefix[0] ? prefix : "event", "code", "type"));
         return 1;
     }
     ev->event_id = string_member(obj, "event_id", 64, true, prefix, errors);
@@ -146,11 +154,12 @@ static const char *action_for(const char *status)
 static int parcel_view(struct db *db, const char *parcel_id, json_t *obj)
 {
     struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT p.tracking_no, r.status, p.failed_attempts, p.branch_id,"
-                      " to_char(p.collect_by, 'YYYY-MM-DD')"
-                      " FROM parcels p JOIN requests r ON r.id = p.request_id WHERE p.id = $1::bigint",
-                      parcel_id);
+    int rc =
+        db_query(db, &res,
+                 "SELECT p.tracking_no, r.status, p.failed_attempts, p.branch_id,"
+                 " to_char(p.collect_by, 'YYYY-MM-DD')"
+                 " FROM parcels p JOIN requests r ON r.id = p.request_id WHERE p.id = $1::bigint",
+                 parcel_id);
     if (rc)
         return rc;
     if (db_rows(res) != 1) {
@@ -169,8 +178,8 @@ static int parcel_view(struct db *db, const char *parcel_id, json_t *obj)
         json_object_set_new(obj, "failed_attempts", json_integer(db_get_long(res, 0, 2, 0)));
         json_object_set_new(obj, "action", json_string(action_for(status)));
         json_object_set_new(obj, "branch", branch);
-        json_object_set_new(obj, "collect_by", db_is_null(res, 0, 4) ? json_null()
-                                                                      : json_string(db_get(res, 0, 4)));
+        json_object_set_new(obj, "collect_by",
+                            db_is_null(res, 0, 4) ? json_null() : json_string(db_get(res, 0, 4)));
     }
     db_res_free(res);
     return rc;
@@ -186,7 +195,8 @@ static int collect_deadline(struct db *db, time_t ready_at, int days, char out[1
     struct db_res *res = NULL;
     int rc = db_query(db, &res,
                       "SELECT day - date '1970-01-01' FROM holidays WHERE day > $1::date"
-                      " ORDER BY day LIMIT 400", from_text);
+                      " ORDER BY day LIMIT 400",
+                      from_text);
     if (rc)
         return rc;
     size_t n = db_rows(res);
@@ -204,7 +214,8 @@ static int recompute(struct db *db, const char *parcel_id, int max_failed, bool 
     struct db_res *res = NULL;
     int rc = db_query(db, &res,
                       "SELECT code, extract(epoch FROM at)::bigint, event_id FROM courier_events"
-                      " WHERE parcel_id = $1::bigint", parcel_id);
+                      " WHERE parcel_id = $1::bigint",
+                      parcel_id);
     if (rc)
         return rc;
     size_t n = db_rows(res);
@@ -236,10 +247,10 @@ static bool is_final(const char *status)
 static char *event_detail(const struct event_in *ev, const struct parcel_state *st,
                           const char *branch_id)
 {
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:i}", "tracking_no", ev->tracking_no,
-                          "event_id", ev->event_id, "code", parcel_code_name(ev->code),
-                          "reason", ev->reason, "location", ev->location,
-                          "failed_attempts", st ? st->failed_attempts : 0);
+    json_t *d =
+        json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:i}", "tracking_no", ev->tracking_no, "event_id",
+                  ev->event_id, "code", parcel_code_name(ev->code), "reason", ev->reason,
+                  "location", ev->location, "failed_attempts", st ? st->failed_attempts : 0);
     if (d && branch_id)
         json_object_set_new(d, "branch_id", json_string(branch_id));
     char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
@@ -261,8 +272,10 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
     char skew[16];
     snprintf(skew, sizeof(skew), "%d", EVENT_FUTURE_SKEW_S);
     parcel_id[0] = '\0';
-    rc = db_query(db, &res, "SELECT parcel_id FROM courier_events WHERE courier_id = $1::bigint"
-                            " AND event_id = $2", courier_id, ev->event_id);
+    rc = db_query(db, &res,
+                  "SELECT parcel_id FROM courier_events WHERE courier_id = $1::bigint"
+                  " AND event_id = $2",
+                  courier_id, ev->event_id);
     if (rc)
         goto out;
     if (db_rows(res) == 1) {
@@ -299,15 +312,16 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
     const char *stored_branch = db_get(res, 0, 4);
     const char *stored_collect = db_get(res, 0, 5);
 
-    rc = db_query(db, &ins,
-                  "INSERT INTO courier_events (courier_id, event_id, parcel_id, code, at, reason,"
-                  " location, moved_status) VALUES ($1::bigint, $2, $3::bigint, $4, $5::timestamptz,"
-                  " $6, $7, false) ON CONFLICT (courier_id, event_id) DO NOTHING RETURNING id",
-                  courier_id, ev->event_id, parcel_id, parcel_code_name(ev->code), ev->at_text,
-                  ev->reason, ev->location);
+    rc =
+        db_query(db, &ins,
+                 "INSERT INTO courier_events (courier_id, event_id, parcel_id, code, at, reason,"
+                 " location, moved_status) VALUES ($1::bigint, $2, $3::bigint, $4, $5::timestamptz,"
+                 " $6, $7, false) ON CONFLICT (courier_id, event_id) DO NOTHING RETURNING id",
+                 courier_id, ev->event_id, parcel_id, parcel_code_name(ev->code), ev->at_text,
+                 ev->reason, ev->location);
     if (rc)
         goto out;
-    if (db_rows(ins) != 1) {   /* the same event, sent twice at once */
+    if (db_rows(ins) != 1) { /* the same event, sent twice at once */
         result = DUPLICATE;
         goto out;
     }
@@ -366,13 +380,15 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
                           collect_by[0] ? collect_by : NULL);
         }
         if (!rc && moved)
-            rc = db_query(db, NULL, "UPDATE courier_events SET moved_status = true WHERE id = $1::bigint",
+            rc = db_query(db, NULL,
+                          "UPDATE courier_events SET moved_status = true WHERE id = $1::bigint",
                           db_get(ins, 0, 0));
     }
     if (!rc)
         rc = db_query(db, NULL,
                       "UPDATE parcels SET last_event_at = greatest(last_event_at, $2::timestamptz)"
-                      " WHERE id = $1::bigint", parcel_id, ev->at_text);
+                      " WHERE id = $1::bigint",
+                      parcel_id, ev->at_text);
     if (!rc)
         rc = db_commit(db);
     if (!rc)
@@ -413,8 +429,8 @@ static json_t *apply_event(struct http_req *rq, struct db *db, const char *couri
     if (r && o == BEFORE_DISPATCH) {
         char field[48];
         snprintf(field, sizeof(field), "%sat", prefix);
-        json_object_set_new(r, "errors", json_pack("[{s:s, s:s}]", "field", field, "code",
-                                                   "before_dispatch"));
+        json_object_set_new(r, "errors",
+                            json_pack("[{s:s, s:s}]", "field", field, "code", "before_dispatch"));
     }
     if (o == FAILED)
         log_error("courier event %s failed: %s", ev->event_id, db_error_message(db));
@@ -475,9 +491,10 @@ static void post_single(struct http_req *rq, struct db *db, const char *courier_
 static void post_batch(struct http_req *rq, struct db *db, const char *courier_id, time_t now)
 {
     json_t *events = json_object_get(rq->json, "events");
-    const char *why = !json_is_array(events) ? "type"
-                      : json_array_size(events) == 0 ? "required"
-                      : json_array_size(events) > COURIER_MAX_EVENTS ? "too_many" : NULL;
+    const char *why = !json_is_array(events)                         ? "type"
+                      : json_array_size(events) == 0                 ? "required"
+                      : json_array_size(events) > COURIER_MAX_EVENTS ? "too_many"
+                                                                     : NULL;
     if (why) {
         http_problem(rq, 422, "validation", "Invalid events", "The events list is invalid.",
                      json_pack("[{s:s, s:s}]", "field", "events", "code", why));
@@ -487,15 +504,16 @@ static void post_batch(struct http_req *rq, struct db *db, const char *courier_i
     bool any_failed = false;
     size_t i;
     json_t *obj;
-    json_array_foreach(events, i, obj) {
+    json_array_foreach(events, i, obj)
+    {
         char prefix[32];
         snprintf(prefix, sizeof(prefix), "events[%zu].", i);
         struct event_in ev;
         json_t *errors = json_array();
         json_t *r;
         if (event_validate(obj, prefix, now, &ev, errors) > 0) {
-            const char *id = json_is_object(obj) ? json_string_value(json_object_get(obj, "event_id"))
-                                                 : NULL;
+            const char *id =
+                json_is_object(obj) ? json_string_value(json_object_get(obj, "event_id")) : NULL;
             r = json_pack("{s:s?, s:s, s:o}", "event_id", id && strlen(id) <= 64 ? id : NULL,
                           "result", outcome_names[INVALID], "errors", errors);
         } else {
@@ -542,7 +560,8 @@ void courier_parcel_get(struct http_req *rq)
         return;
     int rc = 0;
     if (s10_valid(tracking_no))
-        rc = db_query(db, &res, "SELECT id FROM parcels WHERE tracking_no = $1 AND courier_id = $2::bigint",
+        rc = db_query(db, &res,
+                      "SELECT id FROM parcels WHERE tracking_no = $1 AND courier_id = $2::bigint",
                       tracking_no, courier_id);
     if (rc) {
         http_internal_error(rq, db_error_message(db));

@@ -168,7 +168,7 @@ struct db_pool {
     char *conninfo;
     int size;
     int nfree;
-    struct db **free_list;  /* connections not in use; NULL slots are not yet open */
+    struct db **free_list; /* connections not in use; NULL slots are not yet open */
 };
 
 int db_pool_open(struct db_pool **out, const char *conninfo, int size)
@@ -188,7 +188,7 @@ int db_pool_open(struct db_pool **out, const char *conninfo, int size)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->freed, NULL);
     p->size = size;
-    p->nfree = size;  /* slots; connections open lazily */
+    p->nfree = size; /* slots; connections open lazily */
     *out = p;
     return 0;
 }
@@ -323,8 +323,7 @@ static int exec_script(struct db *db, const char *sql)
 int db_schema_version(struct db *db)
 {
     struct db_res *res = NULL;
-    int rc = db_exec(db, &res,
-                     "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL);
+    int rc = db_exec(db, &res, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL);
     if (rc) {
         /* No table yet is version 0. */
         return strstr(db->message, "does not exist") ? 0 : rc;
@@ -367,16 +366,18 @@ int db_migrate(struct db *db, const char *dir, char *msg, size_t msglen)
                           version);
         if (!rc && db_rows(res) == 1) {
             if (strcmp(db_get(res, 0, 0), hex) != 0) {
-                snprintf(msg, msglen, "migration %s changed after it was applied", names[i]->d_name);
+                snprintf(msg, msglen, "migration %s changed after it was applied",
+                         names[i]->d_name);
                 rc = -EINVAL;
             }
             db_rollback(db);
         } else if (!rc) {
             rc = exec_script(db, sql);
             if (!rc)
-                rc = db_query(db, NULL,
-                              "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
-                              version, names[i]->d_name, hex);
+                rc = db_query(
+                    db, NULL,
+                    "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+                    version, names[i]->d_name, hex);
             if (!rc)
                 rc = db_commit(db);
             if (rc)

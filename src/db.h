@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct db;        /* one connection */
-struct db_pool;   /* a fixed set of connections shared by threads */
-struct db_res;    /* the rows of one statement */
+struct db;      /* one connection */
+struct db_pool; /* a fixed set of connections shared by threads */
+struct db_res;  /* the rows of one statement */
 
 /* Errors, negative like -errno. DB_ECONFLICT is a unique violation, DB_EINVALID
  * a check, foreign-key, not-null or bad-value violation, DB_ERETRY a
@@ -36,9 +36,9 @@ int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
             const char *const *params);
 
 /* db_query(db, &res, sql, p1, p2, ...) with at least one parameter. */
-#define db_query(db, res, sql, ...)                                                    \
-    db_exec((db), (res), (sql),                                                        \
-            (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)),    \
+#define db_query(db, res, sql, ...)                                                \
+    db_exec((db), (res), (sql),                                                    \
+            (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
             (const char *[]){ __VA_ARGS__ })
 
 int db_begin(struct db *db);

@@ -124,7 +124,8 @@ void dispatches_create(struct http_req *rq)
         rc = db_query(db, &res,
                       "SELECT q.no, r.id, r.status, q.ord FROM jsonb_array_elements_text($1::jsonb)"
                       " WITH ORDINALITY AS q(no, ord)"
-                      " LEFT JOIN requests r ON r.request_no = q.no ORDER BY q.ord", nos_text);
+                      " LEFT JOIN requests r ON r.request_no = q.no ORDER BY q.ord",
+                      nos_text);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         goto out;
@@ -137,9 +138,9 @@ void dispatches_create(struct http_req *rq)
             snprintf(field, sizeof(field), "request_nos[%ld]", db_get_long(res, i, 3, 1) - 1);
             field_error(errors, field, "unknown");
         } else if (strcmp(db_get(res, i, 2), "produced") != 0) {
-            json_array_append_new(not_produced, json_pack("{s:s, s:s}", "request_no",
-                                                          db_get(res, i, 0), "status",
-                                                          db_get(res, i, 2)));
+            json_array_append_new(not_produced,
+                                  json_pack("{s:s, s:s}", "request_no", db_get(res, i, 0), "status",
+                                            db_get(res, i, 2)));
         }
     }
     if (json_array_size(errors) > 0) {
@@ -155,8 +156,10 @@ void dispatches_create(struct http_req *rq)
     }
 
     struct db_res *dres = NULL;
-    rc = db_query(db, &dres, "INSERT INTO dispatches (courier_id, created_by) VALUES ($1::bigint, $2)"
-                             " RETURNING id", courier_id, rq->who.name);
+    rc = db_query(db, &dres,
+                  "INSERT INTO dispatches (courier_id, created_by) VALUES ($1::bigint, $2)"
+                  " RETURNING id",
+                  courier_id, rq->who.name);
     char dispatch_id[24] = "";
     if (!rc)
         snprintf(dispatch_id, sizeof(dispatch_id), "%s", db_get(dres, 0, 0));
@@ -189,21 +192,23 @@ void dispatches_create(struct http_req *rq)
         if (!rc)
             rc = audit(db, rq->who.name, "card.dispatched", request_no, NULL, NULL, detail);
         free(detail);
-        json_array_append_new(items, json_pack("{s:s, s:s}", "request_no", request_no,
-                                               "tracking_no", tracking_no));
+        json_array_append_new(
+            items, json_pack("{s:s, s:s}", "request_no", request_no, "tracking_no", tracking_no));
     }
     if (!rc)
         rc = db_commit(db);
     if (rc) {
         if (rc == -ERANGE)
             log_error("tracking_serial is exhausted: no tracking number left");
-        http_internal_error(rq, rc == -ERANGE ? "tracking numbers exhausted" : db_error_message(db));
+        http_internal_error(rq,
+                            rc == -ERANGE ? "tracking numbers exhausted" : db_error_message(db));
         goto out;
     }
     log_info("dispatch %s: %zu cards to %s", dispatch_id, n, courier);
-    http_json(rq, 201, json_pack("{s:I, s:s, s:O}", "dispatch_id",
-                                 (json_int_t)strtoll(dispatch_id, NULL, 10), "courier", courier,
-                                 "items", items));
+    http_json(rq, 201,
+              json_pack("{s:I, s:s, s:O}", "dispatch_id",
+                        (json_int_t)strtoll(dispatch_id, NULL, 10), "courier", courier, "items",
+                        items));
 out:
     if (db)
         db_rollback(db);

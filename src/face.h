@@ -12,30 +12,30 @@
 #include "printer.h"
 
 enum face_kind {
-	FACE_NATIONAL_ID = 0,	/* the ID card: chip contacts left clear */
-	FACE_FAMILY_RECORD,	/* printed only, no chip */
+    FACE_NATIONAL_ID = 0, /* the ID card: chip contacts left clear */
+    FACE_FAMILY_RECORD,   /* printed only, no chip */
 };
 
 /* What goes on a face; all strings UTF-8, owned by the caller. */
 struct face_data {
-	enum face_kind kind;
-	const char *name_ar;		/* required: full name in Arabic */
-	const char *name_latin;		/* required */
-	const char *national_id;	/* required: 10 digits */
-	const char *birth_date;		/* required: YYYY-MM-DD */
-	const char *expiry_date;	/* required: YYYY-MM-DD */
-	const char *card_serial;	/* required; family record: its number */
-	const char *photo_png;		/* optional: path; NULL: empty frame */
-	const char *const *members;	/* family record: members' Arabic names */
-	size_t n_members;
+    enum face_kind kind;
+    const char *name_ar;        /* required: full name in Arabic */
+    const char *name_latin;     /* required */
+    const char *national_id;    /* required: 10 digits */
+    const char *birth_date;     /* required: YYYY-MM-DD */
+    const char *expiry_date;    /* required: YYYY-MM-DD */
+    const char *card_serial;    /* required; family record: its number */
+    const char *photo_png;      /* optional: path; NULL: empty frame */
+    const char *const *members; /* family record: members' Arabic names */
+    size_t n_members;
 };
 
 /* A rendered face: the colour layer and the black resin layer. */
 struct face_image {
-	int width, height;	/* PRINTER_FACE_WIDTH x PRINTER_FACE_HEIGHT */
-	uint32_t *rgb;		/* 0x00RRGGBB, row-major, width*height */
-	uint8_t *resin;		/* 1 where black resin is printed */
-	uint8_t *no_overlay;	/* 1 where the overlay must stay off (chip) */
+    int width, height;   /* PRINTER_FACE_WIDTH x PRINTER_FACE_HEIGHT */
+    uint32_t *rgb;       /* 0x00RRGGBB, row-major, width*height */
+    uint8_t *resin;      /* 1 where black resin is printed */
+    uint8_t *no_overlay; /* 1 where the overlay must stay off (chip) */
 };
 
 /* Renders d.  On success *out is an image to free with face_image_free().

@@ -13,7 +13,7 @@ double geo_distance_km(struct geo_point a, struct geo_point b)
     double dlat = radians(b.lat - a.lat), dlon = radians(b.lon - a.lon);
     double s = sin(dlat / 2) * sin(dlat / 2) +
                cos(radians(a.lat)) * cos(radians(b.lat)) * sin(dlon / 2) * sin(dlon / 2);
-    if (s > 1.0)   /* rounding at antipodes */
+    if (s > 1.0) /* rounding at antipodes */
         s = 1.0;
     return 2.0 * GEO_EARTH_RADIUS_KM * asin(sqrt(s));
 }

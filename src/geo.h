@@ -8,8 +8,8 @@
 #define GEO_EARTH_RADIUS_KM 6371.0088
 
 struct geo_point {
-    double lat;   /* degrees, -90..90 */
-    double lon;   /* degrees, -180..180 */
+    double lat; /* degrees, -90..90 */
+    double lon; /* degrees, -180..180 */
 };
 
 /* Haversine distance in kilometres between two points. */

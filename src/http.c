@@ -40,7 +40,7 @@ struct conn_state {
     size_t len, cap;
     bool too_large;
     struct timespec started;
-    int route;   /* index for metrics, -1 when no route matched */
+    int route; /* index for metrics, -1 when no route matched */
 };
 
 /* ---- answers ---- */
@@ -213,7 +213,8 @@ static bool is_json_type(const char *ct)
     rest++;
     while (*rest == ' ')
         rest++;
-    return strncasecmp(rest, "charset=utf-8", 13) == 0 || strncasecmp(rest, "charset=\"utf-8\"", 15) == 0;
+    return strncasecmp(rest, "charset=utf-8", 13) == 0 ||
+           strncasecmp(rest, "charset=\"utf-8\"", 15) == 0;
 }
 
 static bool authenticate(struct conn_state *cs, const struct http_route *route)
@@ -222,8 +223,7 @@ static bool authenticate(struct conn_state *cs, const struct http_route *route)
     const char *h = http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
         rq->www_authenticate = true;
-        http_problem(rq, 401, "unauthorized", "Unauthorized",
-                     "A bearer token is required.", NULL);
+        http_problem(rq, 401, "unauthorized", "Unauthorized", "A bearer token is required.", NULL);
         return false;
     }
     struct db *db = http_db(rq);
@@ -261,7 +261,8 @@ static bool verify_signature(struct conn_state *cs)
     char tid[24];
     snprintf(tid, sizeof(tid), "%ld", rq->who.token_id);
     int rc = db_query(rq->db, &res,
-                  "SELECT encode(secret_salt, 'hex') FROM couriers WHERE token_id = $1::bigint", tid);
+                      "SELECT encode(secret_salt, 'hex') FROM couriers WHERE token_id = $1::bigint",
+                      tid);
     if (rc) {
         http_internal_error(rq, "courier look-up failed");
         goto out;
@@ -282,7 +283,7 @@ static bool verify_signature(struct conn_state *cs)
     } else {
         rq->www_authenticate = false;
         http_problem(rq, 401, "bad_signature", "Unauthorized",
-                     rc == -EINVAL ? "X-Signature is missing or malformed."
+                     rc == -EINVAL  ? "X-Signature is missing or malformed."
                      : rc == -ETIME ? "The signature's timestamp is outside the allowed window."
                                     : "The signature does not match.",
                      NULL);
@@ -309,8 +310,8 @@ static void dispatch(struct conn_state *cs)
     }
     const struct http_route *route = &srv->routes[idx];
     if (cs->too_large) {
-        http_problem(rq, 413, "too_large", "Payload too large",
-                     "Bodies are limited to 64 KiB.", NULL);
+        http_problem(rq, 413, "too_large", "Payload too large", "Bodies are limited to 64 KiB.",
+                     NULL);
         return;
     }
     if (route->roles != ROLES_PUBLIC && !authenticate(cs, route))
@@ -330,8 +331,8 @@ static void dispatch(struct conn_state *cs)
         rq->json = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
         if (!rq->json) {
             char detail[256];
-            snprintf(detail, sizeof(detail), "Malformed JSON at line %d, column %d: %s",
-                     jerr.line, jerr.column, jerr.text);
+            snprintf(detail, sizeof(detail), "Malformed JSON at line %d, column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
             http_problem(rq, 400, "malformed_json", "Malformed JSON", detail, NULL);
             return;
         }
@@ -341,8 +342,8 @@ static void dispatch(struct conn_state *cs)
             return;
         }
     } else if (cs->len > 0 && !takes_body) {
-        http_problem(rq, 400, "unexpected_body", "Bad request",
-                     "This endpoint takes no body.", NULL);
+        http_problem(rq, 400, "unexpected_body", "Bad request", "This endpoint takes no body.",
+                     NULL);
         return;
     }
     route->handler(rq);
@@ -369,9 +370,8 @@ static enum MHD_Result send_reply(struct conn_state *cs)
         text = strdup("");
     }
     len = text ? strlen(text) : 0;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text ? text : (char *)"", text ? MHD_RESPMEM_MUST_FREE
-                                                                           : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, text ? text : (char *)"", text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -394,10 +394,10 @@ static enum MHD_Result send_reply(struct conn_state *cs)
 /* Refuses framing that two parsers could read differently. */
 static bool framing_is_ambiguous(struct MHD_Connection *conn)
 {
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (te && cl)
         return true;
     if (te && strcasecmp(te, "chunked") != 0)
@@ -406,9 +406,8 @@ static bool framing_is_ambiguous(struct MHD_Connection *conn)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct http_server *srv = cls;
@@ -453,8 +452,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          "Transfer-Encoding and Content-Length are ambiguous.", NULL);
             return send_reply(cs);
         }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
             errno = 0;
@@ -555,8 +554,8 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
     struct sockaddr_in6 a6 = { 0 };
     struct sockaddr_in a4 = { 0 };
     struct sockaddr *addr = NULL;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (inet_pton(AF_INET, app->cfg->listen_address, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
         a4.sin_port = htons((uint16_t)app->cfg->port);
@@ -571,16 +570,13 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
         return -EINVAL;
     }
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)app->cfg->port, NULL, NULL, on_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_SOCK_ADDR, addr,
+        flags, (uint16_t)app->cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)app->cfg->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)(512 * 1024), MHD_OPTION_END);
     if (!srv->daemon) {
         free(srv);
         return -EADDRINUSE;

@@ -32,7 +32,7 @@ enum {
 
 struct identity {
     long token_id;
-    unsigned role;      /* one ROLE_* bit */
+    unsigned role; /* one ROLE_* bit */
     char name[65];
 };
 
@@ -42,12 +42,12 @@ struct http_req {
     const char *path;
     const char *request_id;
     char client_ip[64];
-    char param[2][128];          /* the {} captures of the route, in order */
-    const char *body;            /* raw body, NUL-terminated */
+    char param[2][128]; /* the {} captures of the route, in order */
+    const char *body;   /* raw body, NUL-terminated */
     size_t body_len;
-    json_t *json;                /* the parsed body object, or NULL */
-    struct identity who;         /* set when the route needs a role */
-    struct db *db;               /* set by http_db(); released after the handler */
+    json_t *json;        /* the parsed body object, or NULL */
+    struct identity who; /* set when the route needs a role */
+    struct db *db;       /* set by http_db(); released after the handler */
 
     /* The answer, set by the handler through the functions below. */
     int status;
@@ -58,15 +58,15 @@ struct http_req {
     char allow[64];
     bool www_authenticate;
 
-    void *priv;                  /* http.c's own state */
+    void *priv; /* http.c's own state */
 };
 
 typedef void (*http_handler)(struct http_req *rq);
 
 struct http_route {
     const char *method;
-    const char *pattern;         /* "/v1/requests/{}/cancel" */
-    unsigned roles;              /* ROLES_PUBLIC or a mask of ROLE_* */
+    const char *pattern; /* "/v1/requests/{}/cancel" */
+    unsigned roles;      /* ROLES_PUBLIC or a mask of ROLE_* */
     unsigned flags;
     http_handler handler;
 };

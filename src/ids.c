@@ -27,7 +27,7 @@ int national_id_check(const char *s)
     int sum = 0;
     for (int i = 0; i < 10; i++) {
         int d = s[i] - '0';
-        if (i % 2 == 0) {   /* 1st, 3rd, ... from the left are doubled */
+        if (i % 2 == 0) { /* 1st, 3rd, ... from the left are doubled */
             d *= 2;
             if (d > 9)
                 d -= 9;

@@ -52,8 +52,9 @@ int journal_event(struct db *db, const char *request_id, const char *actor, cons
 int audit(struct db *db, const char *actor, const char *action, const char *request_no,
           const char *card_serial, const char *station_id, const char *detail_json)
 {
-    return db_query(db, NULL,
-                    "INSERT INTO audit_log (actor, action, request_no, card_serial, station_id, detail)"
-                    " VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb))",
-                    actor, action, request_no, card_serial, station_id, detail_json);
+    return db_query(
+        db, NULL,
+        "INSERT INTO audit_log (actor, action, request_no, card_serial, station_id, detail)"
+        " VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb))",
+        actor, action, request_no, card_serial, station_id, detail_json);
 }

@@ -18,15 +18,15 @@
 /* What the bureau knows about the holder: a plain struct, every string
  * NUL-terminated. */
 struct holder {
-	char document_number[10];   /* the card serial: 1-9 of A-Z 0-9 */
-	char surname[64];           /* Latin */
-	char given_names[96];       /* Latin, may be empty */
-	char name_ar[256];          /* full name in Arabic, UTF-8 */
-	char national_id[16];       /* 10 digits */
-	char birth_date[7];         /* YYMMDD */
-	char sex;                   /* 'M', 'F' or '<' */
-	char expiry_date[7];        /* YYMMDD */
-	char nationality[4];        /* "SAU" */
+    char document_number[10]; /* the card serial: 1-9 of A-Z 0-9 */
+    char surname[64];         /* Latin */
+    char given_names[96];     /* Latin, may be empty */
+    char name_ar[256];        /* full name in Arabic, UTF-8 */
+    char national_id[16];     /* 10 digits */
+    char birth_date[7];       /* YYMMDD */
+    char sex;                 /* 'M', 'F' or '<' */
+    char expiry_date[7];      /* YYMMDD */
+    char nationality[4];      /* "SAU" */
 };
 
 #define LDS_FID_COM  0x011E
@@ -34,19 +34,25 @@ struct holder {
 #define LDS_FID_DG11 0x010B
 #define LDS_FID_SOD  0x011D
 
-enum { LDS_COM, LDS_DG1, LDS_DG11, LDS_SOD, LDS_NFILES };
+enum {
+    LDS_COM,
+    LDS_DG1,
+    LDS_DG11,
+    LDS_SOD,
+    LDS_NFILES
+};
 
 struct lds_file {
-	uint16_t fid;
-	int dg;                     /* data group number, 0 for COM and SOD */
-	const char *name;           /* "EF.DG1" */
-	uint8_t *data;
-	size_t len;
+    uint16_t fid;
+    int dg;           /* data group number, 0 for COM and SOD */
+    const char *name; /* "EF.DG1" */
+    uint8_t *data;
+    size_t len;
 };
 
 /* The files in the order they are written to the card. */
 struct lds {
-	struct lds_file file[LDS_NFILES];
+    struct lds_file file[LDS_NFILES];
 };
 
 /*
@@ -71,22 +77,22 @@ int lds_bac_material(const struct holder *h, struct tlv_buf *out);
 
 /* Result of an inspection-system check of EF.SOD against the data groups. */
 struct lds_check {
-	bool sod_ok;                /* EF.SOD parsed as CMS SignedData */
-	bool content_type_ok;       /* eContentType is 2.23.136.1.1.1 */
-	bool signature_valid;       /* the signature verifies with the embedded DS cert */
-	bool signer_trusted;        /* ... and the DS cert chains to 'trust' (if given) */
-	bool hashes_match;          /* every DG given hashes as the SOD says */
-	int dg_listed;              /* data groups in the LDSSecurityObject */
-	int dg_mismatch;            /* first DG whose hash differs, 0 if none */
-	char signer[256];           /* subject of the DS certificate */
-	char error[160];            /* first problem found, "" if none */
+    bool sod_ok;          /* EF.SOD parsed as CMS SignedData */
+    bool content_type_ok; /* eContentType is 2.23.136.1.1.1 */
+    bool signature_valid; /* the signature verifies with the embedded DS cert */
+    bool signer_trusted;  /* ... and the DS cert chains to 'trust' (if given) */
+    bool hashes_match;    /* every DG given hashes as the SOD says */
+    int dg_listed;        /* data groups in the LDSSecurityObject */
+    int dg_mismatch;      /* first DG whose hash differs, 0 if none */
+    char signer[256];     /* subject of the DS certificate */
+    char error[160];      /* first problem found, "" if none */
 };
 
 /* One data group as read from a card. */
 struct lds_dg {
-	int dg;
-	const uint8_t *data;
-	size_t len;
+    int dg;
+    const uint8_t *data;
+    size_t len;
 };
 
 /*
@@ -97,6 +103,6 @@ struct lds_dg {
  * ran (the verdict is in *out), -EINVAL on bad arguments, -ENOMEM.
  */
 int lds_check(const uint8_t *sod, size_t sod_len, const struct lds_dg *dgs, size_t ndg,
-	      const char *trust_pem, struct lds_check *out);
+              const char *trust_pem, struct lds_check *out);
 
 #endif

@@ -11,7 +11,10 @@ static enum log_level min_level = LOG_INFO;
 static __thread const char *thread_request_id;
 
 static const char *const level_names[] = {
-    [LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn", [LOG_ERROR] = "error",
+    [LOG_DEBUG] = "debug",
+    [LOG_INFO] = "info",
+    [LOG_WARN] = "warn",
+    [LOG_ERROR] = "error",
 };
 
 void log_set_level(enum log_level level)
@@ -55,8 +58,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
     /* One fprintf per line so that lines from several threads never interleave. */
     if (thread_request_id)
-        fprintf(stderr, "%s.%03ldZ %s req=%s %s\n", when, ts.tv_nsec / 1000000L,
-                level_names[level], thread_request_id, msg);
+        fprintf(stderr, "%s.%03ldZ %s req=%s %s\n", when, ts.tv_nsec / 1000000L, level_names[level],
+                thread_request_id, msg);
     else
         fprintf(stderr, "%s.%03ldZ %s %s\n", when, ts.tv_nsec / 1000000L, level_names[level], msg);
 }

@@ -2,7 +2,12 @@
 #ifndef CARDD_LOG_H
 #define CARDD_LOG_H
 
-enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_level {
+    LOG_DEBUG,
+    LOG_INFO,
+    LOG_WARN,
+    LOG_ERROR
+};
 
 /* Sets the minimum level written; lines below it are dropped. */
 void log_set_level(enum log_level level);

@@ -15,7 +15,9 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: cardd [-c FILE] [-s KEY=VALUE]... serve [--port-file FILE] | migrate | config\n");
+    fprintf(
+        stderr,
+        "usage: cardd [-c FILE] [-s KEY=VALUE]... serve [--port-file FILE] | migrate | config\n");
 }
 
 int main(int argc, char **argv)

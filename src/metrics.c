@@ -11,12 +11,14 @@
 
 #define MAX_SERIES 256
 
-static const double bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+static const double bounds[] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
+};
 #define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
 
 struct series {
     const char *method;
-    const char *route;   /* the route pattern: a static string */
+    const char *route; /* the route pattern: a static string */
     int status;
     unsigned long count;
 };
@@ -54,8 +56,8 @@ void metrics_free(struct metrics *m)
     free(m);
 }
 
-void metrics_observe_request(struct metrics *m, const char *method, const char *route,
-                             int status, double seconds)
+void metrics_observe_request(struct metrics *m, const char *method, const char *route, int status,
+                             double seconds)
 {
     if (!m)
         return;
@@ -161,9 +163,11 @@ char *metrics_render(struct metrics *m, struct db *db)
     for (size_t i = 0; i < m->nlatency; i++) {
         struct latency *l = &m->latency[i];
         for (size_t k = 0; k < NBOUNDS; k++)
-            put(&b, "cardd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %lu\n",
+            put(&b,
+                "cardd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %lu\n",
                 l->method, l->route, bounds[k], l->buckets[k]);
-        put(&b, "cardd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %lu\n",
+        put(&b,
+            "cardd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %lu\n",
             l->method, l->route, l->count);
         put(&b, "cardd_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n",
             l->method, l->route, l->sum);

@@ -12,8 +12,8 @@ int metrics_new(struct metrics **out);
 void metrics_free(struct metrics *m);
 
 /* Counts one HTTP request and its latency. Thread-safe; NULL-safe. */
-void metrics_observe_request(struct metrics *m, const char *method, const char *route,
-                             int status, double seconds);
+void metrics_observe_request(struct metrics *m, const char *method, const char *route, int status,
+                             double seconds);
 
 /* Renders every metric; gauges that need the database are read from db
  * (skipped when db is NULL). Returns a malloc'd string or NULL. */

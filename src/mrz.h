@@ -14,22 +14,22 @@
 /* What goes into a TD1 MRZ. Every field is a NUL-terminated string;
  * optional ones may be NULL or "". */
 struct mrz_fields {
-	const char *document_code;   /* "ID" (2 characters at most) */
-	const char *issuing_state;   /* "SAU" */
-	const char *document_number; /* 1-9 characters A-Z 0-9: the card serial */
-	const char *optional1;       /* up to 15 characters, may be NULL */
-	const char *birth_date;      /* YYMMDD */
-	char sex;                    /* 'M', 'F' or '<' */
-	const char *expiry_date;     /* YYMMDD */
-	const char *nationality;     /* "SAU" */
-	const char *optional2;       /* up to 11 characters, may be NULL */
-	const char *surname;         /* Latin: letters, spaces, hyphens, apostrophes */
-	const char *given_names;     /* Latin, may be NULL or "" */
+    const char *document_code;   /* "ID" (2 characters at most) */
+    const char *issuing_state;   /* "SAU" */
+    const char *document_number; /* 1-9 characters A-Z 0-9: the card serial */
+    const char *optional1;       /* up to 15 characters, may be NULL */
+    const char *birth_date;      /* YYMMDD */
+    char sex;                    /* 'M', 'F' or '<' */
+    const char *expiry_date;     /* YYMMDD */
+    const char *nationality;     /* "SAU" */
+    const char *optional2;       /* up to 11 characters, may be NULL */
+    const char *surname;         /* Latin: letters, spaces, hyphens, apostrophes */
+    const char *given_names;     /* Latin, may be NULL or "" */
 };
 
 /* The three lines, each NUL-terminated. */
 struct mrz_td1 {
-	char line[MRZ_TD1_ROWS][MRZ_TD1_COLS + 1];
+    char line[MRZ_TD1_ROWS][MRZ_TD1_COLS + 1];
 };
 
 /*

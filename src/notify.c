@@ -12,10 +12,10 @@
 #include <string.h>
 #include <time.h>
 
-#define IDLE_WAIT_MS 500
-#define LEASE_S 60
+#define IDLE_WAIT_MS       500
+#define LEASE_S            60
 #define CONNECT_TIMEOUT_MS 2000L
-#define SEND_TIMEOUT_MS 5000L
+#define SEND_TIMEOUT_MS    5000L
 
 struct notifier {
     struct app *app;
@@ -39,8 +39,8 @@ json_t *notify_body(const char *notification_id, const char *phone, const char *
                     const char *text_en, const char *request_no, const char *status)
 {
     return json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s}", "id", notification_id, "phone", phone,
-                     "text", "ar", text_ar, "en", text_en, "request_no", request_no,
-                     "status", status);
+                     "text", "ar", text_ar, "en", text_en, "request_no", request_no, "status",
+                     status);
 }
 
 static size_t discard(char *data, size_t size, size_t nmemb, void *userp)
@@ -92,19 +92,20 @@ static int claim(struct db *db, int batch, struct db_res **res)
     snprintf(lease, sizeof(lease), "%d", LEASE_S);
     int rc = db_begin(db);
     if (!rc)
-        rc = db_query(db, res,
-                      "WITH due AS ("
-                      "  SELECT n.id FROM notifications n"
-                      "  WHERE n.delivered_at IS NULL AND n.next_attempt_at <= now()"
-                      "  AND NOT EXISTS (SELECT 1 FROM notifications e WHERE e.request_id = n.request_id"
-                      "                  AND e.delivered_at IS NULL AND e.id < n.id)"
-                      "  ORDER BY n.id LIMIT $1::integer FOR UPDATE OF n SKIP LOCKED)"
-                      " UPDATE notifications n SET attempts = n.attempts + 1,"
-                      "  next_attempt_at = now() + make_interval(secs => $2::integer)"
-                      " FROM due, requests r WHERE n.id = due.id AND r.id = n.request_id"
-                      " RETURNING n.id, n.notification_id, n.phone, n.text_ar, n.text_en,"
-                      "  r.request_no, n.status, n.attempts",
-                      limit, lease);
+        rc = db_query(
+            db, res,
+            "WITH due AS ("
+            "  SELECT n.id FROM notifications n"
+            "  WHERE n.delivered_at IS NULL AND n.next_attempt_at <= now()"
+            "  AND NOT EXISTS (SELECT 1 FROM notifications e WHERE e.request_id = n.request_id"
+            "                  AND e.delivered_at IS NULL AND e.id < n.id)"
+            "  ORDER BY n.id LIMIT $1::integer FOR UPDATE OF n SKIP LOCKED)"
+            " UPDATE notifications n SET attempts = n.attempts + 1,"
+            "  next_attempt_at = now() + make_interval(secs => $2::integer)"
+            " FROM due, requests r WHERE n.id = due.id AND r.id = n.request_id"
+            " RETURNING n.id, n.notification_id, n.phone, n.text_ar, n.text_en,"
+            "  r.request_no, n.status, n.attempts",
+            limit, lease);
     if (!rc)
         rc = db_commit(db);
     if (rc) {
@@ -120,13 +121,15 @@ static int record(struct db *db, const char *id, int attempts, int max_backoff, 
     if (!why)
         return db_query(db, NULL,
                         "UPDATE notifications SET delivered_at = now(), last_error = NULL"
-                        " WHERE id = $1::bigint", id);
+                        " WHERE id = $1::bigint",
+                        id);
     char wait[16];
     snprintf(wait, sizeof(wait), "%d", notify_backoff_s(attempts, max_backoff));
-    return db_query(db, NULL,
-                    "UPDATE notifications SET next_attempt_at = now() + make_interval(secs => $2::integer),"
-                    " last_error = $3 WHERE id = $1::bigint AND delivered_at IS NULL",
-                    id, wait, why);
+    return db_query(
+        db, NULL,
+        "UPDATE notifications SET next_attempt_at = now() + make_interval(secs => $2::integer),"
+        " last_error = $3 WHERE id = $1::bigint AND delivered_at IS NULL",
+        id, wait, why);
 }
 
 /* One round: claims a batch and sends it. Returns how many it claimed, or a
@@ -150,7 +153,8 @@ static int round_once(struct notifier *n, CURL *curl)
                                    db_get(res, i, 4), db_get(res, i, 5), db_get(res, i, 6));
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
-        int sent = text ? gateway_post(curl, cfg->sms_gateway_url, text, why, sizeof(why)) : -ENOMEM;
+        int sent =
+            text ? gateway_post(curl, cfg->sms_gateway_url, text, why, sizeof(why)) : -ENOMEM;
         free(text);
         if (sent && !why[0])
             snprintf(why, sizeof(why), "out of memory");
@@ -165,13 +169,13 @@ static int round_once(struct notifier *n, CURL *curl)
             log_warn("notification %s: recording failed: %s", id, db_error_message(db));
         db_pool_release(n->app->pool, db);
         if (sent)
-            log_warn("notification %s for %s not delivered (attempt %d): %s", id,
-                     db_get(res, i, 5), attempts, why);
+            log_warn("notification %s for %s not delivered (attempt %d): %s", id, db_get(res, i, 5),
+                     attempts, why);
         pthread_mutex_lock(&n->lock);
         bool stop = n->stop;
         pthread_mutex_unlock(&n->lock);
         if (stop)
-            break;   /* the rest of the batch comes due again when the lease ends */
+            break; /* the rest of the batch comes due again when the lease ends */
     }
     db_res_free(res);
     return (int)rows;

@@ -43,7 +43,15 @@ void parcel_sort(struct parcel_event *events, size_t n)
 }
 
 /* The states a parcel passes through, in the order of status.h's ranks. */
-enum stage { DISPATCHED, IN_TRANSIT, OUT_FOR_DELIVERY, DELIVERY_FAILED, REDIRECTED, READY, DELIVERED };
+enum stage {
+    DISPATCHED,
+    IN_TRANSIT,
+    OUT_FOR_DELIVERY,
+    DELIVERY_FAILED,
+    REDIRECTED,
+    READY,
+    DELIVERED
+};
 
 static const char *const stage_status[] = {
     [DISPATCHED] = "dispatched",
@@ -55,8 +63,8 @@ static const char *const stage_status[] = {
     [DELIVERED] = "delivered",
 };
 
-void parcel_fold(const struct parcel_event *events, size_t n, int max_failed,
-                 bool branch_available, struct parcel_state *out)
+void parcel_fold(const struct parcel_event *events, size_t n, int max_failed, bool branch_available,
+                 struct parcel_state *out)
 {
     enum stage stage = DISPATCHED;
     int failed = 0;
@@ -78,11 +86,11 @@ void parcel_fold(const struct parcel_event *events, size_t n, int max_failed,
             break;
         case PARCEL_DELIVERY_FAILED:
             if (stage >= REDIRECTED)
-                break;   /* already on its way to, or at, the branch */
+                break; /* already on its way to, or at, the branch */
             failed++;
             next = failed >= max_failed && branch_available ? REDIRECTED : DELIVERY_FAILED;
             if (next == stage)
-                stage_at = e->at;   /* another failure: the status is as recent as it */
+                stage_at = e->at; /* another failure: the status is as recent as it */
             break;
         case PARCEL_ARRIVED_AT_BRANCH:
             if (stage < READY && branch_available) {

@@ -36,15 +36,15 @@ enum parcel_code {
 struct parcel_event {
     enum parcel_code code;
     time_t at;
-    const char *event_id;   /* borrowed; only used to order ties */
+    const char *event_id; /* borrowed; only used to order ties */
 };
 
 struct parcel_state {
-    const char *status;     /* a code of status.h; "dispatched" with no events */
+    const char *status; /* a code of status.h; "dispatched" with no events */
     int failed_attempts;
-    bool needs_branch;      /* redirected_to_branch or ready_for_collection */
-    time_t status_at;       /* when the current status began; 0 for "dispatched" */
-    time_t ready_at;        /* the arrival at the branch, when ready_for_collection */
+    bool needs_branch; /* redirected_to_branch or ready_for_collection */
+    time_t status_at;  /* when the current status began; 0 for "dispatched" */
+    time_t ready_at;   /* the arrival at the branch, when ready_for_collection */
 };
 
 /* The code for its API.md name, or -1. */
@@ -58,7 +58,7 @@ void parcel_sort(struct parcel_event *events, size_t n);
  * number of failed attempts after which the card goes to a branch;
  * branch_available says whether any branch can take it (when none can, the
  * card stays `delivery_failed` and arrivals at a branch are not applied). */
-void parcel_fold(const struct parcel_event *events, size_t n, int max_failed,
-                 bool branch_available, struct parcel_state *out);
+void parcel_fold(const struct parcel_event *events, size_t n, int max_failed, bool branch_available,
+                 struct parcel_state *out);
 
 #endif

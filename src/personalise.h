@@ -17,19 +17,20 @@
 /* The outcome the production line records. On failure it is the spoil
  * reason: the step, the file, the status word. Holds no secret. */
 struct perso_result {
-	int err;                 /* 0, or -errno / -ENCODER_E_STATUS */
-	const char *step;        /* "select_application", "verify_transport_key", ...; NULL on success */
-	uint16_t fid;            /* file concerned, 0 if none */
-	uint16_t sw;             /* status word answered, 0 if the failure was not one */
-	int tries_left;          /* transport key tries the card reported, -1 if unknown */
-	unsigned long apdus;     /* command APDUs exchanged */
-	char reason[160];        /* one line, e.g. "update_binary EF.DG1: card answered 6A84 (not enough memory)" */
+    int err;             /* 0, or -errno / -ENCODER_E_STATUS */
+    const char *step;    /* "select_application", "verify_transport_key", ...; NULL on success */
+    uint16_t fid;        /* file concerned, 0 if none */
+    uint16_t sw;         /* status word answered, 0 if the failure was not one */
+    int tries_left;      /* transport key tries the card reported, -1 if unknown */
+    unsigned long apdus; /* command APDUs exchanged */
+    char reason
+        [160]; /* one line, e.g. "update_binary EF.DG1: card answered 6A84 (not enough memory)" */
 };
 
 /* Options; a zeroed struct gives the defaults. */
 struct perso_opts {
-	unsigned min_tries;      /* do not present the key when fewer tries are left (default 2) */
-	size_t max_chunk;        /* cap on UPDATE/READ BINARY data per APDU (0: what the card takes) */
+    unsigned min_tries; /* do not present the key when fewer tries are left (default 2) */
+    size_t max_chunk;   /* cap on UPDATE/READ BINARY data per APDU (0: what the card takes) */
 };
 
 /*
@@ -49,8 +50,8 @@ struct perso_opts {
  * step. The card is then spoiled: the caller ejects it. 'opts' may be NULL.
  */
 int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
-		const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
-		struct perso_result *res);
+                const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
+                struct perso_result *res);
 
 /* A short English meaning of a status word ("not enough memory"), or
  * "unexpected" for words CARD.md does not list. */

@@ -26,26 +26,28 @@ int production_claim(struct db *db, const char *station_id, const char *instance
      * request; production_station in the WHERE clause is re-checked on the
      * locked row, so a request claimed a moment ago is never taken twice. */
     if (!rc)
-        rc = db_exec(db, &req,
-                     "SELECT id, request_no, kind, national_id, name_ar, name_en,"
-                     " to_char(birth_date, 'YYYY-MM-DD'), sex, nationality,"
-                     " to_char((now() AT TIME ZONE 'Asia/Riyadh')::date, 'YYYY-MM-DD'),"
-                     " to_char((now() AT TIME ZONE 'Asia/Riyadh')::date + interval '10 years', 'YYYY-MM-DD'),"
-                     " status FROM requests WHERE status IN ('queued','in_production')"
-                     " AND hold_reason IS NULL AND production_station IS NULL"
-                     " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                     0, NULL);
+        rc = db_exec(
+            db, &req,
+            "SELECT id, request_no, kind, national_id, name_ar, name_en,"
+            " to_char(birth_date, 'YYYY-MM-DD'), sex, nationality,"
+            " to_char((now() AT TIME ZONE 'Asia/Riyadh')::date, 'YYYY-MM-DD'),"
+            " to_char((now() AT TIME ZONE 'Asia/Riyadh')::date + interval '10 years', 'YYYY-MM-DD'),"
+            " status FROM requests WHERE status IN ('queued','in_production')"
+            " AND hold_reason IS NULL AND production_station IS NULL"
+            " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            0, NULL);
     if (rc)
         goto out;
     if (db_rows(req) == 0) {
         rc = -ENOENT;
         goto out;
     }
-    rc = db_exec(db, &card,
-                 "SELECT c.serial, b.batch_no FROM cards c JOIN stock_batches b ON b.id = c.batch_id"
-                 " WHERE c.state = 'available' ORDER BY c.batch_id, c.serial LIMIT 1"
-                 " FOR UPDATE OF c SKIP LOCKED",
-                 0, NULL);
+    rc =
+        db_exec(db, &card,
+                "SELECT c.serial, b.batch_no FROM cards c JOIN stock_batches b ON b.id = c.batch_id"
+                " WHERE c.state = 'available' ORDER BY c.batch_id, c.serial LIMIT 1"
+                " FOR UPDATE OF c SKIP LOCKED",
+                0, NULL);
     if (rc)
         goto out;
     if (db_rows(card) == 0) {
@@ -67,19 +69,21 @@ int production_claim(struct db *db, const char *station_id, const char *instance
     copy(job->batch_no, sizeof(job->batch_no), db_get(card, 0, 1));
     copy(job->station_id, sizeof(job->station_id), station_id);
 
-    rc = db_query(db, NULL,
-                  "UPDATE requests SET production_station = $2, updated_at = now() WHERE id = $1::bigint",
-                  job->request_id, station_id);
+    rc = db_query(
+        db, NULL,
+        "UPDATE requests SET production_station = $2, updated_at = now() WHERE id = $1::bigint",
+        job->request_id, station_id);
     if (!rc)
         rc = db_query(db, NULL,
                       "UPDATE cards SET state = 'in_production', request_id = $2::bigint,"
                       " station_id = $3, updated_at = now() WHERE serial = $1",
                       job->card_serial, job->request_id, station_id);
     if (!rc)
-        rc = db_query(db, &att,
-                      "INSERT INTO production_attempts (request_id, card_serial, station_id, instance)"
-                      " VALUES ($1::bigint, $2, $3, $4) RETURNING id",
-                      job->request_id, job->card_serial, station_id, instance);
+        rc = db_query(
+            db, &att,
+            "INSERT INTO production_attempts (request_id, card_serial, station_id, instance)"
+            " VALUES ($1::bigint, $2, $3, $4) RETURNING id",
+            job->request_id, job->card_serial, station_id, instance);
     if (rc)
         goto out;
     copy(job->attempt_id, sizeof(job->attempt_id), db_get(att, 0, 0));
@@ -109,16 +113,21 @@ int production_step(struct db *db, const struct job *job, const char *action,
 {
     char actor[64];
     snprintf(actor, sizeof(actor), ACTOR_PREFIX "%s", job->station_id);
-    return audit(db, actor, action, job->request_no, job->card_serial, job->station_id, detail_json);
+    return audit(db, actor, action, job->request_no, job->card_serial, job->station_id,
+                 detail_json);
 }
 
 static const char *outcome_name(enum job_outcome o)
 {
     switch (o) {
-    case JOB_PRODUCED: return "produced";
-    case JOB_SPOILED: return "spoiled";
-    case JOB_NOT_TAKEN: return "cancelled";
-    case JOB_UNKNOWN: return "unknown";
+    case JOB_PRODUCED:
+        return "produced";
+    case JOB_SPOILED:
+        return "spoiled";
+    case JOB_NOT_TAKEN:
+        return "cancelled";
+    case JOB_UNKNOWN:
+        return "unknown";
     }
     return "unknown";
 }
@@ -197,17 +206,18 @@ int production_finish(struct db *db, const struct job *job, const struct job_res
     } else {
         /* Back to the queue for a new card; held for an operator once too
          * many cards were spoiled for it, with the reasons. */
-        rc = db_query(db, NULL,
-                      "UPDATE requests SET production_station = NULL,"
-                      " spoiled_cards = spoiled_cards + $2::int,"
-                      " hold_reason = CASE WHEN spoiled_cards + $2::int >= $3::int THEN"
-                      "   (SELECT 'held after ' || (spoiled_cards + $2::int) || ' spoiled cards: ' ||"
-                      "     string_agg(p.reason, '; ' ORDER BY p.id)"
-                      "    FROM production_attempts p WHERE p.request_id = requests.id"
-                      "    AND p.outcome IN ('spoiled','unknown'))"
-                      "   ELSE hold_reason END,"
-                      " updated_at = now() WHERE id = $1::bigint",
-                      job->request_id, spoiled ? "1" : "0", limit);
+        rc = db_query(
+            db, NULL,
+            "UPDATE requests SET production_station = NULL,"
+            " spoiled_cards = spoiled_cards + $2::int,"
+            " hold_reason = CASE WHEN spoiled_cards + $2::int >= $3::int THEN"
+            "   (SELECT 'held after ' || (spoiled_cards + $2::int) || ' spoiled cards: ' ||"
+            "     string_agg(p.reason, '; ' ORDER BY p.id)"
+            "    FROM production_attempts p WHERE p.request_id = requests.id"
+            "    AND p.outcome IN ('spoiled','unknown'))"
+            "   ELSE hold_reason END,"
+            " updated_at = now() WHERE id = $1::bigint",
+            job->request_id, spoiled ? "1" : "0", limit);
     }
     if (!rc)
         rc = db_query(db, NULL,
@@ -219,7 +229,7 @@ int production_finish(struct db *db, const struct job *job, const struct job_res
                       result->station_error);
     if (!rc)
         rc = production_step(db, job,
-                             outcome == JOB_PRODUCED ? "job.produced"
+                             outcome == JOB_PRODUCED    ? "job.produced"
                              : outcome == JOB_NOT_TAKEN ? "job.card_not_taken"
                                                         : "card.spoiled",
                              detail);
@@ -241,30 +251,33 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
     struct db_res *res = NULL;
     int rc = db_begin(db);
     if (!rc)
-        rc = db_query(db, &res,
-                      "WITH lost AS ("
-                      "  UPDATE production_attempts SET outcome = 'unknown', finished_at = now(),"
-                      "   step = coalesce(step, 'in_flight'), reason = 'fate unknown after restart: rejected'"
-                      "  WHERE station_id = $1 AND outcome = 'in_progress'"
-                      "  RETURNING id, request_id, card_serial),"
-                      " cards_done AS ("
-                      "  UPDATE cards c SET state = 'spoiled', spoil_reason = 'fate unknown after restart: rejected',"
-                      "   spoiled_at = now(), updated_at = now()"
-                      "  FROM lost WHERE c.serial = lost.card_serial AND c.state = 'in_production'"
-                      "  RETURNING c.serial),"
-                      " reqs AS ("
-                      "  UPDATE requests r SET production_station = NULL, spoiled_cards = spoiled_cards + 1,"
-                      "   updated_at = now()"
-                      "  FROM lost WHERE r.id = lost.request_id RETURNING r.request_no, lost.card_serial)"
-                      " INSERT INTO audit_log (actor, action, request_no, card_serial, station_id, detail)"
-                      " SELECT $2, 'job.recovered', request_no, card_serial, $1,"
-                      "  '{\"outcome\":\"spoiled\",\"reason\":\"fate unknown after restart: rejected\"}'::jsonb"
-                      " FROM reqs RETURNING request_no",
-                      station_id, actor);
+        rc = db_query(
+            db, &res,
+            "WITH lost AS ("
+            "  UPDATE production_attempts SET outcome = 'unknown', finished_at = now(),"
+            "   step = coalesce(step, 'in_flight'), reason = 'fate unknown after restart: rejected'"
+            "  WHERE station_id = $1 AND outcome = 'in_progress'"
+            "  RETURNING id, request_id, card_serial),"
+            " cards_done AS ("
+            "  UPDATE cards c SET state = 'spoiled', spoil_reason = 'fate unknown after restart: rejected',"
+            "   spoiled_at = now(), updated_at = now()"
+            "  FROM lost WHERE c.serial = lost.card_serial AND c.state = 'in_production'"
+            "  RETURNING c.serial),"
+            " reqs AS ("
+            "  UPDATE requests r SET production_station = NULL, spoiled_cards = spoiled_cards + 1,"
+            "   updated_at = now()"
+            "  FROM lost WHERE r.id = lost.request_id RETURNING r.request_no, lost.card_serial)"
+            " INSERT INTO audit_log (actor, action, request_no, card_serial, station_id, detail)"
+            " SELECT $2, 'job.recovered', request_no, card_serial, $1,"
+            "  '{\"outcome\":\"spoiled\",\"reason\":\"fate unknown after restart: rejected\"}'::jsonb"
+            " FROM reqs RETURNING request_no",
+            station_id, actor);
     if (!rc)
-        rc = db_query(db, NULL,
-                      "UPDATE stations SET state = CASE WHEN state = 'busy' THEN 'idle' ELSE state END,"
-                      " updated_at = now() WHERE id = $1", station_id);
+        rc = db_query(
+            db, NULL,
+            "UPDATE stations SET state = CASE WHEN state = 'busy' THEN 'idle' ELSE state END,"
+            " updated_at = now() WHERE id = $1",
+            station_id);
     if (!rc)
         rc = db_commit(db);
     if (rc) {
@@ -275,7 +288,8 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
     int n = (int)db_rows(res);
     for (int i = 0; i < n; i++)
         log_warn("station %s: job for %s was in flight at restart; its card is spoiled and the"
-                 " request requeued", station_id, db_get(res, (size_t)i, 0));
+                 " request requeued",
+                 station_id, db_get(res, (size_t)i, 0));
     db_res_free(res);
     return n;
 }
@@ -283,16 +297,17 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
 int production_station_state(struct db *db, const char *station_id, const char *state,
                              const char *reason)
 {
-    return db_query(db, NULL,
-                    "UPDATE stations SET state = $2, error_reason = $3, updated_at = now() WHERE id = $1",
-                    station_id, state, reason);
+    return db_query(
+        db, NULL,
+        "UPDATE stations SET state = $2, error_reason = $3, updated_at = now() WHERE id = $1",
+        station_id, state, reason);
 }
 
 int production_station_ready(struct db *db, const char *station_id)
 {
     struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT NOT paused AND state <> 'error' FROM stations WHERE id = $1", station_id);
+    int rc = db_query(
+        db, &res, "SELECT NOT paused AND state <> 'error' FROM stations WHERE id = $1", station_id);
     if (rc)
         return rc;
     int ready = db_rows(res) == 1 && strcmp(db_get(res, 0, 0), "t") == 0;
@@ -305,19 +320,20 @@ int production_card_data(struct db *db, const char *request_no, struct job *job)
     struct db_res *res = NULL;
     memset(job, 0, sizeof(*job));
     /* The same dates as production_claim(), from the moment the card was claimed. */
-    int rc = db_query(db, &res,
-                      "SELECT r.id, r.request_no, r.kind, r.national_id, r.name_ar, r.name_en,"
-                      " to_char(r.birth_date, 'YYYY-MM-DD'), r.sex, r.nationality,"
-                      " to_char((coalesce(a.started_at, now()) AT TIME ZONE 'Asia/Riyadh')::date, 'YYYY-MM-DD'),"
-                      " to_char((coalesce(a.started_at, now()) AT TIME ZONE 'Asia/Riyadh')::date"
-                      "  + interval '10 years', 'YYYY-MM-DD'),"
-                      " a.card_serial, a.id, a.station_id"
-                      " FROM requests r LEFT JOIN LATERAL ("
-                      "  SELECT p.id, p.card_serial, p.started_at, p.station_id FROM production_attempts p"
-                      "  WHERE p.request_id = r.id AND p.outcome IN ('produced','in_progress')"
-                      "  AND p.card_serial IS NOT NULL ORDER BY p.id DESC LIMIT 1) a ON true"
-                      " WHERE r.request_no = $1",
-                      request_no);
+    int rc = db_query(
+        db, &res,
+        "SELECT r.id, r.request_no, r.kind, r.national_id, r.name_ar, r.name_en,"
+        " to_char(r.birth_date, 'YYYY-MM-DD'), r.sex, r.nationality,"
+        " to_char((coalesce(a.started_at, now()) AT TIME ZONE 'Asia/Riyadh')::date, 'YYYY-MM-DD'),"
+        " to_char((coalesce(a.started_at, now()) AT TIME ZONE 'Asia/Riyadh')::date"
+        "  + interval '10 years', 'YYYY-MM-DD'),"
+        " a.card_serial, a.id, a.station_id"
+        " FROM requests r LEFT JOIN LATERAL ("
+        "  SELECT p.id, p.card_serial, p.started_at, p.station_id FROM production_attempts p"
+        "  WHERE p.request_id = r.id AND p.outcome IN ('produced','in_progress')"
+        "  AND p.card_serial IS NOT NULL ORDER BY p.id DESC LIMIT 1) a ON true"
+        " WHERE r.request_no = $1",
+        request_no);
     if (rc)
         return rc;
     if (db_rows(res) == 0) {
@@ -373,9 +389,10 @@ int production_release(struct db *db, const char *request_no, const char *actor,
         rc = -ENOMEM;
         goto out;
     }
-    rc = db_query(db, NULL,
-                  "UPDATE requests SET hold_reason = NULL, updated_at = now() WHERE id = $1::bigint",
-                  db_get(res, 0, 0));
+    rc =
+        db_query(db, NULL,
+                 "UPDATE requests SET hold_reason = NULL, updated_at = now() WHERE id = $1::bigint",
+                 db_get(res, 0, 0));
     if (!rc)
         rc = audit(db, actor, "request.released", request_no, NULL, NULL, detail);
     if (!rc)
@@ -394,34 +411,36 @@ int production_progress(struct db *db, int window_min, struct production_progres
     if (window_min < 1 || window_min > 1440)
         return -EINVAL;
     snprintf(window, sizeof(window), "%d", window_min);
-    int rc = db_query(db, &res,
-                      "WITH today AS (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Riyadh')"
-                      "   AT TIME ZONE 'Asia/Riyadh' AS start),"
-                      " st AS (SELECT CASE WHEN paused AND state <> 'busy' THEN 'paused' ELSE state END"
-                      "   AS shown FROM stations)"
-                      " SELECT"
-                      " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
-                      "   AND hold_reason IS NULL AND production_station IS NULL),"
-                      " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
-                      "   AND hold_reason IS NOT NULL AND production_station IS NULL),"
-                      " (SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'),"
-                      " (SELECT count(*) FROM production_attempts, today WHERE outcome = 'produced'"
-                      "   AND finished_at >= today.start),"
-                      " (SELECT count(*) FROM production_attempts, today WHERE outcome IN ('spoiled','unknown')"
-                      "   AND finished_at >= today.start),"
-                      " (SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"
-                      "   AND finished_at >= now() - make_interval(mins => $1::int)),"
-                      " (SELECT count(*) FROM st WHERE shown = 'busy'),"
-                      " (SELECT count(*) FROM st WHERE shown = 'idle'),"
-                      " (SELECT count(*) FROM st WHERE shown = 'error'),"
-                      " (SELECT count(*) FROM st WHERE shown = 'paused'),"
-                      " (SELECT count(*) FROM st WHERE shown = 'offline')",
-                      window);
+    int rc = db_query(
+        db, &res,
+        "WITH today AS (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Riyadh')"
+        "   AT TIME ZONE 'Asia/Riyadh' AS start),"
+        " st AS (SELECT CASE WHEN paused AND state <> 'busy' THEN 'paused' ELSE state END"
+        "   AS shown FROM stations)"
+        " SELECT"
+        " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
+        "   AND hold_reason IS NULL AND production_station IS NULL),"
+        " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
+        "   AND hold_reason IS NOT NULL AND production_station IS NULL),"
+        " (SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'),"
+        " (SELECT count(*) FROM production_attempts, today WHERE outcome = 'produced'"
+        "   AND finished_at >= today.start),"
+        " (SELECT count(*) FROM production_attempts, today WHERE outcome IN ('spoiled','unknown')"
+        "   AND finished_at >= today.start),"
+        " (SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"
+        "   AND finished_at >= now() - make_interval(mins => $1::int)),"
+        " (SELECT count(*) FROM st WHERE shown = 'busy'),"
+        " (SELECT count(*) FROM st WHERE shown = 'idle'),"
+        " (SELECT count(*) FROM st WHERE shown = 'error'),"
+        " (SELECT count(*) FROM st WHERE shown = 'paused'),"
+        " (SELECT count(*) FROM st WHERE shown = 'offline')",
+        window);
     if (rc)
         return rc;
-    long *fields[] = { &p->waiting, &p->held, &p->in_production, &p->produced_today,
-                       &p->spoiled_today, &p->produced_window, &p->busy, &p->idle, &p->error,
-                       &p->paused, &p->offline };
+    long *fields[] = { &p->waiting,        &p->held,          &p->in_production,
+                       &p->produced_today, &p->spoiled_today, &p->produced_window,
+                       &p->busy,           &p->idle,          &p->error,
+                       &p->paused,         &p->offline };
     for (int k = 0; k < (int)(sizeof(fields) / sizeof(fields[0])); k++)
         *fields[k] = db_get_long(res, 0, k, 0);
     p->window_min = window_min;

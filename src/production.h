@@ -19,7 +19,7 @@ struct job {
     char attempt_id[24];
     char request_id[24];
     char request_no[40];
-    char kind[16];             /* national_id | family_record */
+    char kind[16]; /* national_id | family_record */
     char card_serial[16];
     char station_id[40];
     char batch_no[40];
@@ -35,25 +35,24 @@ struct job {
 };
 
 enum job_outcome {
-    JOB_PRODUCED,      /* printed, verified, ejected */
-    JOB_SPOILED,       /* the card was rejected or is known bad */
-    JOB_NOT_TAKEN,     /* no card left the feeder: it is still blank stock */
-    JOB_UNKNOWN,       /* the card's fate is unknown: spoiled, operator told */
+    JOB_PRODUCED,  /* printed, verified, ejected */
+    JOB_SPOILED,   /* the card was rejected or is known bad */
+    JOB_NOT_TAKEN, /* no card left the feeder: it is still blank stock */
+    JOB_UNKNOWN,   /* the card's fate is unknown: spoiled, operator told */
 };
 
 struct job_result {
     enum job_outcome outcome;
-    char step[32];             /* where it ended: feed, encode, print, eject ... */
-    char reason[160];          /* e.g. "update_binary: 6A84", "ribbon_out" */
-    char station_error[32];    /* a printer state that needs an operator, or "" */
+    char step[32];          /* where it ended: feed, encode, print, eject ... */
+    char reason[160];       /* e.g. "update_binary: 6A84", "ribbon_out" */
+    char station_error[32]; /* a printer state that needs an operator, or "" */
 };
 
 /* Claims the oldest request waiting for a card and the next available
  * blank card, and starts an attempt, in one committed transaction.
  * Returns 0, -ENOENT when nothing waits, -ENOSPC when no blank card is
  * available (nothing is claimed then), or a DB_* code. */
-int production_claim(struct db *db, const char *station_id, const char *instance,
-                     struct job *job);
+int production_claim(struct db *db, const char *station_id, const char *instance, struct job *job);
 
 /* Records the end of a job in one transaction: the card's state, the
  * attempt, the request (produced, or back to the queue, or held after

@@ -11,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RL_SLOTS 4096
+#define RL_SLOTS     4096
 #define RL_MAX_LIMIT 64
-#define RL_PROBE 32      /* slots looked at per address */
+#define RL_PROBE     32 /* slots looked at per address */
 
 struct rl_entry {
     char key[64];
-    time_t fails[RL_MAX_LIMIT];  /* ring of failure times */
+    time_t fails[RL_MAX_LIMIT]; /* ring of failure times */
     int next;
     time_t last;
 };

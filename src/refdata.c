@@ -56,8 +56,8 @@ static bool valid_coordinate(const char *s, double limit)
     return end != s && *end == '\0' && v >= -limit && v <= limit;
 }
 
-static int import(struct db *db, FILE *in, int nfields, const char *header, row_fn row,
-                  char *msg, size_t msglen)
+static int import(struct db *db, FILE *in, int nfields, const char *header, row_fn row, char *msg,
+                  size_t msglen)
 {
     char line[2048];
     char *f[16];
@@ -113,11 +113,12 @@ static int city_row(struct db *db, char **f, char *why, size_t whylen)
         snprintf(why, whylen, "a city needs a name and valid coordinates");
         return -EINVAL;
     }
-    return db_query(db, NULL,
-                    "INSERT INTO cities (name, region, lat, lon) VALUES ($1, $2, $3::float8, $4::float8)"
-                    " ON CONFLICT (name) DO UPDATE SET region = EXCLUDED.region, lat = EXCLUDED.lat,"
-                    " lon = EXCLUDED.lon",
-                    f[0], f[1], f[2], f[3]);
+    return db_query(
+        db, NULL,
+        "INSERT INTO cities (name, region, lat, lon) VALUES ($1, $2, $3::float8, $4::float8)"
+        " ON CONFLICT (name) DO UPDATE SET region = EXCLUDED.region, lat = EXCLUDED.lat,"
+        " lon = EXCLUDED.lon",
+        f[0], f[1], f[2], f[3]);
 }
 
 static int branch_row(struct db *db, char **f, char *why, size_t whylen)
@@ -130,13 +131,14 @@ static int branch_row(struct db *db, char **f, char *why, size_t whylen)
         snprintf(why, whylen, "collects_cards must be true or false");
         return -EINVAL;
     }
-    return db_query(db, NULL,
-                    "INSERT INTO branches (branch_id, name_en, name_ar, city, lat, lon, collects_cards)"
-                    " VALUES ($1, $2, $3, $4, $5::float8, $6::float8, $7::boolean)"
-                    " ON CONFLICT (branch_id) DO UPDATE SET name_en = EXCLUDED.name_en,"
-                    " name_ar = EXCLUDED.name_ar, city = EXCLUDED.city, lat = EXCLUDED.lat,"
-                    " lon = EXCLUDED.lon, collects_cards = EXCLUDED.collects_cards, active = true",
-                    f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
+    return db_query(
+        db, NULL,
+        "INSERT INTO branches (branch_id, name_en, name_ar, city, lat, lon, collects_cards)"
+        " VALUES ($1, $2, $3, $4, $5::float8, $6::float8, $7::boolean)"
+        " ON CONFLICT (branch_id) DO UPDATE SET name_en = EXCLUDED.name_en,"
+        " name_ar = EXCLUDED.name_ar, city = EXCLUDED.city, lat = EXCLUDED.lat,"
+        " lon = EXCLUDED.lon, collects_cards = EXCLUDED.collects_cards, active = true",
+        f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
 }
 
 static int holiday_row(struct db *db, char **f, char *why, size_t whylen)

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define CLOCK_SKEW_S 120
-#define MAX_TEXT 200
+#define MAX_TEXT     200
 
 static void fail(json_t *errors, const char *field, const char *code)
 {
@@ -145,8 +145,10 @@ static void check_address(json_t *body, json_t *errors)
     check_coordinate(a, "lat", "address.lat", 90, errors, &present);
     check_coordinate(a, "lon", "address.lon", 180, errors, &present);
     if (present == 1)
-        fail(errors, json_object_get(a, "lat") && !json_is_null(json_object_get(a, "lat"))
-                         ? "address.lon" : "address.lat", "required");
+        fail(errors,
+             json_object_get(a, "lat") && !json_is_null(json_object_get(a, "lat")) ? "address.lon"
+                                                                                   : "address.lat",
+             "required");
 }
 
 static void check_documents(json_t *body, json_t *errors)
@@ -165,7 +167,8 @@ static void check_documents(json_t *body, json_t *errors)
     bool have_id = false, have_report = false;
     size_t i;
     json_t *d;
-    json_array_foreach(docs, i, d) {
+    json_array_foreach(docs, i, d)
+    {
         char field[64];
         snprintf(field, sizeof(field), "documents[%zu]", i);
         if (!json_is_object(d)) {
@@ -201,8 +204,8 @@ static void check_documents(json_t *body, json_t *errors)
     if (!have_id)
         fail(errors, "documents", "missing_id_copy");
     if (reason && (strcmp(reason, "lost") == 0 || strcmp(reason, "damaged") == 0) && !have_report)
-        fail(errors, "documents", strcmp(reason, "lost") == 0 ? "missing_loss_report"
-                                                               : "missing_damage_report");
+        fail(errors, "documents",
+             strcmp(reason, "lost") == 0 ? "missing_loss_report" : "missing_damage_report");
 }
 
 static void check_times(json_t *body, time_t now, json_t *errors)
@@ -285,7 +288,8 @@ static int load_holidays(struct db *db, long day, long *out, size_t max)
     struct db_res *res = NULL;
     int rc = db_query(db, &res,
                       "SELECT day - date '1970-01-01' FROM holidays"
-                      " WHERE day > $1::date AND day <= $1::date + 90 ORDER BY day", from);
+                      " WHERE day > $1::date AND day <= $1::date + 90 ORDER BY day",
+                      from);
     if (rc)
         return rc;
     size_t n = db_rows(res) < max ? db_rows(res) : max;
@@ -374,8 +378,8 @@ void requests_create(struct http_req *rq)
         res = NULL;
     }
     if (json_array_size(errors) > 0) {
-        http_problem(rq, 422, "validation", "Invalid request",
-                     "One or more fields are invalid.", errors);
+        http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
+                     errors);
         errors = NULL;
         goto out;
     }
@@ -407,18 +411,19 @@ void requests_create(struct http_req *rq)
     json_t *h = json_object_get(body, "holder");
     int rc = db_begin(db);
     if (!rc)
-        rc = db_query(db, &res,
-                      "INSERT INTO requests (request_no, kind, reason, national_id, name_ar, name_en,"
-                      " birth_date, sex, nationality, phone, body_sha256, body, terms_accepted_at,"
-                      " approved_at, estimated_earliest, estimated_latest)"
-                      " VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11::bytea, $12::jsonb,"
-                      " $13::timestamptz, $14::timestamptz, $15::date, $16::date)"
-                      " ON CONFLICT (request_no) DO NOTHING RETURNING id",
-                      request_no, opt_string(body, "kind"), opt_string(body, "reason"),
-                      opt_string(body, "national_id"), opt_string(h, "name_ar"),
-                      opt_string(h, "name_en"), opt_string(h, "birth_date"), opt_string(h, "sex"),
-                      opt_string(h, "nationality"), opt_string(body, "phone"), body_hash, canonical,
-                      opt_string(body, "terms_accepted_at"), opt_string(body, "approved_at"), e1, e2);
+        rc = db_query(
+            db, &res,
+            "INSERT INTO requests (request_no, kind, reason, national_id, name_ar, name_en,"
+            " birth_date, sex, nationality, phone, body_sha256, body, terms_accepted_at,"
+            " approved_at, estimated_earliest, estimated_latest)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11::bytea, $12::jsonb,"
+            " $13::timestamptz, $14::timestamptz, $15::date, $16::date)"
+            " ON CONFLICT (request_no) DO NOTHING RETURNING id",
+            request_no, opt_string(body, "kind"), opt_string(body, "reason"),
+            opt_string(body, "national_id"), opt_string(h, "name_ar"), opt_string(h, "name_en"),
+            opt_string(h, "birth_date"), opt_string(h, "sex"), opt_string(h, "nationality"),
+            opt_string(body, "phone"), body_hash, canonical, opt_string(body, "terms_accepted_at"),
+            opt_string(body, "approved_at"), e1, e2);
     if (rc == DB_ECONFLICT && strcmp(db_error_constraint(db), "requests_one_active") == 0) {
         db_rollback(db);
         http_problem(rq, 409, "active_request", "Conflict",
@@ -448,10 +453,12 @@ void requests_create(struct http_req *rq)
                   id, opt_string(addr, "short_address"), opt_string(addr, "building_no"),
                   opt_string(addr, "street"), opt_string(addr, "district"), city,
                   opt_string(addr, "postal_code"), opt_string(addr, "additional_no"),
-                  opt_number(addr, "lat", lat, sizeof(lat)), opt_number(addr, "lon", lon, sizeof(lon)));
+                  opt_number(addr, "lat", lat, sizeof(lat)),
+                  opt_number(addr, "lon", lon, sizeof(lon)));
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(body, "documents"), i, d) {
+    json_array_foreach(json_object_get(body, "documents"), i, d)
+    {
         if (rc)
             break;
         rc = db_query(db, NULL,
@@ -488,9 +495,9 @@ void requests_get(struct http_req *rq)
     if (!db)
         return;
     struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT request_record(id)::text FROM requests WHERE request_no = $1",
-                      rq->param[0]);
+    int rc =
+        db_query(db, &res, "SELECT request_record(id)::text FROM requests WHERE request_no = $1",
+                 rq->param[0]);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
     } else if (db_rows(res) == 0) {
@@ -538,13 +545,15 @@ void requests_cancel(struct http_req *rq)
     const char *status = db_get(res, 0, 1);
     if (strcmp(status, "cancelled") == 0) {
         db_rollback(db);
-        http_json(rq, 200, json_pack("{s:s, s:s}", "request_no", rq->param[0], "status", "cancelled"));
+        http_json(rq, 200,
+                  json_pack("{s:s, s:s}", "request_no", rq->param[0], "status", "cancelled"));
         goto out;
     }
     if (strcmp(status, "queued") != 0 && strcmp(status, "in_production") != 0 &&
         strcmp(status, "produced") != 0) {
         char detail[128];
-        snprintf(detail, sizeof(detail), "The request is %s; it can no longer be cancelled.", status);
+        snprintf(detail, sizeof(detail), "The request is %s; it can no longer be cancelled.",
+                 status);
         http_problem(rq, 409, "not_cancellable", "Conflict", detail, NULL);
         goto out;
     }
@@ -555,13 +564,14 @@ void requests_cancel(struct http_req *rq)
     snprintf(detail, sizeof(detail), "%s", dtext ? dtext : "{}");
     free(dtext);
     /* A card already produced for it is voided: it can never be issued. */
-    rc = db_query(db, NULL,
-                  "WITH voided AS (UPDATE cards SET state = 'spoiled', spoil_reason = 'voided: request cancelled',"
-                  " spoiled_at = now(), updated_at = now()"
-                  " WHERE request_id = $1::bigint AND state = 'used' RETURNING serial)"
-                  " INSERT INTO audit_log (actor, action, request_no, card_serial, detail)"
-                  " SELECT $2, 'card.voided', $3, serial, '{}'::jsonb FROM voided",
-                  id, rq->who.name, rq->param[0]);
+    rc = db_query(
+        db, NULL,
+        "WITH voided AS (UPDATE cards SET state = 'spoiled', spoil_reason = 'voided: request cancelled',"
+        " spoiled_at = now(), updated_at = now()"
+        " WHERE request_id = $1::bigint AND state = 'used' RETURNING serial)"
+        " INSERT INTO audit_log (actor, action, request_no, card_serial, detail)"
+        " SELECT $2, 'card.voided', $3, serial, '{}'::jsonb FROM voided",
+        id, rq->who.name, rq->param[0]);
     if (!rc)
         rc = journal_status(db, id, "cancelled", rq->who.name, NULL, detail);
     if (!rc)

@@ -113,8 +113,8 @@ int server_run(struct config *cfg, const char *port_file)
     }
     db_pool_release(app.pool, db);
     if (version != DB_SCHEMA_VERSION) {
-        log_error("database schema is version %d, this build needs %d: run cardd migrate",
-                  version, DB_SCHEMA_VERSION);
+        log_error("database schema is version %d, this build needs %d: run cardd migrate", version,
+                  DB_SCHEMA_VERSION);
         rc = -EINVAL;
         goto out;
     }

@@ -30,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IDLE_POLL_MS 200
-#define CARD_WAIT_MS 5000
+#define IDLE_POLL_MS       200
+#define CARD_WAIT_MS       5000
 #define PRINTER_TIMEOUT_MS 30000
 
 struct station {
@@ -44,7 +44,7 @@ struct station {
     struct signer *signer;
     bool was_in_error;
     bool reported_offline;
-    bool last_job_ok;     /* the last job was produced: skip the status round */
+    bool last_job_ok; /* the last job was produced: skip the status round */
 };
 
 struct stations {
@@ -76,8 +76,8 @@ static int open_printer(struct station *s)
     int rc = -ENODEV;
     pthread_mutex_lock(&printer_search);
     for (const struct printer_id *id = evolis_printer_ops.id_table; id->vendor; id++) {
-        rc = printer_open_with(&evolis_printer_ops, id->vendor, id->product,
-                               s->cfg->printer_serial, PRINTER_TIMEOUT_MS, &s->printer);
+        rc = printer_open_with(&evolis_printer_ops, id->vendor, id->product, s->cfg->printer_serial,
+                               PRINTER_TIMEOUT_MS, &s->printer);
         if (rc != -ENODEV)
             break;
     }
@@ -392,7 +392,8 @@ static void *worker(void *arg)
     if (db) {
         int n = production_recover(db, s->cfg->id, actor);
         if (n > 0)
-            log_warn("station %s: %d job(s) in flight at the last stop were resolved", s->cfg->id, n);
+            log_warn("station %s: %d job(s) in flight at the last stop were resolved", s->cfg->id,
+                     n);
         db_pool_release(app->pool, db);
     }
     bool printer_checked = false;

@@ -13,13 +13,14 @@ int stations_register(struct db *db, const struct config *cfg)
 {
     for (int i = 0; i < cfg->station_count; i++) {
         const struct station_config *st = &cfg->stations[i];
-        int rc = db_query(db, NULL,
-                          "INSERT INTO stations (id, instance, printer_driver, printer_serial, reader)"
-                          " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
-                          " instance = EXCLUDED.instance, printer_driver = EXCLUDED.printer_driver,"
-                          " printer_serial = EXCLUDED.printer_serial, reader = EXCLUDED.reader,"
-                          " updated_at = now()",
-                          st->id, cfg->instance, st->printer_driver, st->printer_serial, st->reader);
+        int rc =
+            db_query(db, NULL,
+                     "INSERT INTO stations (id, instance, printer_driver, printer_serial, reader)"
+                     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                     " instance = EXCLUDED.instance, printer_driver = EXCLUDED.printer_driver,"
+                     " printer_serial = EXCLUDED.printer_serial, reader = EXCLUDED.reader,"
+                     " updated_at = now()",
+                     st->id, cfg->instance, st->printer_driver, st->printer_serial, st->reader);
         if (rc)
             return rc;
     }
@@ -28,16 +29,17 @@ int stations_register(struct db *db, const struct config *cfg)
 
 int stations_fetch(struct db *db, struct db_res **res)
 {
-    return db_exec(db, res,
-                   "SELECT s.id, s.instance, s.printer_driver, s.printer_serial, s.reader,"
-                   " CASE WHEN s.paused AND s.state <> 'busy' THEN 'paused' ELSE s.state END,"
-                   " s.error_reason, s.paused, s.cards_produced, s.cards_spoiled, rfc3339(s.updated_at),"
-                   " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
-                   "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
-                   " (SELECT p.card_serial FROM production_attempts p"
-                   "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1)"
-                   " FROM stations s ORDER BY s.id",
-                   0, NULL);
+    return db_exec(
+        db, res,
+        "SELECT s.id, s.instance, s.printer_driver, s.printer_serial, s.reader,"
+        " CASE WHEN s.paused AND s.state <> 'busy' THEN 'paused' ELSE s.state END,"
+        " s.error_reason, s.paused, s.cards_produced, s.cards_spoiled, rfc3339(s.updated_at),"
+        " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
+        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
+        " (SELECT p.card_serial FROM production_attempts p"
+        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1)"
+        " FROM stations s ORDER BY s.id",
+        0, NULL);
 }
 
 void stations_list(struct http_req *rq)
@@ -53,21 +55,22 @@ void stations_list(struct http_req *rq)
     }
     json_t *list = json_array();
     for (size_t r = 0; r < db_rows(res); r++) {
-        json_t *job = db_is_null(res, r, STATION_COL_JOB_REQUEST)
-                          ? json_null()
-                          : json_pack("{s:s, s:s?}", "request_no", db_get(res, r, STATION_COL_JOB_REQUEST),
-                                      "card_serial", db_get(res, r, STATION_COL_JOB_CARD));
+        json_t *job =
+            db_is_null(res, r, STATION_COL_JOB_REQUEST)
+                ? json_null()
+                : json_pack("{s:s, s:s?}", "request_no", db_get(res, r, STATION_COL_JOB_REQUEST),
+                            "card_serial", db_get(res, r, STATION_COL_JOB_CARD));
         json_array_append_new(
             list, json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s?, s:b, s:{s:I, s:I}, s:s, s:o}",
-                            "id", db_get(res, r, STATION_COL_ID),
-                            "instance", db_get(res, r, STATION_COL_INSTANCE),
-                            "printer", "driver", db_get(res, r, STATION_COL_PRINTER_DRIVER),
-                            "serial", db_get(res, r, STATION_COL_PRINTER_SERIAL),
-                            "reader", db_get(res, r, STATION_COL_READER),
-                            "state", db_get(res, r, STATION_COL_STATE),
-                            "reason", db_get(res, r, STATION_COL_REASON),
-                            "paused", strcmp(db_get(res, r, STATION_COL_PAUSED), "t") == 0,
-                            "counters", "produced", (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED, 0),
+                            "id", db_get(res, r, STATION_COL_ID), "instance",
+                            db_get(res, r, STATION_COL_INSTANCE), "printer", "driver",
+                            db_get(res, r, STATION_COL_PRINTER_DRIVER), "serial",
+                            db_get(res, r, STATION_COL_PRINTER_SERIAL), "reader",
+                            db_get(res, r, STATION_COL_READER), "state",
+                            db_get(res, r, STATION_COL_STATE), "reason",
+                            db_get(res, r, STATION_COL_REASON), "paused",
+                            strcmp(db_get(res, r, STATION_COL_PAUSED), "t") == 0, "counters",
+                            "produced", (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED, 0),
                             "spoiled", (json_int_t)db_get_long(res, r, STATION_COL_SPOILED, 0),
                             "updated_at", db_get(res, r, STATION_COL_UPDATED_AT), "job", job));
     }
@@ -81,14 +84,15 @@ int station_set_paused(struct db *db, const char *station_id, bool paused, const
     struct db_res *res = NULL;
     int rc = db_begin(db);
     if (!rc)
-        rc = db_query(db, &res,
-                      paused ? "UPDATE stations SET paused = true, updated_at = now() WHERE id = $1"
-                               " RETURNING state"
-                             : "UPDATE stations SET paused = false, updated_at = now(),"
-                               " state = CASE WHEN state = 'error' THEN 'idle' ELSE state END,"
-                               " error_reason = CASE WHEN state = 'error' THEN NULL ELSE error_reason END"
-                               " WHERE id = $1 RETURNING state",
-                      station_id);
+        rc = db_query(
+            db, &res,
+            paused ? "UPDATE stations SET paused = true, updated_at = now() WHERE id = $1"
+                     " RETURNING state"
+                   : "UPDATE stations SET paused = false, updated_at = now(),"
+                     " state = CASE WHEN state = 'error' THEN 'idle' ELSE state END,"
+                     " error_reason = CASE WHEN state = 'error' THEN NULL ELSE error_reason END"
+                     " WHERE id = $1 RETURNING state",
+            station_id);
     if (rc)
         goto out;
     if (db_rows(res) == 0) {
@@ -97,7 +101,8 @@ int station_set_paused(struct db *db, const char *station_id, bool paused, const
     }
     const char *now = db_get(res, 0, 0);
     snprintf(state, 16, "%s", paused && strcmp(now, "busy") != 0 ? "paused" : now);
-    rc = audit(db, actor, paused ? "station.paused" : "station.resumed", NULL, NULL, station_id, NULL);
+    rc = audit(db, actor, paused ? "station.paused" : "station.resumed", NULL, NULL, station_id,
+               NULL);
     if (!rc)
         rc = db_commit(db);
 out:
@@ -118,8 +123,9 @@ static void set_paused(struct http_req *rq, bool paused)
     else if (rc)
         http_internal_error(rq, db_error_message(db));
     else
-        http_json(rq, 200, json_pack("{s:s, s:s, s:b}", "id", rq->param[0], "state", state,
-                                     "paused", paused));
+        http_json(
+            rq, 200,
+            json_pack("{s:s, s:s, s:b}", "id", rq->param[0], "state", state, "paused", paused));
 }
 
 void station_pause(struct http_req *rq)
@@ -138,13 +144,14 @@ int production_queue_fetch(struct db *db, long after, long limit, bool held_only
     char lim[24], cur[24];
     snprintf(lim, sizeof(lim), "%ld", limit);
     snprintf(cur, sizeof(cur), "%ld", after);
-    return db_query(db, res,
-                    "SELECT r.id, r.request_no, r.kind, r.reason, rfc3339(r.approved_at),"
-                    " rfc3339(r.created_at), r.spoiled_cards, r.hold_reason, r.production_station, r.status"
-                    " FROM requests r WHERE r.status IN ('queued','in_production')"
-                    " AND r.id > $1::bigint AND (NOT $3::boolean OR r.hold_reason IS NOT NULL)"
-                    " ORDER BY r.id LIMIT $2::int",
-                    cur, lim, held_only ? "true" : "false");
+    return db_query(
+        db, res,
+        "SELECT r.id, r.request_no, r.kind, r.reason, rfc3339(r.approved_at),"
+        " rfc3339(r.created_at), r.spoiled_cards, r.hold_reason, r.production_station, r.status"
+        " FROM requests r WHERE r.status IN ('queued','in_production')"
+        " AND r.id > $1::bigint AND (NOT $3::boolean OR r.hold_reason IS NOT NULL)"
+        " ORDER BY r.id LIMIT $2::int",
+        cur, lim, held_only ? "true" : "false");
 }
 
 void production_queue(struct http_req *rq)
@@ -182,18 +189,19 @@ void production_queue(struct http_req *rq)
     size_t n = db_rows(res);
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
     for (size_t r = 0; r < shown; r++)
-        json_array_append_new(
-            items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s}",
-                             "request_no", db_get(res, r, QUEUE_COL_REQUEST_NO),
-                             "kind", db_get(res, r, QUEUE_COL_KIND),
-                             "reason", db_get(res, r, QUEUE_COL_REASON),
-                             "approved_at", db_get(res, r, QUEUE_COL_APPROVED_AT),
-                             "queued_at", db_get(res, r, QUEUE_COL_QUEUED_AT),
-                             "spoiled_cards", (json_int_t)db_get_long(res, r, QUEUE_COL_SPOILED_CARDS, 0),
-                             "hold_reason", db_get(res, r, QUEUE_COL_HOLD_REASON),
-                             "station", db_get(res, r, QUEUE_COL_STATION),
-                             "status", db_get(res, r, QUEUE_COL_STATUS)));
-    json_t *next = n > (size_t)limit ? json_string(db_get(res, shown - 1, QUEUE_COL_ID)) : json_null();
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s}",
+                                        "request_no", db_get(res, r, QUEUE_COL_REQUEST_NO), "kind",
+                                        db_get(res, r, QUEUE_COL_KIND), "reason",
+                                        db_get(res, r, QUEUE_COL_REASON), "approved_at",
+                                        db_get(res, r, QUEUE_COL_APPROVED_AT), "queued_at",
+                                        db_get(res, r, QUEUE_COL_QUEUED_AT), "spoiled_cards",
+                                        (json_int_t)db_get_long(res, r, QUEUE_COL_SPOILED_CARDS, 0),
+                                        "hold_reason", db_get(res, r, QUEUE_COL_HOLD_REASON),
+                                        "station", db_get(res, r, QUEUE_COL_STATION), "status",
+                                        db_get(res, r, QUEUE_COL_STATUS)));
+    json_t *next =
+        n > (size_t)limit ? json_string(db_get(res, shown - 1, QUEUE_COL_ID)) : json_null();
     db_res_free(res);
     http_json(rq, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
 }

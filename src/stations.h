@@ -21,9 +21,9 @@ enum station_col {
     STATION_COL_PRINTER_DRIVER,
     STATION_COL_PRINTER_SERIAL,
     STATION_COL_READER,
-    STATION_COL_STATE,       /* as shown: "paused" for a paused station that is not busy */
-    STATION_COL_REASON,      /* the printer's error reason, or NULL */
-    STATION_COL_PAUSED,      /* "t" or "f" */
+    STATION_COL_STATE,  /* as shown: "paused" for a paused station that is not busy */
+    STATION_COL_REASON, /* the printer's error reason, or NULL */
+    STATION_COL_PAUSED, /* "t" or "f" */
     STATION_COL_PRODUCED,
     STATION_COL_SPOILED,
     STATION_COL_UPDATED_AT,  /* RFC 3339 */
@@ -46,15 +46,15 @@ int station_set_paused(struct db *db, const char *station_id, bool paused, const
 
 /* The columns of a production_queue_fetch() row, in order. */
 enum queue_col {
-    QUEUE_COL_ID,            /* the cursor of the next page */
+    QUEUE_COL_ID, /* the cursor of the next page */
     QUEUE_COL_REQUEST_NO,
     QUEUE_COL_KIND,
     QUEUE_COL_REASON,
-    QUEUE_COL_APPROVED_AT,   /* RFC 3339 */
-    QUEUE_COL_QUEUED_AT,     /* RFC 3339 */
+    QUEUE_COL_APPROVED_AT, /* RFC 3339 */
+    QUEUE_COL_QUEUED_AT,   /* RFC 3339 */
     QUEUE_COL_SPOILED_CARDS,
-    QUEUE_COL_HOLD_REASON,   /* NULL unless held for an operator */
-    QUEUE_COL_STATION,       /* the station producing it now, or NULL */
+    QUEUE_COL_HOLD_REASON, /* NULL unless held for an operator */
+    QUEUE_COL_STATION,     /* the station producing it now, or NULL */
     QUEUE_COL_STATUS,
 };
 

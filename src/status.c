@@ -13,7 +13,8 @@ static const struct status_label labels[] = {
     { "out_for_delivery", "خرجت للتوصيل", "Out for delivery", 5 },
     { "delivery_failed", "تعذر التوصيل", "Delivery attempt failed", 6 },
     { "delivered", "تم التسليم", "Delivered", 9 },
-    { "redirected_to_branch", "جاري تحويل البطاقة إلى أقرب فرع", "Being returned to the nearest branch", 7 },
+    { "redirected_to_branch", "جاري تحويل البطاقة إلى أقرب فرع",
+      "Being returned to the nearest branch", 7 },
     { "ready_for_collection", "جاهزة للاستلام من الفرع", "Ready for collection at the branch", 8 },
     { "collected", "تم الاستلام من الفرع", "Collected at the branch", 9 },
     { "cancelled", "تم إلغاء الطلب", "Request cancelled", 9 },
@@ -27,8 +28,8 @@ const struct status_label *status_find(const char *code)
     return NULL;
 }
 
-void status_notification_text(const char *code, const char *request_no, const char *kind,
-                              char *ar, size_t arlen, char *en, size_t enlen)
+void status_notification_text(const char *code, const char *request_no, const char *kind, char *ar,
+                              size_t arlen, char *en, size_t enlen)
 {
     const struct status_label *l = status_find(code);
     bool family = kind && strcmp(kind, "family_record") == 0;

@@ -71,10 +71,11 @@ int stock_batch_receive(struct db *db, const char *batch_no, const char *first, 
     snprintf(count_text, sizeof(count_text), "%ld", count);
     int rc = db_begin(db);
     if (!rc)
-        rc = db_query(db, &res,
-                      "INSERT INTO stock_batches (batch_no, first_serial, count, received_by)"
-                      " VALUES ($1, $2, $3::int, $4) ON CONFLICT (batch_no) DO NOTHING RETURNING id",
-                      batch_no, first, count_text, actor);
+        rc =
+            db_query(db, &res,
+                     "INSERT INTO stock_batches (batch_no, first_serial, count, received_by)"
+                     " VALUES ($1, $2, $3::int, $4) ON CONFLICT (batch_no) DO NOTHING RETURNING id",
+                     batch_no, first, count_text, actor);
     if (rc)
         goto out;
     if (db_rows(res) == 0) {
@@ -83,7 +84,8 @@ int stock_batch_receive(struct db *db, const char *batch_no, const char *first, 
         res = NULL;
         rc = db_query(db, &res,
                       "SELECT 1 FROM stock_batches WHERE batch_no = $1 AND first_serial = $2"
-                      " AND count = $3::int", batch_no, first, count_text);
+                      " AND count = $3::int",
+                      batch_no, first, count_text);
         if (!rc)
             rc = db_rows(res) == 1 ? STOCK_SAME_BATCH : -EEXIST;
         goto out;
@@ -107,8 +109,9 @@ int stock_batch_receive(struct db *db, const char *batch_no, const char *first, 
     }
     if (!rc) {
         char detail[128];
-        snprintf(detail, sizeof(detail), "{\"first_serial\":\"%s\",\"last_serial\":\"%s\",\"count\":%ld}",
-                 first, last, count);
+        snprintf(detail, sizeof(detail),
+                 "{\"first_serial\":\"%s\",\"last_serial\":\"%s\",\"count\":%ld}", first, last,
+                 count);
         rc = audit(db, actor, "stock.received", NULL, NULL, NULL, detail);
     }
     if (!rc)
@@ -146,8 +149,8 @@ void stock_batch_create(struct http_req *rq)
     };
     struct stock_problem problems[3];
     char last[CARD_SERIAL_MAX + 1] = "";
-    int nproblems = stock_batch_check(batch_no, first, json_is_integer(jcount) ? &count : NULL,
-                                      problems, last);
+    int nproblems =
+        stock_batch_check(batch_no, first, json_is_integer(jcount) ? &count : NULL, problems, last);
     if (nproblems > 0 || shape[0] || shape[1] || shape[2]) {
         /* Every failing field, in field order. */
         json_t *errors = json_array();
@@ -277,8 +280,11 @@ static const char *required_text(struct http_req *rq, const char *key)
 {
     json_t *v = rq->json ? json_object_get(rq->json, key) : NULL;
     const char *s = json_string_value(v);
-    const char *code = !v ? "required" : !s ? "type" : !*s ? "required"
-                                             : strlen(s) > MAX_REASON ? "length" : NULL;
+    const char *code = !v                       ? "required"
+                       : !s                     ? "type"
+                       : !*s                    ? "required"
+                       : strlen(s) > MAX_REASON ? "length"
+                                                : NULL;
     if (code) {
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
                      json_pack("[{s:s, s:s}]", "field", key, "code", code));
@@ -296,7 +302,8 @@ static const char *lock_card(struct http_req *rq, struct db *db, struct db_res *
     }
     int rc = db_begin(db);
     if (!rc)
-        rc = db_query(db, res, "SELECT state FROM cards WHERE serial = $1 FOR UPDATE", rq->param[0]);
+        rc =
+            db_query(db, res, "SELECT state FROM cards WHERE serial = $1 FOR UPDATE", rq->param[0]);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         return NULL;
@@ -335,7 +342,8 @@ void card_spoil(struct http_req *rq)
     json_decref(d);
     int rc = db_query(db, NULL,
                       "UPDATE cards SET state = 'spoiled', spoil_reason = $2, spoiled_at = now(),"
-                      " updated_at = now() WHERE serial = $1", rq->param[0], reason);
+                      " updated_at = now() WHERE serial = $1",
+                      rq->param[0], reason);
     if (!rc)
         rc = audit(db, rq->who.name, "card.spoiled", NULL, rq->param[0], NULL, detail);
     if (!rc)
@@ -345,8 +353,9 @@ void card_spoil(struct http_req *rq)
         http_internal_error(rq, db_error_message(db));
         goto out;
     }
-    http_json(rq, 200, json_pack("{s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "spoiled",
-                                 "reason", reason));
+    http_json(rq, 200,
+              json_pack("{s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "spoiled",
+                        "reason", reason));
 out:
     db_rollback(db);
     db_res_free(res);
@@ -369,7 +378,8 @@ void card_destroy(struct http_req *rq)
     struct db_res *res = NULL, *w = NULL;
     int rc = db_query(db, &w,
                       "SELECT 1 FROM api_tokens WHERE name = $1 AND role IN ('operator','admin')"
-                      " AND revoked_at IS NULL", witness);
+                      " AND revoked_at IS NULL",
+                      witness);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         goto out;
@@ -385,7 +395,8 @@ void card_destroy(struct http_req *rq)
         goto out;
     if (strcmp(state, "spoiled") != 0) {
         char detail[160];
-        snprintf(detail, sizeof(detail), "The card is %s; only a spoiled card is destroyed.", state);
+        snprintf(detail, sizeof(detail), "The card is %s; only a spoiled card is destroyed.",
+                 state);
         http_problem(rq, 409, "card_state", "Conflict", detail, NULL);
         goto out;
     }
@@ -405,8 +416,9 @@ void card_destroy(struct http_req *rq)
         http_internal_error(rq, db_error_message(db));
         goto out;
     }
-    http_json(rq, 200, json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state",
-                                 "destroyed", "destroyed_by", rq->who.name, "witness", witness));
+    http_json(rq, 200,
+              json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "destroyed",
+                        "destroyed_by", rq->who.name, "witness", witness));
 out:
     db_rollback(db);
     db_res_free(res);

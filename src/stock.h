@@ -9,7 +9,7 @@
 
 #include "http.h"
 
-#define CARD_SERIAL_MAX 9   /* the TD1 document number field */
+#define CARD_SERIAL_MAX 9 /* the TD1 document number field */
 
 /* The serial count places after first ("A00000001" + 2 = "A00000003"),
  * keeping the width of the numeric tail. Returns 0, or -EINVAL when first
@@ -21,7 +21,7 @@ bool card_serial_valid(const char *s);
 
 struct db;
 
-#define STOCK_MAX_BATCH 100000  /* cards in one batch */
+#define STOCK_MAX_BATCH 100000 /* cards in one batch */
 
 /* A rule of POST /v1/stock/batches that a batch breaks: the field and the
  * code the API answers for it ("format", "range", "no_room_for_count"). */
@@ -73,7 +73,7 @@ extern const char *const stock_count_name[STOCK_NCOUNTS];
 struct stock_batch {
     char batch_no[33];
     char first_serial[CARD_SERIAL_MAX + 1];
-    char received_at[24];            /* RFC 3339, UTC */
+    char received_at[24]; /* RFC 3339, UTC */
     long count[STOCK_NCOUNTS];
 };
 

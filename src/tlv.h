@@ -19,10 +19,10 @@
 
 /* One decoded element. 'value' points into the parsed buffer. */
 struct tlv {
-	uint32_t tag;
-	const uint8_t *value;
-	size_t len;       /* length of value */
-	size_t size;      /* tag + length + value: where the next sibling starts */
+    uint32_t tag;
+    const uint8_t *value;
+    size_t len;  /* length of value */
+    size_t size; /* tag + length + value: where the next sibling starts */
 };
 
 /*
@@ -39,8 +39,7 @@ int tlv_parse(const uint8_t *buf, size_t len, struct tlv *out);
  * Returns 0 with *tag, *hdr_len (tag + length bytes) and *value_len
  * (which may exceed what buf holds), or -EBADMSG.
  */
-int tlv_header(const uint8_t *buf, size_t len, uint32_t *tag, size_t *hdr_len,
-	       size_t *value_len);
+int tlv_header(const uint8_t *buf, size_t len, uint32_t *tag, size_t *hdr_len, size_t *value_len);
 
 /*
  * Looks for the first element with 'tag' among the siblings in buf[0..len)
@@ -56,10 +55,10 @@ bool tlv_is_constructed(uint32_t tag);
 /* Growable output buffer. 'err' latches the first failure so that a long
  * run of tlv_put calls can be checked once at the end. */
 struct tlv_buf {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-	int err;          /* 0 or the first -errno met */
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    int err; /* 0 or the first -errno met */
 };
 
 /* Starts an empty buffer. Allocates nothing. */

@@ -47,8 +47,8 @@ struct command;
 struct ctl {
     struct config cfg;
     struct db *db;
-    const struct command *cmd;   /* the command being run */
-    char actor[80];              /* "cardctl:<unix user>", for the audit log */
+    const struct command *cmd; /* the command being run */
+    char actor[80];            /* "cardctl:<unix user>", for the audit log */
 };
 
 /* Prints the usage of the command being run (and of its siblings, such as
@@ -120,7 +120,8 @@ static int cmd_token_create(struct ctl *ctl, int argc, char **argv)
         return 2;
     }
     if (!auth_role_bit(role)) {
-        fprintf(stderr, "cardctl: unknown role %s (intake, operator, courier, branch, admin)\n", role);
+        fprintf(stderr, "cardctl: unknown role %s (intake, operator, courier, branch, admin)\n",
+                role);
         return 2;
     }
     if (need_db(ctl))
@@ -172,9 +173,10 @@ static int cmd_courier_add(struct ctl *ctl, int argc, char **argv)
         rc = auth_token_create(ctl->db, "courier", name, token, &token_id);
     snprintf(tid, sizeof(tid), "%ld", token_id);
     if (!rc)
-        rc = db_query(ctl->db, NULL,
-                      "INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2::bigint, $3::bytea)",
-                      name, tid, salt_hex);
+        rc = db_query(
+            ctl->db, NULL,
+            "INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2::bigint, $3::bytea)",
+            name, tid, salt_hex);
     if (!rc)
         rc = db_commit(ctl->db);
     if (rc) {
@@ -301,8 +303,9 @@ static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
                               : strerror(-rc));
         return 1;
     }
-    printf("%s: %s of %s, card %s%s, expiry %s\n", out, family ? "family record" : "national ID card",
-           request_no, serial, job.card_serial[0] ? "" : " (no card yet)", job.expiry_date);
+    printf("%s: %s of %s, card %s%s, expiry %s\n", out,
+           family ? "family record" : "national ID card", request_no, serial,
+           job.card_serial[0] ? "" : " (no card yet)", job.expiry_date);
     return 0;
 }
 
@@ -351,11 +354,12 @@ static int cmd_stations(struct ctl *ctl, int argc, char **argv)
         if (!db_is_null(res, r, STATION_COL_JOB_REQUEST))
             snprintf(job, sizeof(job), "%s card %s", db_get(res, r, STATION_COL_JOB_REQUEST),
                      or_dash(db_get(res, r, STATION_COL_JOB_CARD)));
-        printf("%-*s  %-*s  %-*s  %-*s  %8ld  %7ld  %s\n", wid, db_get(res, r, STATION_COL_ID), winst,
-               db_get(res, r, STATION_COL_INSTANCE), wstate, db_get(res, r, STATION_COL_STATE),
-               wreason, or_dash(db_get(res, r, STATION_COL_REASON)),
-               db_get_long(res, r, STATION_COL_PRODUCED, 0), db_get_long(res, r, STATION_COL_SPOILED, 0),
-               job);
+        printf("%-*s  %-*s  %-*s  %-*s  %8ld  %7ld  %s\n", wid, db_get(res, r, STATION_COL_ID),
+               winst, db_get(res, r, STATION_COL_INSTANCE), wstate,
+               db_get(res, r, STATION_COL_STATE), wreason,
+               or_dash(db_get(res, r, STATION_COL_REASON)),
+               db_get_long(res, r, STATION_COL_PRODUCED, 0),
+               db_get_long(res, r, STATION_COL_SPOILED, 0), job);
     }
     db_res_free(res);
     return 0;
@@ -374,9 +378,11 @@ static int set_paused(struct ctl *ctl, int argc, char **argv, bool paused)
         return 1;
     }
     if (rc)
-        return db_failed(ctl, paused ? "cannot pause the station" : "cannot resume the station", rc);
+        return db_failed(ctl, paused ? "cannot pause the station" : "cannot resume the station",
+                         rc);
     printf("station %s %s; it is %s%s\n", argv[1], paused ? "paused" : "resumed", state,
-           paused && strcmp(state, "busy") == 0 ? " (it finishes the card it has, then stops)" : "");
+           paused && strcmp(state, "busy") == 0 ? " (it finishes the card it has, then stops)"
+                                                : "");
     return 0;
 }
 
@@ -390,7 +396,7 @@ static int cmd_station_resume(struct ctl *ctl, int argc, char **argv)
     return set_paused(ctl, argc, argv, false);
 }
 
-#define QUEUE_LIMIT_MAX 500   /* as GET /v1/production/queue */
+#define QUEUE_LIMIT_MAX 500 /* as GET /v1/production/queue */
 
 static int cmd_queue(struct ctl *ctl, int argc, char **argv)
 {
@@ -436,7 +442,8 @@ static int cmd_queue(struct ctl *ctl, int argc, char **argv)
                    db_get_long(queue, r, QUEUE_COL_SPOILED_CARDS, 0), where);
         }
         if (n > shown)
-            printf("... more: the oldest %zu are shown (--limit N, up to %d)\n", shown, QUEUE_LIMIT_MAX);
+            printf("... more: the oldest %zu are shown (--limit N, up to %d)\n", shown,
+                   QUEUE_LIMIT_MAX);
     }
     n = db_rows(held);
     shown = n > (size_t)limit ? (size_t)limit : n;
@@ -495,8 +502,8 @@ static int cmd_stock(struct ctl *ctl, int argc, char **argv)
     int rc = stock_census(ctl->db, &batches, &n, totals);
     if (rc)
         return db_failed(ctl, "cannot count the stock", rc);
-    static const char *const heading[STOCK_NCOUNTS] = { "RECEIVED", "USED", "SPOILED", "DESTROYED",
-                                                        "IN_PROD", "AVAILABLE" };
+    static const char *const heading[STOCK_NCOUNTS] = { "RECEIVED",  "USED",    "SPOILED",
+                                                        "DESTROYED", "IN_PROD", "AVAILABLE" };
     int wbatch = (int)strlen("BATCH");
     for (size_t b = 0; b < n; b++)
         if ((int)strlen(batches[b].batch_no) > wbatch)
@@ -563,8 +570,10 @@ static int cmd_stock_receive(struct ctl *ctl, int argc, char **argv)
                 batch_no);
         return 1;
     case -EADDRINUSE:
-        fprintf(stderr, "cardctl: some serials of %s..%s were already received in another batch;"
-                        " nothing received\n", first, last);
+        fprintf(stderr,
+                "cardctl: some serials of %s..%s were already received in another batch;"
+                " nothing received\n",
+                first, last);
         return 1;
     default:
         return db_failed(ctl, "cannot receive the batch", rc);
@@ -595,11 +604,12 @@ static void progress_line(const struct production_progress *p, char *line, size_
     struct tm tm;
     if (localtime_r(&now, &tm))
         strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
-    int n = snprintf(line, len,
-                     "%s  queued %ld (held %ld) | in production %ld | today produced %ld, spoiled %ld"
-                     " | stations %ld busy %ld idle %ld error",
-                     clock, p->waiting, p->held, p->in_production, p->produced_today,
-                     p->spoiled_today, p->busy, p->idle, p->error);
+    int n =
+        snprintf(line, len,
+                 "%s  queued %ld (held %ld) | in production %ld | today produced %ld, spoiled %ld"
+                 " | stations %ld busy %ld idle %ld error",
+                 clock, p->waiting, p->held, p->in_production, p->produced_today, p->spoiled_today,
+                 p->busy, p->idle, p->error);
     if (n > 0 && (size_t)n < len && (p->paused || p->offline))
         n += snprintf(line + n, len - (size_t)n, " %ld paused %ld offline", p->paused, p->offline);
     if (n > 0 && (size_t)n < len)
@@ -634,7 +644,7 @@ static int cmd_watch(struct ctl *ctl, int argc, char **argv)
     if (need_db(ctl))
         return 1;
     bool tty = isatty(STDOUT_FILENO);
-    struct sigaction sa = { .sa_handler = on_stop };   /* no SA_RESTART: wake the nap */
+    struct sigaction sa = { .sa_handler = on_stop }; /* no SA_RESTART: wake the nap */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -652,7 +662,8 @@ static int cmd_watch(struct ctl *ctl, int argc, char **argv)
         if (tty) {
             /* One line redrawn in place, cut to the terminal's width so it never wraps. */
             struct winsize ws;
-            int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col - 1 : 0;
+            int cols =
+                ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col - 1 : 0;
             printf("\r%.*s\033[K", cols > 0 ? cols : (int)sizeof(line), line);
         } else {
             printf("%s\n", line);
@@ -673,23 +684,26 @@ static int cmd_watch(struct ctl *ctl, int argc, char **argv)
 }
 
 static const struct command {
-    const char *word1, *word2;   /* word2 NULL: a one-word command */
-    int (*run)(struct ctl *, int, char **);   /* argv[0] is the last command word */
+    const char *word1, *word2;              /* word2 NULL: a one-word command */
+    int (*run)(struct ctl *, int, char **); /* argv[0] is the last command word */
     const char *usage;
 } commands[] = {
     { "token", "create", cmd_token_create, "token create --role ROLE --name NAME" },
-    { "courier", "add", cmd_courier_add, "courier add NAME   (prints its token and signing secret once)" },
+    { "courier", "add", cmd_courier_add,
+      "courier add NAME   (prints its token and signing secret once)" },
     { "branches", "import", cmd_branches_import, "branches import FILE.csv" },
     { "cities", "import", cmd_cities_import, "cities import FILE.csv" },
     { "holidays", "import", cmd_holidays_import, "holidays import FILE.csv" },
     { "keys", "init", cmd_keygen, "keys init [FILE]   (the master key)" },
     { "card", "read", cmd_card_read,
       "card read [--trust PEM] [--timeout MS] [READER]   (exit 0 consistent, 1 not, 3 no reader or card)" },
-    { "card", "face", cmd_card_face, "card face REQUEST_NO OUT.png   (the card's face; a preview before production)" },
+    { "card", "face", cmd_card_face,
+      "card face REQUEST_NO OUT.png   (the card's face; a preview before production)" },
     { "stations", NULL, cmd_stations, "stations" },
     { "station", "pause", cmd_station_pause, "station pause ID" },
     { "station", "resume", cmd_station_resume, "station resume ID   (also clears an error)" },
-    { "queue", NULL, cmd_queue, "queue [--limit N]   (what waits, oldest first, and held requests)" },
+    { "queue", NULL, cmd_queue,
+      "queue [--limit N]   (what waits, oldest first, and held requests)" },
     { "request", "release", cmd_request_release,
       "request release REQUEST_NO   (a request held after too many spoiled cards)" },
     { "stock", "receive", cmd_stock_receive, "stock receive BATCH FIRST_SERIAL COUNT" },

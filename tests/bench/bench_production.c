@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define STATIONS 8
-#define HOSTS (STATIONS / LINE_STATIONS_PER_HOST)
+#define HOSTS    (STATIONS / LINE_STATIONS_PER_HOST)
 
 static long sql_long(const char *sql)
 {
@@ -58,7 +58,8 @@ int main(void)
     }
     for (int h = 0; h < HOSTS; h++) {
         line_env_config(&line, h, "st", config, sizeof(config));
-        if ((h == 0 ? harness_setup(&svc[0], config) : harness_clone(&svc[0], &svc[h], config)) != 0)
+        if ((h == 0 ? harness_setup(&svc[0], config) : harness_clone(&svc[0], &svc[h], config)) !=
+            0)
             goto out;
     }
     if (line_env_keys(&line, svc[0].dir, "B-1") != 0 ||
@@ -86,7 +87,8 @@ int main(void)
             }
             /* Stations on host 1 would start early: hold them until all run. */
             harness_sql(NULL, 0, "UPDATE stations SET paused = true");
-            snprintf(body, sizeof(body), "{\"batch_no\":\"B-1\",\"first_serial\":\"B00000001\",\"count\":%d}",
+            snprintf(body, sizeof(body),
+                     "{\"batch_no\":\"B-1\",\"first_serial\":\"B00000001\",\"count\":%d}",
                      total + 20);
             http_post_json(&svc[0], operator_, "/v1/stock/batches", body, &r);
             reply_free(&r);
@@ -109,26 +111,29 @@ int main(void)
     }
     long produced = sql_long("SELECT count(*) FROM requests WHERE status = 'produced'");
     long spoiled = sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled'");
-    long stations_used = sql_long("SELECT count(DISTINCT station_id) FROM production_attempts WHERE outcome = 'produced'");
+    long stations_used = sql_long(
+        "SELECT count(DISTINCT station_id) FROM production_attempts WHERE outcome = 'produced'");
     /* Each station's rate from its first claim to its last card recorded,
      * summed: the stations do not start at the same instant. */
-    double per_hour = sql_double("SELECT sum(n / extract(epoch FROM last - first)) * 3600 FROM"
-                                 " (SELECT count(*) AS n, min(started_at) AS first, max(finished_at) AS last"
-                                 "  FROM production_attempts WHERE outcome = 'produced' GROUP BY station_id) s");
+    double per_hour =
+        sql_double("SELECT sum(n / extract(epoch FROM last - first)) * 3600 FROM"
+                   " (SELECT count(*) AS n, min(started_at) AS first, max(finished_at) AS last"
+                   "  FROM production_attempts WHERE outcome = 'produced' GROUP BY station_id) s");
     double window = sql_double("SELECT extract(epoch FROM max(finished_at) - min(started_at))"
                                " FROM production_attempts");
-    double gap = sql_double("SELECT avg(extract(epoch FROM (p.started_at - q.finished_at)))"
-                            " FROM production_attempts p JOIN production_attempts q"
-                            " ON q.station_id = p.station_id AND q.id = (SELECT max(id) FROM production_attempts x"
-                            "  WHERE x.station_id = p.station_id AND x.id < p.id)");
+    double gap = sql_double(
+        "SELECT avg(extract(epoch FROM (p.started_at - q.finished_at)))"
+        " FROM production_attempts p JOIN production_attempts q"
+        " ON q.station_id = p.station_id AND q.id = (SELECT max(id) FROM production_attempts x"
+        "  WHERE x.station_id = p.station_id AND x.id < p.id)");
     double ceiling = STATIONS * 3600.0 / (cycle_ms / 1000.0);
     printf("stations %d (%d service instances, one database), printing cycle %.1f s, %d cards\n",
            STATIONS, HOSTS, cycle_ms / 1000.0, total);
-    printf("produced %ld, spoiled %ld, on %ld stations, in %.1f s\n", produced, spoiled, stations_used,
-           window);
+    printf("produced %ld, spoiled %ld, on %ld stations, in %.1f s\n", produced, spoiled,
+           stations_used, window);
     printf("software time between two cards of a station: %.0f ms on average\n", gap * 1000);
-    printf("cards per hour: %.0f; ceiling %d x 3600 / %.1f s = %.0f; ratio %.3f\n", per_hour, STATIONS,
-           cycle_ms / 1000.0, ceiling, per_hour / ceiling);
+    printf("cards per hour: %.0f; ceiling %d x 3600 / %.1f s = %.0f; ratio %.3f\n", per_hour,
+           STATIONS, cycle_ms / 1000.0, ceiling, per_hour / ceiling);
     printf("reproduce: BENCH_CYCLE_MS=%d BENCH_CARDS=%d make bench\n", cycle_ms, per_station);
     rc = produced == total && spoiled == 0 ? 0 : 1;
 out:

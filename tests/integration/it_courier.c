@@ -42,7 +42,8 @@ static void parcel(char no[40], char nid[11], char tracking[14], json_t *address
         json_t *addr = json_object_get(req, "address");
         const char *key;
         json_t *v;
-        json_object_foreach(address_patch, key, v) {
+        json_object_foreach(address_patch, key, v)
+        {
             if (json_is_null(v))
                 json_object_del(addr, key);
             else
@@ -54,16 +55,23 @@ static void parcel(char no[40], char nid[11], char tracking[14], json_t *address
     assert_int_equal(flow_dispatch(&svc, operator_, "fastpost", no, tracking), 0);
     /* Set-up: the card was handed to the courier two days ago, so the
      * courier's scans of the last day come after it. */
-    assert_int_equal(flow_sql(NULL, 0, "UPDATE parcels SET created_at = created_at - interval '2 days'"
-                                       " WHERE tracking_no = '%s'", tracking), 0);
-    assert_int_equal(flow_sql(NULL, 0, "UPDATE request_events SET at = at - interval '2 days'"
-                                       " WHERE request_id = (SELECT id FROM requests WHERE request_no = '%s')",
-                              no), 0);
+    assert_int_equal(flow_sql(NULL, 0,
+                              "UPDATE parcels SET created_at = created_at - interval '2 days'"
+                              " WHERE tracking_no = '%s'",
+                              tracking),
+                     0);
+    assert_int_equal(
+        flow_sql(NULL, 0,
+                 "UPDATE request_events SET at = at - interval '2 days'"
+                 " WHERE request_id = (SELECT id FROM requests WHERE request_no = '%s')",
+                 no),
+        0);
 }
 
 static void post(const char *body, struct reply *r)
 {
-    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret, 0, body, r), 0);
+    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret, 0, body, r),
+                     0);
 }
 
 static void send_event(const char *id, const char *tracking, const char *code, long offset,
@@ -97,7 +105,8 @@ static int group_setup(void **state)
         harness_token(&svc, "operator", "op-fatimah", operator_, sizeof(operator_)) ||
         harness_token(&svc, "branch", "ruh-oly-desk", branch_staff, sizeof(branch_staff)) ||
         flow_courier_add(&svc, "fastpost", courier, sizeof(courier), secret, sizeof(secret)) ||
-        flow_courier_add(&svc, "slowpost", other, sizeof(other), other_secret, sizeof(other_secret)))
+        flow_courier_add(&svc, "slowpost", other, sizeof(other), other_secret,
+                         sizeof(other_secret)))
         return -1;
     return harness_start(&svc);
 }
@@ -113,8 +122,9 @@ static void test_courier_add(void **state)
     (void)state;
     char t[128], s[128], out[256];
     /* The secret is derived, never stored: the table holds only a salt. */
-    flow_sql(out, sizeof(out), "SELECT count(*) FROM couriers WHERE name = 'fastpost'"
-                               " AND length(secret_salt) = 16");
+    flow_sql(out, sizeof(out),
+             "SELECT count(*) FROM couriers WHERE name = 'fastpost'"
+             " AND length(secret_salt) = 16");
     assert_string_equal(out, "1");
     assert_int_equal(strlen(secret), 64);
     /* A name is taken once. */
@@ -123,7 +133,8 @@ static void test_courier_add(void **state)
     char plain[128];
     assert_int_equal(harness_token(&svc, "courier", "not-a-courier", plain, sizeof(plain)), 0);
     struct reply r;
-    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", plain, secret, 0, "{}", &r), 0);
+    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", plain, secret, 0, "{}", &r),
+                     0);
     assert_int_equal(r.status, 403);
     reply_free(&r);
 }
@@ -151,16 +162,19 @@ static void test_signatures(void **state)
     assert_int_equal(r.status, 401);
     reply_free(&r);
     /* Wrong: another courier's secret. */
-    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, other_secret, 0, body, &r), 0);
+    assert_int_equal(
+        flow_signed(&svc, "POST", "/v1/courier/events", courier, other_secret, 0, body, &r), 0);
     assert_int_equal(r.status, 401);
     reply_free(&r);
     /* Expired and from the future: more than 300 s of skew. */
     assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret,
-                                 (long)time(NULL) - 400, body, &r), 0);
+                                 (long)time(NULL) - 400, body, &r),
+                     0);
     assert_int_equal(r.status, 401);
     reply_free(&r);
     assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret,
-                                 (long)time(NULL) + 400, body, &r), 0);
+                                 (long)time(NULL) + 400, body, &r),
+                     0);
     assert_int_equal(r.status, 401);
     reply_free(&r);
     /* Signed over another body. */
@@ -169,7 +183,8 @@ static void test_signatures(void **state)
         auth_sign(secret, (long)time(NULL), "{}", 2, sig, sizeof(sig));
         snprintf(sig_header, sizeof(sig_header), "X-Signature: %s", sig);
         const char *h3[] = { auth, "Content-Type: application/json", sig_header, NULL };
-        assert_int_equal(http_call(&svc, "POST", "/v1/courier/events", h3, body, strlen(body), &r), 0);
+        assert_int_equal(http_call(&svc, "POST", "/v1/courier/events", h3, body, strlen(body), &r),
+                         0);
         assert_int_equal(r.status, 401);
         reply_free(&r);
     }
@@ -181,12 +196,14 @@ static void test_signatures(void **state)
 
     /* Right: applied. The same signed call again (a replay): a duplicate. */
     long t = (long)time(NULL);
-    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret, t, body, &r), 0);
+    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret, t, body, &r),
+                     0);
     assert_int_equal(r.status, 200);
     assert_string_equal(flow_str(r.json, "result"), "applied");
     assert_string_equal(flow_str(r.json, "status"), "in_transit");
     reply_free(&r);
-    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret, t, body, &r), 0);
+    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", courier, secret, t, body, &r),
+                     0);
     assert_int_equal(r.status, 200);
     assert_string_equal(flow_str(r.json, "result"), "duplicate");
     assert_string_equal(flow_str(r.json, "status"), "in_transit");
@@ -195,7 +212,8 @@ static void test_signatures(void **state)
     assert_string_equal(out, "1");
     flow_sql(out, sizeof(out),
              "SELECT count(*) FROM request_events e JOIN requests q ON q.id = e.request_id"
-             " WHERE q.request_no = '%s' AND e.status = 'in_transit'", no);
+             " WHERE q.request_no = '%s' AND e.status = 'in_transit'",
+             no);
     assert_string_equal(out, "1");
     free(body);
 
@@ -232,7 +250,8 @@ static void test_events_basics(void **state)
     char at[21];
     flow_time(-60, at);
     char *body = flow_event("b-other", tracking, "delivered", at, NULL);
-    assert_int_equal(flow_signed(&svc, "POST", "/v1/courier/events", other, other_secret, 0, body, &r), 0);
+    assert_int_equal(
+        flow_signed(&svc, "POST", "/v1/courier/events", other, other_secret, 0, body, &r), 0);
     assert_int_equal(r.status, 404);
     reply_free(&r);
     free(body);
@@ -241,15 +260,17 @@ static void test_events_basics(void **state)
     assert_int_equal(flow_signed(&svc, "GET", path, other, other_secret, 0, NULL, &r), 0);
     assert_int_equal(r.status, 404);
     reply_free(&r);
-    assert_int_equal(flow_signed(&svc, "GET", "/v1/courier/parcels/NOT-A-NUMBER", courier, secret, 0,
-                                 NULL, &r), 0);
+    assert_int_equal(
+        flow_signed(&svc, "GET", "/v1/courier/parcels/NOT-A-NUMBER", courier, secret, 0, NULL, &r),
+        0);
     assert_int_equal(r.status, 404);
     reply_free(&r);
     assert_string_equal(request_status(no, st), "dispatched");
 
     /* Every failing field is listed. */
     post("{\"event_id\":\"\",\"tracking_no\":\"RR123456784SA\",\"code\":\"lost\","
-         "\"at\":\"2026-13-01T00:00:00Z\",\"reason\":\"dog\",\"location\":7}", &r);
+         "\"at\":\"2026-13-01T00:00:00Z\",\"reason\":\"dog\",\"location\":7}",
+         &r);
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "event_id"), "required");
     assert_string_equal(problem_code_for(&r, "tracking_no"), "format");
@@ -297,10 +318,11 @@ static void test_events_basics(void **state)
     char *e1 = flow_event("bb-1", tracking, "in_transit", a1, NULL);
     char *e2 = flow_event("bb-2", tracking, "out_for_delivery", a2, NULL);
     char batch[2048];
-    snprintf(batch, sizeof(batch),
-             "{\"events\":[%s,%s,%s,{\"event_id\":\"bb-4\",\"code\":\"x\"},"
-             "{\"event_id\":\"bb-5\",\"tracking_no\":\"RR999999995SA\",\"code\":\"picked_up\",\"at\":\"%s\"},7]}",
-             e1, e2, e1, a1);
+    snprintf(
+        batch, sizeof(batch),
+        "{\"events\":[%s,%s,%s,{\"event_id\":\"bb-4\",\"code\":\"x\"},"
+        "{\"event_id\":\"bb-5\",\"tracking_no\":\"RR999999995SA\",\"code\":\"picked_up\",\"at\":\"%s\"},7]}",
+        e1, e2, e1, a1);
     free(e1);
     free(e2);
     post(batch, &r);
@@ -333,7 +355,8 @@ static void test_forward_only(void **state)
     char tb[256];
     snprintf(tb, sizeof(tb), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, nid);
     assert_int_equal(http_post_json(&svc, NULL, "/v1/track", tb, &r), 0);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "delivery"), "attempts")), 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r.json, "delivery"), "attempts")), 1);
     reply_free(&r);
     /* A late scan from before: joins the history, does not move the status. */
     send_event("fw-0", tracking, "in_transit", -900, NULL, &r);
@@ -364,7 +387,8 @@ static void test_forward_only(void **state)
     char out[64];
     flow_sql(out, sizeof(out),
              "SELECT count(*) FROM request_events e JOIN requests q ON q.id = e.request_id"
-             " WHERE q.request_no = '%s' AND e.detail ? 'event_id' AND e.status IS NULL", no);
+             " WHERE q.request_no = '%s' AND e.detail ? 'event_id' AND e.status IS NULL",
+             no);
     assert_string_equal(out, "7");
 }
 
@@ -384,8 +408,9 @@ static void test_redirect_and_collection(void **state)
     char no[40], nid[11], tracking[14], st[64];
     /* An address exactly at Al Suwaidi, which does not hand over cards, and
      * an inactive branch next to it: Al Shifa (7 km) is the answer. */
-    flow_sql(NULL, 0, "INSERT INTO branches VALUES ('RUH-TST', 'Closed test branch', 'فرع مغلق',"
-                      " 'Riyadh', 24.6001, 46.6501, true, false)");
+    flow_sql(NULL, 0,
+             "INSERT INTO branches VALUES ('RUH-TST', 'Closed test branch', 'فرع مغلق',"
+             " 'Riyadh', 24.6001, 46.6501, true, false)");
     parcel(no, nid, tracking, json_pack("{s:f, s:f}", "lat", 24.6000, "lon", 46.6500));
     struct reply r;
     send_event("rd-1", tracking, "out_for_delivery", -7200, NULL, &r);
@@ -421,7 +446,8 @@ static void test_redirect_and_collection(void **state)
     /* Handover is refused until the card is at the branch. */
     char hb[256];
     snprintf(hb, sizeof(hb), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, nid);
-    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r), 0);
+    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r),
+                     0);
     assert_int_equal(r.status, 409);
     reply_free(&r);
 
@@ -450,8 +476,10 @@ static void test_redirect_and_collection(void **state)
     check_branch(json_object_get(d, "branch"), "RUH-SHF");
     assert_string_equal(flow_str(json_object_get(d, "branch"), "city"), "Riyadh");
     json_t *timeline = json_object_get(r.json, "timeline");
-    const char *expect[] = { "queued", "dispatched", "out_for_delivery", "delivery_failed",
-                             "out_for_delivery", "redirected_to_branch", "ready_for_collection" };
+    const char *expect[] = {
+        "queued",           "dispatched",           "out_for_delivery",    "delivery_failed",
+        "out_for_delivery", "redirected_to_branch", "ready_for_collection"
+    };
     assert_int_equal(json_array_size(timeline), 7);
     for (size_t i = 0; i < 7; i++)
         assert_string_equal(flow_str(json_array_get(timeline, i), "status"), expect[i]);
@@ -461,11 +489,13 @@ static void test_redirect_and_collection(void **state)
     char wrong_nid[11];
     make_national_id("100000999", wrong_nid);
     snprintf(hb, sizeof(hb), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, wrong_nid);
-    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r), 0);
+    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r),
+                     0);
     assert_int_equal(r.status, 404);
     reply_free(&r);
     snprintf(hb, sizeof(hb), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, nid);
-    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", hb, &r), 0);
+    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", hb, &r),
+                     0);
     assert_int_equal(r.status, 409);
     assert_non_null(strstr(flow_str(r.json, "type"), "not_at_branch"));
     reply_free(&r);
@@ -473,7 +503,8 @@ static void test_redirect_and_collection(void **state)
     assert_int_equal(r.status, 404);
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover",
-                                     "{\"request_no\":\"bad no\",\"national_id\":\"123\"}", &r), 0);
+                                    "{\"request_no\":\"bad no\",\"national_id\":\"123\"}", &r),
+                     0);
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "request_no"), "format");
     assert_string_equal(problem_code_for(&r, "national_id"), "format");
@@ -484,11 +515,13 @@ static void test_redirect_and_collection(void **state)
     assert_string_equal(request_status(no, st), "ready_for_collection");
 
     /* Right branch, right holder: collected; again: the same answer. */
-    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r), 0);
+    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r),
+                     0);
     assert_int_equal(r.status, 200);
     assert_string_equal(flow_str(r.json, "status"), "collected");
     reply_free(&r);
-    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r), 0);
+    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover", hb, &r),
+                     0);
     assert_int_equal(r.status, 200);
     reply_free(&r);
     assert_string_equal(request_status(no, st), "collected");
@@ -504,11 +537,14 @@ static void test_redirect_without_coordinates(void **state)
 {
     (void)state;
     char no[40], nid[11], tracking[14];
-    parcel(no, nid, tracking, json_pack("{s:s, s:s, s:n, s:n, s:n}", "city", "Jeddah",
-                                        "district", "Al Balad", "lat", "lon", "short_address"));
+    parcel(no, nid, tracking,
+           json_pack("{s:s, s:s, s:n, s:n, s:n}", "city", "Jeddah", "district", "Al Balad", "lat",
+                     "lon", "short_address"));
     char out[64];
-    flow_sql(out, sizeof(out), "SELECT count(*) FROM request_addresses a JOIN requests q"
-                               " ON q.id = a.request_id WHERE q.request_no = '%s' AND a.lat IS NULL", no);
+    flow_sql(out, sizeof(out),
+             "SELECT count(*) FROM request_addresses a JOIN requests q"
+             " ON q.id = a.request_id WHERE q.request_no = '%s' AND a.lat IS NULL",
+             no);
     assert_string_equal(out, "1");
     struct reply r;
     send_event("nc-1", tracking, "delivery_failed", -600, "no_one_home", &r);
@@ -521,7 +557,7 @@ static void test_redirect_without_coordinates(void **state)
 
 /* ---- the same events in any order ---- */
 
-#define PARCELS 100
+#define PARCELS    100
 #define EVENTS_PER 10
 
 struct scripted {
@@ -569,7 +605,8 @@ static void send_batches(json_t *all, size_t per_call)
             fail_msg("batch answered %ld: %s", r.status, r.body ? r.body : "");
         size_t i;
         json_t *res;
-        json_array_foreach(json_object_get(r.json, "results"), i, res) {
+        json_array_foreach(json_object_get(r.json, "results"), i, res)
+        {
             const char *o = flow_str(res, "result");
             if (strcmp(o, "applied") && strcmp(o, "recorded") && strcmp(o, "duplicate"))
                 fail_msg("event %s: %s", flow_str(res, "event_id"), o);
@@ -595,12 +632,14 @@ static void test_arrival_order_does_not_matter(void **state)
             flow_time(ev[i].offset, at);
             snprintf(id0, sizeof(id0), "ord-%d-%d", p, i);
             snprintf(id1, sizeof(id1), "shf-%d-%d", p, i);
-            json_array_append_new(in_order, json_pack("{s:s, s:s, s:s, s:s, s:s?}", "event_id", id0,
-                                                      "tracking_no", tracking[0][p], "code", ev[i].code,
-                                                      "at", at, "reason", ev[i].reason));
-            json_array_append_new(shuffled, json_pack("{s:s, s:s, s:s, s:s, s:s?}", "event_id", id1,
-                                                      "tracking_no", tracking[1][p], "code", ev[i].code,
-                                                      "at", at, "reason", ev[i].reason));
+            json_array_append_new(in_order,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s?}", "event_id", id0,
+                                            "tracking_no", tracking[0][p], "code", ev[i].code, "at",
+                                            at, "reason", ev[i].reason));
+            json_array_append_new(shuffled,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s?}", "event_id", id1,
+                                            "tracking_no", tracking[1][p], "code", ev[i].code, "at",
+                                            at, "reason", ev[i].reason));
         }
     }
     /* The canonical order is by time: sort the first set that way. */
@@ -634,9 +673,10 @@ static void test_arrival_order_does_not_matter(void **state)
 
     for (int p = 0; p < PARCELS; p++) {
         char a[256], b[256];
-        const char *q = "SELECT r.status || '|' || pa.failed_attempts || '|' || coalesce(pa.branch_id, '-')"
-                        " || '|' || coalesce(pa.collect_by::text, '-') FROM parcels pa"
-                        " JOIN requests r ON r.id = pa.request_id WHERE pa.tracking_no = '%s'";
+        const char *q =
+            "SELECT r.status || '|' || pa.failed_attempts || '|' || coalesce(pa.branch_id, '-')"
+            " || '|' || coalesce(pa.collect_by::text, '-') FROM parcels pa"
+            " JOIN requests r ON r.id = pa.request_id WHERE pa.tracking_no = '%s'";
         flow_sql(a, sizeof(a), q, tracking[0][p]);
         flow_sql(b, sizeof(b), q, tracking[1][p]);
         if (strcmp(a, b) != 0)
@@ -644,9 +684,11 @@ static void test_arrival_order_does_not_matter(void **state)
     }
     /* The stories end where they should. */
     char out[256];
-    flow_sql(out, sizeof(out), "SELECT string_agg(DISTINCT r.status, ',' ORDER BY r.status) FROM parcels pa"
-                               " JOIN requests r ON r.id = pa.request_id WHERE pa.tracking_no IN ('%s','%s','%s','%s')",
-             tracking[1][0], tracking[1][1], tracking[1][2], tracking[1][3]);
+    flow_sql(
+        out, sizeof(out),
+        "SELECT string_agg(DISTINCT r.status, ',' ORDER BY r.status) FROM parcels pa"
+        " JOIN requests r ON r.id = pa.request_id WHERE pa.tracking_no IN ('%s','%s','%s','%s')",
+        tracking[1][0], tracking[1][1], tracking[1][2], tracking[1][3]);
     assert_string_equal(out, "delivered,out_for_delivery,ready_for_collection");
     flow_sql(out, sizeof(out), "SELECT count(*) FROM courier_events WHERE event_id LIKE 'shf-%%'");
     assert_string_equal(out, "1000");
@@ -657,7 +699,10 @@ static void test_no_5xx_on_garbage(void **state)
 {
     (void)state;
     static const char *const bodies[] = {
-        "{}", "{\"events\":null}", "{\"events\":[null,[],\"x\",{}]}", "{\"event_id\":[]}",
+        "{}",
+        "{\"events\":null}",
+        "{\"events\":[null,[],\"x\",{}]}",
+        "{\"event_id\":[]}",
         "{\"event_id\":\"a\",\"tracking_no\":\"RR123456785SA\",\"code\":\"picked_up\",\"at\":\"1900-01-01T00:00:00Z\"}",
         "{\"event_id\":\"\\u0000\",\"tracking_no\":\"RR\\u0000\",\"code\":{},\"at\":7,\"reason\":[],\"location\":\"\\u0000\"}",
         "{\"event_id\":\"Ø§\",\"tracking_no\":\"Ø§Ø§Ø§Ø§Ø§Ø§\",\"code\":\"delivered\",\"at\":\"9999-12-31T23:59:59Z\"}",
@@ -669,13 +714,15 @@ static void test_no_5xx_on_garbage(void **state)
         if (r.status >= 500)
             fail_msg("event body %zu answered %ld: %s", i, r.status, r.body ? r.body : "");
         reply_free(&r);
-        assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", bodies[i], &r), 0);
+        assert_int_equal(
+            http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", bodies[i], &r), 0);
         if (r.status >= 500)
             fail_msg("handover body %zu answered %ld", i, r.status);
         reply_free(&r);
     }
     static const char *const paths[] = {
-        "/v1/courier/parcels/%00", "/v1/courier/parcels/RR123456785SA",
+        "/v1/courier/parcels/%00",
+        "/v1/courier/parcels/RR123456785SA",
         "/v1/courier/parcels/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {

@@ -20,7 +20,7 @@
 
 #define STATIONS 2
 #define REQUESTS 60
-#define CARDS 200
+#define CARDS    200
 
 static struct service svc;
 static struct line_env line;
@@ -74,23 +74,32 @@ static void check_invariants(int round)
     assert_int_equal(sql_long("SELECT count(*) FROM requests"), REQUESTS);
     /* None produced twice, and each produced request has exactly one used card. */
     assert_int_equal(sql_long("SELECT count(*) FROM (SELECT request_id FROM production_attempts"
-                              " WHERE outcome = 'produced' GROUP BY 1 HAVING count(*) > 1) x"), 0);
-    assert_int_equal(sql_long("SELECT count(*) FROM requests r WHERE r.status = 'produced' AND"
-                              " (SELECT count(*) FROM cards c WHERE c.request_id = r.id AND c.state = 'used') <> 1"), 0);
+                              " WHERE outcome = 'produced' GROUP BY 1 HAVING count(*) > 1) x"),
+                     0);
+    assert_int_equal(
+        sql_long(
+            "SELECT count(*) FROM requests r WHERE r.status = 'produced' AND"
+            " (SELECT count(*) FROM cards c WHERE c.request_id = r.id AND c.state = 'used') <> 1"),
+        0);
     assert_int_equal(sql_long("SELECT count(*) FROM cards WHERE state = 'used'"),
                      sql_long("SELECT count(*) FROM requests WHERE status = 'produced'"));
     /* Every card is somewhere: the states add up to what was received. */
     assert_int_equal(sql_long("SELECT count(*) FROM cards"), CARDS);
     assert_int_equal(sql_long("SELECT sum(count) FROM stock_batches"), CARDS);
     /* A card in production belongs to exactly one job in progress, and back. */
-    assert_int_equal(sql_long("SELECT count(*) FROM cards c WHERE c.state = 'in_production' AND NOT EXISTS"
-                              " (SELECT 1 FROM production_attempts p WHERE p.card_serial = c.serial"
-                              "  AND p.outcome = 'in_progress')"), 0);
-    assert_int_equal(sql_long("SELECT count(*) FROM production_attempts p WHERE p.outcome = 'in_progress'"
-                              " AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.serial = p.card_serial"
-                              "  AND c.state = 'in_production')"), 0);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM cards c WHERE c.state = 'in_production' AND NOT EXISTS"
+                 " (SELECT 1 FROM production_attempts p WHERE p.card_serial = c.serial"
+                 "  AND p.outcome = 'in_progress')"),
+        0);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM production_attempts p WHERE p.outcome = 'in_progress'"
+                 " AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.serial = p.card_serial"
+                 "  AND c.state = 'in_production')"),
+        0);
     /* Spoiled cards always say why. */
-    assert_int_equal(sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason IS NULL"), 0);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason IS NULL"), 0);
     (void)round;
 }
 
@@ -100,7 +109,8 @@ static void test_kill_and_restart(void **state)
     struct reply r;
     assert_int_equal(start(), 0);
     char body[200];
-    snprintf(body, sizeof(body), "{\"batch_no\":\"B-1\",\"first_serial\":\"C00000001\",\"count\":%d}", CARDS);
+    snprintf(body, sizeof(body),
+             "{\"batch_no\":\"B-1\",\"first_serial\":\"C00000001\",\"count\":%d}", CARDS);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches", body, &r), 0);
     assert_int_equal(r.status, 201);
     reply_free(&r);
@@ -123,17 +133,20 @@ static void test_kill_and_restart(void **state)
         if (sql_long("SELECT count(*) FROM requests WHERE status <> 'produced'") == 0)
             break;
         usleep((useconds_t)(200000 + rand_r(&seed) % 1300000));
-        harness_stop(&svc, true);   /* kill -9 */
+        harness_stop(&svc, true); /* kill -9 */
         kills++;
-        long flying = sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'");
+        long flying =
+            sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'");
         in_flight_at_kill += (int)flying;
         check_invariants(round);
         assert_int_equal(start(), 0);
         /* On restart every job that was in flight is resolved. */
         char sql[200];
         long max_id = sql_long("SELECT coalesce(max(id), 0) FROM production_attempts");
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'"
-                                   " AND id <= %ld", max_id);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'"
+                 " AND id <= %ld",
+                 max_id);
         int waited = 0;
         while (sql_long(sql) > 0 && waited++ < 200)
             usleep(50000);
@@ -150,13 +163,17 @@ static void test_kill_and_restart(void **state)
     }
     assert_int_equal(sql_long("SELECT count(*) FROM requests WHERE status = 'produced'"), REQUESTS);
     check_invariants(-1);
-    assert_int_equal(sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'"), 0);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'"), 0);
     /* Each job caught by a kill was resolved and its card spoiled, with the audit log saying so. */
     long recovered = sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'unknown'");
     assert_int_equal(recovered, in_flight_at_kill);
-    assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'job.recovered'"), recovered);
-    assert_int_equal(sql_long("SELECT count(*) FROM cards WHERE spoil_reason = 'fate unknown after restart: rejected'"),
+    assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'job.recovered'"),
                      recovered);
+    assert_int_equal(
+        sql_long(
+            "SELECT count(*) FROM cards WHERE spoil_reason = 'fate unknown after restart: rejected'"),
+        recovered);
     printf("%d kills, %ld jobs in flight at a kill, all resolved\n", kills, recovered);
     assert_true(recovered > 0);
 }

@@ -25,7 +25,8 @@ static void produced(char no[40])
     snprintf(nine, sizeof(nine), "2%08d", next_id);
     make_national_id(nine, nid);
     snprintf(no, 40, "RQ-DS-%06d", next_id++);
-    assert_int_equal(flow_produced(&svc, intake, sample_json(no, nid, "national_id", "damaged")), 0);
+    assert_int_equal(flow_produced(&svc, intake, sample_json(no, nid, "national_id", "damaged")),
+                     0);
 }
 
 static void dispatch(const char *body, struct reply *r)
@@ -101,8 +102,10 @@ static void test_dispatch(void **state)
     assert_string_equal(flow_str(d, "tracking_no"), t1);
     reply_free(&r);
     char out[64];
-    flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications n JOIN requests q ON q.id = n.request_id"
-                               " WHERE q.request_no = '%s' AND n.status = 'dispatched'", a);
+    flow_sql(out, sizeof(out),
+             "SELECT count(*) FROM notifications n JOIN requests q ON q.id = n.request_id"
+             " WHERE q.request_no = '%s' AND n.status = 'dispatched'",
+             a);
     assert_string_equal(out, "1");
 
     /* Already dispatched: no longer produced, 409. */
@@ -122,12 +125,13 @@ static void test_atomic(void **state)
     produced(queued);
     produced(cancelled);
     flow_sql(NULL, 0, "UPDATE requests SET status = 'queued' WHERE request_no = '%s'", queued);
-    flow_sql(NULL, 0, "UPDATE requests SET status = 'cancelled' WHERE request_no = '%s'", cancelled);
+    flow_sql(NULL, 0, "UPDATE requests SET status = 'cancelled' WHERE request_no = '%s'",
+             cancelled);
     char before[32], after[32];
     flow_sql(before, sizeof(before), "SELECT count(*) FROM parcels");
     char body[256];
-    snprintf(body, sizeof(body), "{\"courier\":\"smsa\",\"request_nos\":[\"%s\",\"%s\",\"%s\"]}", ok,
-             queued, cancelled);
+    snprintf(body, sizeof(body), "{\"courier\":\"smsa\",\"request_nos\":[\"%s\",\"%s\",\"%s\"]}",
+             ok, queued, cancelled);
     struct reply r;
     dispatch(body, &r);
     assert_int_equal(r.status, 409);
@@ -137,7 +141,8 @@ static void test_atomic(void **state)
     bool saw_queued = false, saw_cancelled = false;
     size_t i;
     json_t *e;
-    json_array_foreach(list, i, e) {
+    json_array_foreach(list, i, e)
+    {
         saw_queued |= strcmp(flow_str(e, "request_no"), queued) == 0 &&
                       strcmp(flow_str(e, "status"), "queued") == 0;
         saw_cancelled |= strcmp(flow_str(e, "request_no"), cancelled) == 0;
@@ -188,7 +193,8 @@ static void test_validation(void **state)
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "courier"), "unknown");
     reply_free(&r);
-    snprintf(body, sizeof(body), "{\"courier\":\"smsa\",\"request_nos\":[\"%s\",\"RQ-NO-SUCH\"]}", no);
+    snprintf(body, sizeof(body), "{\"courier\":\"smsa\",\"request_nos\":[\"%s\",\"RQ-NO-SUCH\"]}",
+             no);
     dispatch(body, &r);
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "request_nos[1]"), "unknown");
@@ -214,8 +220,12 @@ static void test_validation(void **state)
 
     /* Garbage never makes a 5xx. */
     static const char *const bodies[] = {
-        "null", "[]", "{\"courier\":null,\"request_nos\":null}", "{\"courier\":\"a\\u0000b\"}",
-        "{\"courier\":{},\"request_nos\":[[]]}", "{\"request_nos\":[null,{},1.5,true]}",
+        "null",
+        "[]",
+        "{\"courier\":null,\"request_nos\":null}",
+        "{\"courier\":\"a\\u0000b\"}",
+        "{\"courier\":{},\"request_nos\":[[]]}",
+        "{\"request_nos\":[null,{},1.5,true]}",
     };
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         dispatch(bodies[i], &r);
@@ -250,7 +260,8 @@ static void test_tracking_numbers_unique(void **state)
         produced(nos[i]);
     for (int i = 0; i < 20; i += 5) {
         char body[1024];
-        snprintf(body, sizeof(body), "{\"courier\":\"smsa\",\"request_nos\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}",
+        snprintf(body, sizeof(body),
+                 "{\"courier\":\"smsa\",\"request_nos\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}",
                  nos[i], nos[i + 1], nos[i + 2], nos[i + 3], nos[i + 4]);
         struct reply r;
         dispatch(body, &r);
@@ -261,8 +272,9 @@ static void test_tracking_numbers_unique(void **state)
     flow_sql(out, sizeof(out), "SELECT count(*) - count(DISTINCT tracking_no) FROM parcels");
     assert_string_equal(out, "0");
     /* The sequence never cycles. */
-    flow_sql(out, sizeof(out), "SELECT seqcycle::text FROM pg_sequences s JOIN pg_sequence q"
-                               " ON q.seqrelid = 'tracking_serial'::regclass LIMIT 1");
+    flow_sql(out, sizeof(out),
+             "SELECT seqcycle::text FROM pg_sequences s JOIN pg_sequence q"
+             " ON q.seqrelid = 'tracking_serial'::regclass LIMIT 1");
     assert_string_equal(out, "false");
 }
 

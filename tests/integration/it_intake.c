@@ -54,7 +54,7 @@ static void test_health_and_request_id(void **state)
     struct reply r;
     assert_int_equal(http_get(&svc, NULL, "/healthz", &r), 0);
     assert_int_equal(r.status, 200);
-    assert_true(strlen(r.request_id) >= 16);   /* generated */
+    assert_true(strlen(r.request_id) >= 16); /* generated */
     reply_free(&r);
 
     const char *h[] = { "X-Request-Id: trace-abc-123", NULL };
@@ -66,7 +66,8 @@ static void test_health_and_request_id(void **state)
 
     assert_int_equal(http_get(&svc, NULL, "/metrics", &r), 0);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "cardd_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"));
+    assert_non_null(strstr(
+        r.body, "cardd_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"));
     assert_non_null(strstr(r.body, "cardd_http_request_duration_seconds_bucket"));
     assert_non_null(strstr(r.body, "cardd_queue_depth"));
     assert_non_null(strstr(r.body, "cardd_notification_backlog"));
@@ -98,9 +99,11 @@ static void test_create_idempotent_conflict(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "request_no")), no);
     /* The stored request, whole. */
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "holder"), "name_en")),
-                        "MOHAMMED ABDULLAH ALQAHTANI");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "estimated_delivery"), "earliest")),
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "holder"), "name_en")),
+        "MOHAMMED ABDULLAH ALQAHTANI");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(r.json, "estimated_delivery"), "earliest")),
                         "2026-11-26");
     reply_free(&r);
 
@@ -118,7 +121,8 @@ static void test_create_idempotent_conflict(void **state)
     char *second = sample_request(no2, nid, "national_id", "damaged");
     submit(second, &r);
     assert_int_equal(r.status, 409);
-    assert_non_null(strstr(json_string_value(json_object_get(r.json, "type")), "/problems/active_request"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(r.json, "type")), "/problems/active_request"));
     reply_free(&r);
 
     /* Another kind for the same holder is allowed. */
@@ -158,7 +162,8 @@ static void test_arabic_round_trip(void **state)
     snprintf(path, sizeof(path), "/v1/requests/%s", no);
     assert_int_equal(http_get(&svc, operator_, path, &r), 0);
     assert_int_equal(r.status, 200);
-    const char *got = json_string_value(json_object_get(json_object_get(r.json, "holder"), "name_ar"));
+    const char *got =
+        json_string_value(json_object_get(json_object_get(r.json, "holder"), "name_ar"));
     assert_non_null(got);
     assert_int_equal(strlen(got), strlen(name));
     assert_memory_equal(got, name, strlen(name));
@@ -185,7 +190,8 @@ static void test_http_errors(void **state)
 
     /* Wrong content type: 415. */
     const char *text_plain[] = { "Content-Type: text/plain", auth, NULL };
-    assert_int_equal(http_call(&svc, "POST", "/v1/requests", text_plain, body, strlen(body), &r), 0);
+    assert_int_equal(http_call(&svc, "POST", "/v1/requests", text_plain, body, strlen(body), &r),
+                     0);
     assert_int_equal(r.status, 415);
     assert_string_equal(r.content_type, "application/problem+json");
     assert_int_equal(json_integer_value(json_object_get(r.json, "status")), 415);
@@ -216,7 +222,8 @@ static void test_http_errors(void **state)
     submit(huge, &r);
     assert_int_equal(r.status, 413);
     reply_free(&r);
-    const char *chunked[] = { "Content-Type: application/json", "Transfer-Encoding: chunked", auth, NULL };
+    const char *chunked[] = { "Content-Type: application/json", "Transfer-Encoding: chunked", auth,
+                              NULL };
     assert_int_equal(http_call(&svc, "POST", "/v1/requests", chunked, huge, big, &r), 0);
     assert_int_equal(r.status, 413);
     reply_free(&r);
@@ -227,7 +234,8 @@ static void test_http_errors(void **state)
     assert_int_equal(r.status, 401);
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, "cdt_notarealtokennotarealtokennotarealtokennotareal",
-                                    "/v1/requests", body, &r), 0);
+                                    "/v1/requests", body, &r),
+                     0);
     assert_int_equal(r.status, 401);
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/requests", body, &r), 0);
@@ -298,8 +306,8 @@ static void test_every_invalid_field_listed(void **state)
     harness_fresh_nid(nid);
     harness_fresh_no("RQ-IT", no, sizeof(no));
     json_t *j = sample_json(no, nid, "national_id", "lost");
-    json_object_set_new(j, "national_id", json_string("1000000009"));     /* bad Luhn */
-    json_object_set_new(j, "phone", json_string("+966401234567"));        /* not a mobile */
+    json_object_set_new(j, "national_id", json_string("1000000009")); /* bad Luhn */
+    json_object_set_new(j, "phone", json_string("+966401234567"));    /* not a mobile */
     json_object_set_new(j, "kind", json_string("passport"));
     json_t *addr = json_object_get(j, "address");
     json_object_set_new(addr, "postal_code", json_string("1234"));
@@ -309,8 +317,9 @@ static void test_every_invalid_field_listed(void **state)
     json_object_set_new(addr, "lat", json_real(124.0));
     json_object_set_new(json_object_get(j, "holder"), "name_ar", json_string("Mohammed"));
     json_object_set_new(json_object_get(j, "holder"), "birth_date", json_string("1990-02-30"));
-    json_object_set_new(j, "terms_accepted_at", json_string("2026-11-22T10:00:00Z")); /* after approval */
-    json_array_remove(json_object_get(j, "documents"), 1);                 /* no loss report */
+    json_object_set_new(j, "terms_accepted_at",
+                        json_string("2026-11-22T10:00:00Z")); /* after approval */
+    json_array_remove(json_object_get(j, "documents"), 1);    /* no loss report */
     char *body = json_dumps(j, JSON_COMPACT);
     struct reply r;
     submit(body, &r);
@@ -430,7 +439,8 @@ static void test_cancel(void **state)
     assert_int_equal(http_post_json(&svc, operator_, path, NULL, &r), 0);
     assert_int_equal(r.status, 403);
     reply_free(&r);
-    assert_int_equal(http_post_json(&svc, intake, path, "{\"reason\":\"holder found the card\"}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, intake, path, "{\"reason\":\"holder found the card\"}", &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "status")), "cancelled");
     reply_free(&r);
@@ -444,7 +454,8 @@ static void test_cancel(void **state)
 
     /* After dispatch: 409, and nothing changes. */
     char sql[200];
-    snprintf(sql, sizeof(sql), "UPDATE requests SET status = 'dispatched' WHERE request_no = '%s'", no2);
+    snprintf(sql, sizeof(sql), "UPDATE requests SET status = 'dispatched' WHERE request_no = '%s'",
+             no2);
     assert_int_equal(harness_sql(NULL, 0, sql), 0);
     snprintf(path, sizeof(path), "/v1/requests/%s/cancel", no2);
     assert_int_equal(http_post_json(&svc, intake, path, NULL, &r), 0);
@@ -485,7 +496,8 @@ static void test_track(void **state)
     assert_string_equal(json_string_value(json_object_get(lbl, "ar")), "تم استلام الطلب");
     assert_string_equal(json_string_value(json_object_get(lbl, "en")), "Request received");
     json_t *delivery = json_object_get(r.json, "delivery");
-    assert_string_equal(json_string_value(json_object_get(delivery, "address")), "Riyadh, Al Olaya, ****");
+    assert_string_equal(json_string_value(json_object_get(delivery, "address")),
+                        "Riyadh, Al Olaya, ****");
     assert_int_equal(json_array_size(json_object_get(r.json, "timeline")), 1);
     /* Nothing private. */
     assert_null(strstr(r.body, "+9665"));
@@ -556,14 +568,27 @@ static void test_no_5xx_on_garbage(void **state)
 {
     (void)state;
     static const char *const bodies[] = {
-        "", "null", "0", "\"x\"", "{}", "{\"request_no\":null}", "{\"request_no\":123}",
-        "{\"holder\":[]}", "{\"holder\":{\"name_ar\":{}}}", "{\"address\":\"x\"}",
-        "{\"documents\":{}}", "{\"documents\":[1,2,3]}", "{\"documents\":[{\"type\":7}]}",
-        "{\"address\":{\"lat\":\"north\",\"lon\":1e999}}", "{\"approved_at\":\"2026-13-45T99:99:99Z\"}",
-        "{\"terms_accepted_at\":\"\"}", "{\"national_id\":\"１٢٣٤٥٦٧٨٩٠\"}",
+        "",
+        "null",
+        "0",
+        "\"x\"",
+        "{}",
+        "{\"request_no\":null}",
+        "{\"request_no\":123}",
+        "{\"holder\":[]}",
+        "{\"holder\":{\"name_ar\":{}}}",
+        "{\"address\":\"x\"}",
+        "{\"documents\":{}}",
+        "{\"documents\":[1,2,3]}",
+        "{\"documents\":[{\"type\":7}]}",
+        "{\"address\":{\"lat\":\"north\",\"lon\":1e999}}",
+        "{\"approved_at\":\"2026-13-45T99:99:99Z\"}",
+        "{\"terms_accepted_at\":\"\"}",
+        "{\"national_id\":\"１٢٣٤٥٦٧٨٩٠\"}",
         "{\"request_no\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
         "{\"kind\":\"national_id\",\"reason\":\"lost\",\"documents\":[{\"type\":\"id_copy\"},{\"type\":\"id_copy\"}]}",
-        "{\"request_no\":\"RQ\\u0000X\"}", "\xef\xbb\xbf{}",
+        "{\"request_no\":\"RQ\\u0000X\"}",
+        "\xef\xbb\xbf{}",
     };
     struct reply r;
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {

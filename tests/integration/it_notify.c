@@ -39,8 +39,9 @@ static int gateway_start(const char *dir)
     if (gateway_pid < 0)
         return -1;
     if (gateway_pid == 0) {
-        execl(bin, "emu-smsgw", "--out", gateway_out, "--port-file", gateway_portfile, "--fail-file",
-              gateway_down, "--slow-file", gateway_slow, "--delay-ms", "7000", (char *)NULL);
+        execl(bin, "emu-smsgw", "--out", gateway_out, "--port-file", gateway_portfile,
+              "--fail-file", gateway_down, "--slow-file", gateway_slow, "--delay-ms", "7000",
+              (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
@@ -73,9 +74,11 @@ static int group_setup(void **state)
     char dir[] = "/tmp/cardd-smsgw-XXXXXX", path[512], out[256], extra[256];
     if (!mkdtemp(dir) || gateway_start(dir) != 0)
         return -1;
-    gateway_outage(true);   /* down from the start */
-    snprintf(extra, sizeof(extra), "sms_gateway_url = http://127.0.0.1:%d/sms\n"
-                                   "notify_max_backoff_s = 2\nnotify_batch = 25\n", gateway_port);
+    gateway_outage(true); /* down from the start */
+    snprintf(extra, sizeof(extra),
+             "sms_gateway_url = http://127.0.0.1:%d/sms\n"
+             "notify_max_backoff_s = 2\nnotify_batch = 25\n",
+             gateway_port);
     if (harness_setup(&svc, extra) != 0)
         return -1;
     if (harness_ctl(&svc, out, sizeof(out), "cities", "import",
@@ -111,7 +114,8 @@ static void event(struct service *via, const char *id, const char *tracking, con
     flow_time(offset, at);
     char *body = flow_event(id, tracking, code, at, NULL);
     struct reply r;
-    assert_int_equal(flow_signed(via, "POST", "/v1/courier/events", courier, secret, 0, body, &r), 0);
+    assert_int_equal(flow_signed(via, "POST", "/v1/courier/events", courier, secret, 0, body, &r),
+                     0);
     free(body);
     if (r.status != 200 || strcmp(flow_str(r.json, "result"), "applied") != 0)
         fail_msg("event %s answered %ld: %s", id, r.status, r.body ? r.body : "");
@@ -129,8 +133,10 @@ static void five_changes(struct service *a, struct service *b, int n)
     assert_int_equal(flow_produced(a, intake, sample_json(no, nid, "national_id", "lost")), 0);
     assert_int_equal(flow_dispatch(b, operator_, "aramex", no, tracking), 0);
     /* Set-up: handed over an hour ago, so the scans below come after it. */
-    flow_sql(NULL, 0, "UPDATE parcels SET created_at = created_at - interval '1 hour'"
-                      " WHERE tracking_no = '%s'", tracking);
+    flow_sql(NULL, 0,
+             "UPDATE parcels SET created_at = created_at - interval '1 hour'"
+             " WHERE tracking_no = '%s'",
+             tracking);
     snprintf(id, sizeof(id), "nt-%d-1", n);
     event(a, id, tracking, "in_transit", -1800);
     snprintf(id, sizeof(id), "nt-%d-2", n);
@@ -170,8 +176,10 @@ static void verify_gateway(int expected)
         assert_true(strlen(flow_str(json_object_get(j, "text"), "ar")) > 0);
         assert_non_null(strstr(flow_str(json_object_get(j, "text"), "en"), no));
         char row[32];
-        flow_sql(row, sizeof(row), "SELECT id FROM notifications WHERE notification_id = '%s'"
-                                   " AND status = '%s'", id, flow_str(j, "status"));
+        flow_sql(row, sizeof(row),
+                 "SELECT id FROM notifications WHERE notification_id = '%s'"
+                 " AND status = '%s'",
+                 id, flow_str(j, "status"));
         assert_true(row[0] != '\0');
         json_int_t n = strtoll(row, NULL, 10);
         json_t *prev = json_object_get(last_id, no);
@@ -205,7 +213,8 @@ static void test_outage_loses_nothing(void **state)
 
     /* The worker tried, and nothing reached the gateway. */
     for (int i = 0; i < 100; i++) {
-        flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE last_error IS NOT NULL");
+        flow_sql(out, sizeof(out),
+                 "SELECT count(*) FROM notifications WHERE last_error IS NOT NULL");
         if (atoi(out) > 0)
             break;
         usleep(100000);
@@ -255,8 +264,9 @@ static void test_slow_gateway(void **state)
     /* Wait until the worker has given up on a send: it timed out. */
     char out[64] = "";
     for (int i = 0; i < 150; i++) {
-        flow_sql(out, sizeof(out), "SELECT count(*) FROM notifications WHERE delivered_at IS NULL"
-                                   " AND last_error ILIKE '%%time%%'");
+        flow_sql(out, sizeof(out),
+                 "SELECT count(*) FROM notifications WHERE delivered_at IS NULL"
+                 " AND last_error ILIKE '%%time%%'");
         if (atoi(out) > 0)
             break;
         usleep(100000);
@@ -279,8 +289,9 @@ static void test_gateway_deduplicates(void **state)
     (void)state;
     struct service gw = { 0 };
     snprintf(gw.base, sizeof(gw.base), "http://127.0.0.1:%d", gateway_port);
-    const char *body = "{\"id\":\"00000000-0000-4000-8000-00000000abcd\",\"phone\":\"+966500000000\","
-                       "\"text\":{\"ar\":\"x\",\"en\":\"x\"},\"request_no\":\"RQ-GW\",\"status\":\"queued\"}";
+    const char *body =
+        "{\"id\":\"00000000-0000-4000-8000-00000000abcd\",\"phone\":\"+966500000000\","
+        "\"text\":{\"ar\":\"x\",\"en\":\"x\"},\"request_no\":\"RQ-GW\",\"status\":\"queued\"}";
     struct reply r;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(http_post_json(&gw, NULL, "/sms", body, &r), 0);

@@ -51,10 +51,10 @@ static int group_teardown(void **state)
 }
 
 /* cmocka's fail_msg with the caller's location. */
-#define fail_at(file, line, ...)                                                      \
-    do {                                                                                   \
-        print_error("%s:%d: ", file, line);                                                \
-        fail_msg(__VA_ARGS__);                                                             \
+#define fail_at(file, line, ...)            \
+    do {                                    \
+        print_error("%s:%d: ", file, line); \
+        fail_msg(__VA_ARGS__);              \
     } while (0)
 
 /* Asserts the status of a reply and that it holds to the spec. */
@@ -64,8 +64,8 @@ static void conforms_at(const char *method, const char *path, struct reply *r, l
 {
     char why[1024];
     if (r->status != want)
-        fail_at(file, line, "%s %s answered %ld, not %ld: %.300s", method, path, r->status,
-                     want, r->body ? r->body : "");
+        fail_at(file, line, "%s %s answered %ld, not %ld: %.300s", method, path, r->status, want,
+                r->body ? r->body : "");
     if (openapi_check_reply(spec, method, path, r, why, sizeof(why)) != 0)
         fail_at(file, line, "%s\n  body: %.600s", why, r->body ? r->body : "");
 }
@@ -126,19 +126,19 @@ static void test_intake(void **state)
 
     post(intake, "/v1/requests", body, 201, &r);
     reply_free(&r);
-    post(intake, "/v1/requests", body, 200, &r);                      /* the same again */
+    post(intake, "/v1/requests", body, 200, &r); /* the same again */
     reply_free(&r);
 
     json_t *j = json_loads(body, 0, NULL);
     json_object_set_new(j, "phone", json_string("+966509999999"));
     char *changed = json_dumps(j, JSON_COMPACT);
-    post(intake, "/v1/requests", changed, 409, &r);                   /* another body */
+    post(intake, "/v1/requests", changed, 409, &r); /* another body */
     reply_free(&r);
 
     char no2[40];
     harness_fresh_no("RQ-OA", no2, sizeof(no2));
     char *second = sample_request(no2, nid, "national_id", "damaged");
-    post(intake, "/v1/requests", second, 409, &r);                    /* active_request */
+    post(intake, "/v1/requests", second, 409, &r); /* active_request */
     assert_string_equal(problem_code_for(&r, "national_id"), "active_request");
     reply_free(&r);
 
@@ -149,19 +149,20 @@ static void test_intake(void **state)
     assert_true(json_array_size(json_object_get(r.json, "errors")) >= 2);
     reply_free(&r);
 
-    post(NULL, "/v1/requests", body, 401, &r);                        /* no token */
+    post(NULL, "/v1/requests", body, 401, &r); /* no token */
     reply_free(&r);
     post("cdt_notarealtokennotarealtokennotarealtoken", "/v1/requests", body, 401, &r);
     reply_free(&r);
-    post(operator_, "/v1/requests", body, 403, &r);                   /* wrong role */
+    post(operator_, "/v1/requests", body, 403, &r); /* wrong role */
     reply_free(&r);
 
     const char *text_plain[] = { "Content-Type: text/plain", auth, NULL };
-    assert_int_equal(http_call(&svc, "POST", "/v1/requests", text_plain, body, strlen(body), &r), 0);
+    assert_int_equal(http_call(&svc, "POST", "/v1/requests", text_plain, body, strlen(body), &r),
+                     0);
     conforms("POST", "/v1/requests", &r, 415);
     reply_free(&r);
 
-    post(intake, "/v1/requests", "{\"request_no\": ", 400, &r);       /* malformed */
+    post(intake, "/v1/requests", "{\"request_no\": ", 400, &r); /* malformed */
     reply_free(&r);
 
     size_t big = 70 * 1024;
@@ -199,7 +200,7 @@ static void test_record_and_cancel(void **state)
     snprintf(path, sizeof(path), "/v1/requests/%s/cancel", no);
     post(intake, path, "{\"reason\":\"holder found the card\"}", 200, &r);
     reply_free(&r);
-    post(intake, path, NULL, 200, &r);                               /* already cancelled */
+    post(intake, path, NULL, 200, &r); /* already cancelled */
     reply_free(&r);
     post(intake, "/v1/requests/RQ-NO-SUCH-ONE/cancel", NULL, 404, &r);
     reply_free(&r);
@@ -207,7 +208,8 @@ static void test_record_and_cancel(void **state)
     /* After dispatch: 409. */
     char other[40], sql[200];
     submit_fresh(other, sizeof(other), nid);
-    snprintf(sql, sizeof(sql), "UPDATE requests SET status = 'dispatched' WHERE request_no = '%s'", other);
+    snprintf(sql, sizeof(sql), "UPDATE requests SET status = 'dispatched' WHERE request_no = '%s'",
+             other);
     assert_int_equal(harness_sql(NULL, 0, sql), 0);
     snprintf(path, sizeof(path), "/v1/requests/%s/cancel", other);
     post(intake, path, NULL, 409, &r);
@@ -226,34 +228,42 @@ static void test_full_record_and_track(void **state)
     post(operator_, "/v1/stock/batches",
          "{\"batch_no\":\"B-OA-FULL\",\"first_serial\":\"F00000001\",\"count\":2}", 201, &r);
     reply_free(&r);
-    snprintf(sql, sizeof(sql),
-             "WITH r AS (SELECT id FROM requests WHERE request_no = '%s'),"
-             " c AS (UPDATE cards SET state = 'used', request_id = (SELECT id FROM r), station_id = 'st1'"
-             "       WHERE serial = 'F00000001' RETURNING serial)"
-             " INSERT INTO production_attempts (request_id, card_serial, station_id, instance, outcome,"
-             " finished_at, step) SELECT (SELECT id FROM r), serial, 'st1', 'it', 'produced', now(), 'done'"
-             " FROM c", no);
+    snprintf(
+        sql, sizeof(sql),
+        "WITH r AS (SELECT id FROM requests WHERE request_no = '%s'),"
+        " c AS (UPDATE cards SET state = 'used', request_id = (SELECT id FROM r), station_id = 'st1'"
+        "       WHERE serial = 'F00000001' RETURNING serial)"
+        " INSERT INTO production_attempts (request_id, card_serial, station_id, instance, outcome,"
+        " finished_at, step) SELECT (SELECT id FROM r), serial, 'st1', 'it', 'produced', now(), 'done'"
+        " FROM c",
+        no);
     assert_int_equal(harness_sql(NULL, 0, sql), 0);
-    assert_int_equal(harness_sql(NULL, 0,
-        "INSERT INTO couriers (name, token_id, secret_salt) SELECT 'fastpost', id,"
-        " '\\x00112233445566778899aabbccddeeff'::bytea FROM api_tokens WHERE name = 'fastpost'"), 0);
-    snprintf(sql, sizeof(sql),
-             "WITH d AS (INSERT INTO dispatches (courier_id, created_by)"
-             "           SELECT id, 'op-fatimah' FROM couriers WHERE name = 'fastpost' RETURNING id, courier_id)"
-             " INSERT INTO parcels (tracking_no, dispatch_id, courier_id, request_id, failed_attempts,"
-             " branch_id, collect_by)"
-             " SELECT 'RR123456785SA', d.id, d.courier_id, r.id, 2, 'RUH-MLQ', date '2026-12-20'"
-             " FROM d, requests r WHERE r.request_no = '%s'", no);
+    assert_int_equal(
+        harness_sql(
+            NULL, 0,
+            "INSERT INTO couriers (name, token_id, secret_salt) SELECT 'fastpost', id,"
+            " '\\x00112233445566778899aabbccddeeff'::bytea FROM api_tokens WHERE name = 'fastpost'"),
+        0);
+    snprintf(
+        sql, sizeof(sql),
+        "WITH d AS (INSERT INTO dispatches (courier_id, created_by)"
+        "           SELECT id, 'op-fatimah' FROM couriers WHERE name = 'fastpost' RETURNING id, courier_id)"
+        " INSERT INTO parcels (tracking_no, dispatch_id, courier_id, request_id, failed_attempts,"
+        " branch_id, collect_by)"
+        " SELECT 'RR123456785SA', d.id, d.courier_id, r.id, 2, 'RUH-MLQ', date '2026-12-20'"
+        " FROM d, requests r WHERE r.request_no = '%s'",
+        no);
     assert_int_equal(harness_sql(NULL, 0, sql), 0);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO request_events (request_id, status, actor, detail)"
-             " SELECT id, s, 'fastpost', '{\"code\":\"x\"}' FROM requests,"
-             " unnest(ARRAY['produced','dispatched','delivery_failed','redirected_to_branch']) s"
-             " WHERE request_no = '%s';"
-             "INSERT INTO request_events (request_id, actor) SELECT id, 'st1' FROM requests"
-             " WHERE request_no = '%s';"
-             "UPDATE requests SET status = 'redirected_to_branch', spoiled_cards = 1 WHERE request_no = '%s'",
-             no, no, no);
+    snprintf(
+        sql, sizeof(sql),
+        "INSERT INTO request_events (request_id, status, actor, detail)"
+        " SELECT id, s, 'fastpost', '{\"code\":\"x\"}' FROM requests,"
+        " unnest(ARRAY['produced','dispatched','delivery_failed','redirected_to_branch']) s"
+        " WHERE request_no = '%s';"
+        "INSERT INTO request_events (request_id, actor) SELECT id, 'st1' FROM requests"
+        " WHERE request_no = '%s';"
+        "UPDATE requests SET status = 'redirected_to_branch', spoiled_cards = 1 WHERE request_no = '%s'",
+        no, no, no);
     assert_int_equal(harness_sql(NULL, 0, sql), 0);
 
     snprintf(path, sizeof(path), "/v1/requests/%s", no);
@@ -407,7 +417,8 @@ static void test_checker_rejects_wrong_answers(void **state)
     expect_body_rejected("POST", "/v1/track", &r, j, "the phone leaking into tracking");
 
     j = json_deep_copy(r.json);
-    json_object_set_new(json_object_get(j, "estimated_delivery"), "earliest", json_string("2026-02-30"));
+    json_object_set_new(json_object_get(j, "estimated_delivery"), "earliest",
+                        json_string("2026-02-30"));
     expect_body_rejected("POST", "/v1/track", &r, j, "an impossible date");
 
     j = json_deep_copy(r.json);
@@ -427,7 +438,8 @@ static void test_checker_rejects_wrong_answers(void **state)
     expect_body_rejected("POST", "/v1/track", &r, j, "null where nothing is nullable");
 
     j = json_deep_copy(r.json);
-    json_object_set_new(json_object_get(j, "delivery"), "branch", json_pack("{s:s}", "branch_id", "X"));
+    json_object_set_new(json_object_get(j, "delivery"), "branch",
+                        json_pack("{s:s}", "branch_id", "X"));
     expect_body_rejected("POST", "/v1/track", &r, j, "a branch without its required fields");
 
     j = json_deep_copy(r.json);
@@ -473,14 +485,14 @@ static void test_checker_rejects_wrong_answers(void **state)
     reply_free(&r);
 
     /* The keywords one by one, on schemas of their own. */
-    json_t *s = json_pack("{s:s, s:[s], s:{s:{s:s, s:i, s:i}, s:{s:b, s:[{s:s}]}}}",
-                          "type", "object", "required", "a", "properties",
-                          "a", "type", "string", "minLength", 2, "maxLength", 3,
-                          "b", "nullable", 1, "allOf", "$ref", "#/components/schemas/Label");
-    json_t *v = json_pack("{s:s}", "a", "ثلاث");                 /* 4 characters, 8 bytes */
+    json_t *s =
+        json_pack("{s:s, s:[s], s:{s:{s:s, s:i, s:i}, s:{s:b, s:[{s:s}]}}}", "type", "object",
+                  "required", "a", "properties", "a", "type", "string", "minLength", 2, "maxLength",
+                  3, "b", "nullable", 1, "allOf", "$ref", "#/components/schemas/Label");
+    json_t *v = json_pack("{s:s}", "a", "ثلاث"); /* 4 characters, 8 bytes */
     assert_int_not_equal(schema_validate(spec, s, v, why, sizeof(why)), 0);
     json_decref(v);
-    v = json_pack("{s:s, s:n}", "a", "ثلث", "b");              /* 3 characters */
+    v = json_pack("{s:s, s:n}", "a", "ثلث", "b"); /* 3 characters */
     assert_int_equal(schema_validate(spec, s, v, why, sizeof(why)), 0);
     json_decref(v);
     v = json_pack("{s:s, s:{s:s}}", "a", "ab", "b", "ar", "x");
@@ -488,8 +500,9 @@ static void test_checker_rejects_wrong_answers(void **state)
     assert_non_null(strstr(why, "$.b"));
     json_decref(v);
     json_decref(s);
-    s = json_pack("{s:[{s:s}, {s:s, s:i}]}", "oneOf", "type", "number", "type", "integer", "minimum", 0);
-    v = json_integer(5);                                           /* both match: not one of */
+    s = json_pack("{s:[{s:s}, {s:s, s:i}]}", "oneOf", "type", "number", "type", "integer",
+                  "minimum", 0);
+    v = json_integer(5); /* both match: not one of */
     assert_int_not_equal(schema_validate(spec, s, v, why, sizeof(why)), 0);
     json_decref(v);
     v = json_real(0.5);

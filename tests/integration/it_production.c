@@ -33,8 +33,8 @@
 
 #define STATIONS 4
 
-static struct service svc;          /* host 1's instance; the API used by the test */
-static struct service svc2;         /* host 2's instance, same database */
+static struct service svc;  /* host 1's instance; the API used by the test */
+static struct service svc2; /* host 2's instance, same database */
 static struct line_env line;
 static char intake[128], operator_[128];
 static int requests_total;
@@ -192,7 +192,8 @@ static int verify_card(const char *dir)
     unsigned int hl;
     EVP_Digest(dg1, dg1_len, h1, &hl, EVP_sha256(), NULL);
     EVP_Digest(dg11, dg11_len, h11, &hl, EVP_sha256(), NULL);
-    if (memmem(signed_content, (size_t)slen, h1, 32) && memmem(signed_content, (size_t)slen, h11, 32))
+    if (memmem(signed_content, (size_t)slen, h1, 32) &&
+        memmem(signed_content, (size_t)slen, h11, 32))
         rc = 0;
 out_ca:
     X509_free(ca);
@@ -211,7 +212,8 @@ static void test_production_line(void **state)
     (void)state;
     struct reply r;
     char body[200];
-    snprintf(body, sizeof(body), "{\"batch_no\":\"B-1\",\"first_serial\":\"A00000001\",\"count\":%d}",
+    snprintf(body, sizeof(body),
+             "{\"batch_no\":\"B-1\",\"first_serial\":\"A00000001\",\"count\":%d}",
              requests_total + 60);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches", body, &r), 0);
     assert_int_equal(r.status, 201);
@@ -236,12 +238,15 @@ static void test_production_line(void **state)
     /* Faults along the way, one after the other, on the last two stations. */
     assert_true(card_fault_until(STATIONS - 1, "fault status:6:6A84",
                                  "SELECT count(*) FROM cards WHERE spoil_reason LIKE '%6A84%'"));
-    assert_true(card_fault_until(STATIONS - 1, "fault remove:9",
-                                 "SELECT count(*) FROM cards WHERE station_id = 'st4' AND state = 'spoiled'"
-                                 " AND spoil_reason LIKE '%left the reader%'"));
+    assert_true(
+        card_fault_until(STATIONS - 1, "fault remove:9",
+                         "SELECT count(*) FROM cards WHERE station_id = 'st4' AND state = 'spoiled'"
+                         " AND spoil_reason LIKE '%left the reader%'"));
     assert_int_equal(line_env_printer(&line, STATIONS - 2, "fault jam", NULL, 0), 0);
-    assert_true(wait_sql_nonzero("SELECT count(*) FROM stations WHERE id = 'st3' AND state = 'error'"
-                                 " AND error_reason = 'card_jam'", 60));
+    assert_true(
+        wait_sql_nonzero("SELECT count(*) FROM stations WHERE id = 'st3' AND state = 'error'"
+                         " AND error_reason = 'card_jam'",
+                         60));
     assert_int_equal(line_env_printer(&line, STATIONS - 2, "clear", NULL, 0), 0);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/stations/st3/resume", NULL, &r), 0);
     assert_int_equal(r.status, 200);
@@ -249,14 +254,17 @@ static void test_production_line(void **state)
 
     /* Ribbon out: the station shows it, and waits for an operator. */
     assert_int_equal(line_env_printer(&line, STATIONS - 1, "fault ribbon_out", NULL, 0), 0);
-    assert_true(wait_sql_nonzero("SELECT count(*) FROM stations WHERE id = 'st4' AND state = 'error'"
-                                 " AND error_reason = 'ribbon_out'", 60));
+    assert_true(
+        wait_sql_nonzero("SELECT count(*) FROM stations WHERE id = 'st4' AND state = 'error'"
+                         " AND error_reason = 'ribbon_out'",
+                         60));
     assert_int_equal(http_get(&svc, operator_, "/v1/stations", &r), 0);
     assert_non_null(strstr(r.body, "ribbon_out"));
     reply_free(&r);
     long before = sql_long("SELECT cards_produced + cards_spoiled FROM stations WHERE id = 'st4'");
     usleep(1500000);
-    assert_int_equal(sql_long("SELECT cards_produced + cards_spoiled FROM stations WHERE id = 'st4'"), before);
+    assert_int_equal(
+        sql_long("SELECT cards_produced + cards_spoiled FROM stations WHERE id = 'st4'"), before);
     assert_int_equal(line_env_printer(&line, STATIONS - 1, "clear", NULL, 0), 0);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/stations/st4/resume", NULL, &r), 0);
     assert_int_equal(r.status, 200);
@@ -266,41 +274,55 @@ static void test_production_line(void **state)
      * reasons; the operator releases it and it is produced. */
     if (sql_long("SELECT count(*) FROM requests WHERE hold_reason IS NOT NULL") > 0) {
         char reason[400], held[40], out[400];
-        harness_sql(reason, sizeof(reason), "SELECT hold_reason FROM requests WHERE hold_reason IS NOT NULL LIMIT 1");
+        harness_sql(reason, sizeof(reason),
+                    "SELECT hold_reason FROM requests WHERE hold_reason IS NOT NULL LIMIT 1");
         assert_non_null(strstr(reason, "held after 3 spoiled cards"));
-        harness_sql(held, sizeof(held), "SELECT request_no FROM requests WHERE hold_reason IS NOT NULL LIMIT 1");
+        harness_sql(held, sizeof(held),
+                    "SELECT request_no FROM requests WHERE hold_reason IS NOT NULL LIMIT 1");
         assert_int_equal(harness_ctl(&svc, out, sizeof(out), "request", "release", held, NULL), 0);
     }
     long produced = wait_produced(requests_total, 600);
     assert_int_equal(produced, requests_total);
 
     /* Exactly once: one produced attempt per request, one used card each. */
-    assert_int_equal(sql_long("SELECT count(DISTINCT request_id) FROM production_attempts WHERE outcome = 'produced'"),
-                     requests_total);
-    assert_int_equal(sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"),
-                     requests_total);
+    assert_int_equal(
+        sql_long(
+            "SELECT count(DISTINCT request_id) FROM production_attempts WHERE outcome = 'produced'"),
+        requests_total);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"),
+        requests_total);
     assert_int_equal(sql_long("SELECT count(*) FROM cards WHERE state = 'used'"), requests_total);
-    assert_int_equal(sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'"), 0);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'"), 0);
     /* Faults spoiled cards, each with a reason, and the stock adds up. */
     long spoiled = sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled'");
     assert_true(spoiled >= 3);
-    assert_int_equal(sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason IS NULL"), 0);
-    assert_int_equal(sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason LIKE '%6A84%'"), 1);
+    assert_int_equal(
+        sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason IS NULL"), 0);
+    assert_int_equal(
+        sql_long(
+            "SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason LIKE '%6A84%'"),
+        1);
     assert_int_equal(http_get(&svc, operator_, "/v1/stock", &r), 0);
     json_t *t = json_object_get(r.json, "totals");
     assert_int_equal(json_integer_value(json_object_get(t, "received")), requests_total + 60);
     assert_int_equal(json_integer_value(json_object_get(t, "used")) +
-                     json_integer_value(json_object_get(t, "spoiled")) +
-                     json_integer_value(json_object_get(t, "destroyed")) +
-                     json_integer_value(json_object_get(t, "in_production")) +
-                     json_integer_value(json_object_get(t, "available")),
+                         json_integer_value(json_object_get(t, "spoiled")) +
+                         json_integer_value(json_object_get(t, "destroyed")) +
+                         json_integer_value(json_object_get(t, "in_production")) +
+                         json_integer_value(json_object_get(t, "available")),
                      requests_total + 60);
     reply_free(&r);
     /* All four stations worked, on both instances. */
-    assert_int_equal(sql_long("SELECT count(DISTINCT station_id) FROM production_attempts WHERE outcome = 'produced'"),
-                     STATIONS);
-    assert_int_equal(sql_long("SELECT count(DISTINCT instance) FROM production_attempts WHERE outcome = 'produced'"),
-                     2);
+    assert_int_equal(
+        sql_long(
+            "SELECT count(DISTINCT station_id) FROM production_attempts WHERE outcome = 'produced'"),
+        STATIONS);
+    assert_int_equal(
+        sql_long(
+            "SELECT count(DISTINCT instance) FROM production_attempts WHERE outcome = 'produced'"),
+        2);
 
     /* Every produced national ID card's chip verifies. The emulator keeps
      * every chip it saw, spoiled ones too; a chip is matched to a produced
@@ -328,9 +350,10 @@ static void test_production_line(void **state)
                 continue;
             snprintf(sql, sizeof(sql),
                      "SELECT count(*) FROM cards c JOIN requests r ON r.id = c.request_id"
-                     " WHERE c.serial = '%s' AND c.state = 'used'", serial);
+                     " WHERE c.serial = '%s' AND c.state = 'used'",
+                     serial);
             if (sql_long(sql) != 1)
-                continue;   /* a spoiled card's chip */
+                continue; /* a spoiled card's chip */
             if (verify_card(dir) == 0)
                 verified++;
             else
@@ -364,25 +387,34 @@ static void test_production_line(void **state)
                 serial[strcspn(serial, "<")] = '\0';
             }
             free(dg1);
-            snprintf(sql, sizeof(sql), "SELECT r.request_no FROM cards c JOIN requests r ON r.id = c.request_id"
-                                       " WHERE c.serial = '%s' AND c.state = 'used'", serial);
-            if (!serial[0] || harness_sql(request_no, sizeof(request_no), sql) != 0 || !request_no[0])
-                continue;   /* a spoiled card */
+            snprintf(sql, sizeof(sql),
+                     "SELECT r.request_no FROM cards c JOIN requests r ON r.id = c.request_id"
+                     " WHERE c.serial = '%s' AND c.state = 'used'",
+                     serial);
+            if (!serial[0] || harness_sql(request_no, sizeof(request_no), sql) != 0 ||
+                !request_no[0])
+                continue; /* a spoiled card */
             struct job job;
             assert_int_equal(production_card_data(db, request_no, &job), 0);
             assert_string_equal(job.card_serial, serial);
             struct face_data fd = {
-                .kind = FACE_NATIONAL_ID, .name_ar = job.name_ar, .name_latin = job.name_en,
-                .national_id = job.national_id, .birth_date = job.birth_date,
-                .expiry_date = job.expiry_date, .card_serial = job.card_serial,
+                .kind = FACE_NATIONAL_ID,
+                .name_ar = job.name_ar,
+                .name_latin = job.name_en,
+                .national_id = job.national_id,
+                .birth_date = job.birth_date,
+                .expiry_date = job.expiry_date,
+                .card_serial = job.card_serial,
             };
             struct face_image *img = NULL;
             assert_int_equal(face_render(&fd, &img), 0);
-            snprintf(path, sizeof(path), "%s/%.*s-front.png", line.hopper[k], (int)(n - 5), e->d_name);
+            snprintf(path, sizeof(path), "%s/%.*s-front.png", line.hopper[k], (int)(n - 5),
+                     e->d_name);
             size_t bad = face_png_mismatches(path, img);
             face_image_free(img);
             if (bad != 0)
-                fail_msg("face of %s (%s) differs from its rendering in %zu pixels", request_no, path, bad);
+                fail_msg("face of %s (%s) differs from its rendering in %zu pixels", request_no,
+                         path, bad);
             faces++;
         }
         closedir(d);

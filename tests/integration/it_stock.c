@@ -43,7 +43,8 @@ static json_t *batch_totals(void)
     /* received = used + spoiled + destroyed + in_production + available, per batch. */
     size_t i;
     json_t *b;
-    json_array_foreach(json_object_get(r.json, "batches"), i, b) {
+    json_array_foreach(json_object_get(r.json, "batches"), i, b)
+    {
         json_int_t sum = 0;
         const char *parts[] = { "used", "spoiled", "destroyed", "in_production", "available" };
         for (int k = 0; k < 5; k++)
@@ -63,23 +64,35 @@ static void test_batches(void **state)
 {
     (void)state;
     struct reply r;
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches",
-                                    "{\"batch_no\":\"B-2026-01\",\"first_serial\":\"A00000001\",\"count\":50}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/stock/batches",
+                       "{\"batch_no\":\"B-2026-01\",\"first_serial\":\"A00000001\",\"count\":50}",
+                       &r),
+        0);
     assert_int_equal(r.status, 201);
     assert_string_equal(json_string_value(json_object_get(r.json, "last_serial")), "A00000050");
     reply_free(&r);
     /* The same delivery again: 200; a different one under the same number: 409. */
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches",
-                                    "{\"batch_no\":\"B-2026-01\",\"first_serial\":\"A00000001\",\"count\":50}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/stock/batches",
+                       "{\"batch_no\":\"B-2026-01\",\"first_serial\":\"A00000001\",\"count\":50}",
+                       &r),
+        0);
     assert_int_equal(r.status, 200);
     reply_free(&r);
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches",
-                                    "{\"batch_no\":\"B-2026-01\",\"first_serial\":\"A00000001\",\"count\":51}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/stock/batches",
+                       "{\"batch_no\":\"B-2026-01\",\"first_serial\":\"A00000001\",\"count\":51}",
+                       &r),
+        0);
     assert_int_equal(r.status, 409);
     reply_free(&r);
     /* Overlapping serials: 409, and nothing of the batch is kept. */
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches",
-                                    "{\"batch_no\":\"B-2026-02\",\"first_serial\":\"A00000040\",\"count\":20}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/stock/batches",
+                       "{\"batch_no\":\"B-2026-02\",\"first_serial\":\"A00000040\",\"count\":20}",
+                       &r),
+        0);
     assert_int_equal(r.status, 409);
     assert_non_null(strstr(json_string_value(json_object_get(r.json, "type")), "serial_overlap"));
     reply_free(&r);
@@ -87,22 +100,28 @@ static void test_batches(void **state)
     harness_sql(n, sizeof(n), "SELECT count(*) FROM stock_batches WHERE batch_no = 'B-2026-02'");
     assert_string_equal(n, "0");
     /* Invalid fields, all listed. */
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches",
-                                    "{\"batch_no\":\"b 1\",\"first_serial\":\"ABCDEFGHIJ\",\"count\":0}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/stock/batches",
+                       "{\"batch_no\":\"b 1\",\"first_serial\":\"ABCDEFGHIJ\",\"count\":0}", &r),
+        0);
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "batch_no"), "format");
     assert_string_equal(problem_code_for(&r, "first_serial"), "format");
     assert_string_equal(problem_code_for(&r, "count"), "range");
     reply_free(&r);
     /* A numeric tail that cannot hold the count. */
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/stock/batches",
-                                    "{\"batch_no\":\"B-X\",\"first_serial\":\"ZZZZZZZ98\",\"count\":5}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/stock/batches",
+                       "{\"batch_no\":\"B-X\",\"first_serial\":\"ZZZZZZZ98\",\"count\":5}", &r),
+        0);
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "first_serial"), "no_room_for_count");
     reply_free(&r);
     /* Only operators. */
-    assert_int_equal(http_post_json(&svc, intake, "/v1/stock/batches",
-                                    "{\"batch_no\":\"B-Y\",\"first_serial\":\"C00000001\",\"count\":5}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, intake, "/v1/stock/batches",
+                       "{\"batch_no\":\"B-Y\",\"first_serial\":\"C00000001\",\"count\":5}", &r),
+        0);
     assert_int_equal(r.status, 403);
     reply_free(&r);
 
@@ -117,39 +136,45 @@ static void test_spoil_and_destroy(void **state)
     (void)state;
     struct reply r;
     assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/spoil",
-                                    "{\"reason\":\"scratched in handling\"}", &r), 0);
+                                    "{\"reason\":\"scratched in handling\"}", &r),
+                     0);
     assert_int_equal(r.status, 200);
     reply_free(&r);
     /* Twice: the card is no longer available. */
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/spoil",
-                                    "{\"reason\":\"again\"}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/cards/A00000003/spoil", "{\"reason\":\"again\"}", &r),
+        0);
     assert_int_equal(r.status, 409);
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000004/spoil", "{}", &r), 0);
     assert_int_equal(r.status, 422);
     reply_free(&r);
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/NOPE99999/spoil",
-                                    "{\"reason\":\"x\"}", &r), 0);
+    assert_int_equal(
+        http_post_json(&svc, operator_, "/v1/cards/NOPE99999/spoil", "{\"reason\":\"x\"}", &r), 0);
     assert_int_equal(r.status, 404);
     reply_free(&r);
 
     /* Destruction needs a second operator as witness. */
     assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/destroy",
-                                    "{\"witness\":\"op-fatimah\"}", &r), 0);
+                                    "{\"witness\":\"op-fatimah\"}", &r),
+                     0);
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "witness"), "same_as_caller");
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/destroy",
-                                    "{\"witness\":\"absher\"}", &r), 0);
+                                    "{\"witness\":\"absher\"}", &r),
+                     0);
     assert_int_equal(r.status, 422);
     assert_string_equal(problem_code_for(&r, "witness"), "unknown_operator");
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000005/destroy",
-                                    "{\"witness\":\"op-khalid\"}", &r), 0);
-    assert_int_equal(r.status, 409);   /* not spoiled */
+                                    "{\"witness\":\"op-khalid\"}", &r),
+                     0);
+    assert_int_equal(r.status, 409); /* not spoiled */
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/destroy",
-                                    "{\"witness\":\"op-khalid\"}", &r), 0);
+                                    "{\"witness\":\"op-khalid\"}", &r),
+                     0);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "state")), "destroyed");
     reply_free(&r);
@@ -187,13 +212,17 @@ static void test_stations(void **state)
     assert_string_equal(json_string_value(json_object_get(r.json, "state")), "paused");
     reply_free(&r);
     assert_int_equal(http_get(&svc, operator_, "/v1/stations", &r), 0);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "stations"), 0), "state")), "paused");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r.json, "stations"), 0), "state")),
+                        "paused");
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, operator_, "/v1/stations/st9/pause", NULL, &r), 0);
     assert_int_equal(r.status, 404);
     reply_free(&r);
     /* An error is cleared only by an operator's resume. */
-    harness_sql(NULL, 0, "UPDATE stations SET state = 'error', error_reason = 'ribbon_out' WHERE id = 'st2'");
+    harness_sql(
+        NULL, 0,
+        "UPDATE stations SET state = 'error', error_reason = 'ribbon_out' WHERE id = 'st2'");
     assert_int_equal(http_get(&svc, operator_, "/v1/stations", &r), 0);
     json_t *st2 = json_array_get(json_object_get(r.json, "stations"), 1);
     assert_string_equal(json_string_value(json_object_get(st2, "state")), "error");
@@ -205,7 +234,8 @@ static void test_stations(void **state)
     assert_string_not_equal(json_string_value(json_object_get(r.json, "state")), "error");
     reply_free(&r);
     char reason[64];
-    harness_sql(reason, sizeof(reason), "SELECT coalesce(error_reason, 'none') FROM stations WHERE id = 'st2'");
+    harness_sql(reason, sizeof(reason),
+                "SELECT coalesce(error_reason, 'none') FROM stations WHERE id = 'st2'");
     assert_string_not_equal(reason, "ribbon_out");
     assert_int_equal(http_post_json(&svc, operator_, "/v1/stations/st1/resume", NULL, &r), 0);
     assert_false(json_is_true(json_object_get(r.json, "paused")));
@@ -236,9 +266,10 @@ static void test_queue_pagination(void **state)
         assert_int_equal(r.status, 200);
         size_t i;
         json_t *it;
-        json_array_foreach(json_object_get(r.json, "items"), i, it) {
+        json_array_foreach(json_object_get(r.json, "items"), i, it)
+        {
             const char *no = json_string_value(json_object_get(it, "request_no"));
-            assert_true(strcmp(no, last) > 0);   /* oldest first, no repeats */
+            assert_true(strcmp(no, last) > 0); /* oldest first, no repeats */
             snprintf(last, sizeof(last), "%s", no);
             seen++;
         }
@@ -247,7 +278,8 @@ static void test_queue_pagination(void **state)
             reply_free(&r);
             break;
         }
-        snprintf(path, sizeof(path), "/v1/production/queue?limit=3&cursor=%s", json_string_value(next));
+        snprintf(path, sizeof(path), "/v1/production/queue?limit=3&cursor=%s",
+                 json_string_value(next));
         reply_free(&r);
     }
     assert_int_equal(seen, 7);

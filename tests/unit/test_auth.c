@@ -22,7 +22,11 @@
 
 /* ---- randomness under the test's control ---- */
 
-enum rand_mode { RAND_REAL, RAND_COUNTING, RAND_FAIL };
+enum rand_mode {
+    RAND_REAL,
+    RAND_COUNTING,
+    RAND_FAIL
+};
 static enum rand_mode rand_mode = RAND_REAL;
 
 int __real_RAND_bytes(unsigned char *buf, int num);
@@ -58,8 +62,8 @@ static int real_randomness(void **state)
 #define BODY                                                                                       \
     "{\"event_id\":\"evt-000001\",\"tracking_no\":\"RR123456785SA\",\"code\":\"delivery_failed\"," \
     "\"at\":\"2026-11-25T14:03:00Z\",\"reason\":\"no_one_home\",\"location\":\"Riyadh\"}"
-#define T 1795615380L
-#define MAC "4042d2ba0819b6a6e1116916c42ad7369c279eb2281174b44ea05e43a61e3b74"
+#define T      1795615380L
+#define MAC    "4042d2ba0819b6a6e1116916c42ad7369c279eb2281174b44ea05e43a61e3b74"
 #define HEADER "t=1795615380,v1=" MAC
 
 static void sign_known_answer(void **state)
@@ -70,8 +74,8 @@ static void sign_known_answer(void **state)
     assert_string_equal(header, HEADER);
     /* an empty body: openssl dgst over "1795615380." */
     auth_sign(SECRET, T, "", 0, header, sizeof(header));
-    assert_string_equal(header,
-                        "t=1795615380,v1=f553409121b869e654fc9b9ba0487f60c01e37590c9499250383f2e93d8f79b5");
+    assert_string_equal(
+        header, "t=1795615380,v1=f553409121b869e654fc9b9ba0487f60c01e37590c9499250383f2e93d8f79b5");
 }
 
 static void verify_good_signature(void **state)
@@ -107,7 +111,7 @@ static void verify_tampered_body(void **state)
     (void)state;
     char body[] = BODY;
     char *code = strstr(body, "delivery_failed");
-    memcpy(code, "delivered\",\"xx", 14);   /* same length, other meaning */
+    memcpy(code, "delivered\",\"xx", 14); /* same length, other meaning */
     assert_int_equal(auth_verify_signature(HEADER, body, strlen(body), SECRET, T), -EACCES);
     /* one byte cut off the end, and one byte more */
     assert_int_equal(auth_verify_signature(HEADER, BODY, strlen(BODY) - 1, SECRET, T), -EACCES);
@@ -166,12 +170,12 @@ static void verify_malformed_headers(void **state)
         "T=1795615380,v1=" MAC,
         "t=1795615380,v2=" MAC,
         "t=1795615380;v1=" MAC,
-        "t=1795615380,v1=" MAC "0",                      /* 65 hex */
+        "t=1795615380,v1=" MAC "0", /* 65 hex */
         "t=1795615380,v1=4042d2ba0819b6a6e1116916c42ad7369c279eb2281174b44ea05e43a61e3b7",
         "t=1795615380,v1=g042d2ba0819b6a6e1116916c42ad7369c279eb2281174b44ea05e43a61e3b74",
         "t=1795615380,v1=4042d2ba0819b6a6e1116916c42ad7369c279eb2281174b44ea05e43a61e3b7 ",
         "t=1795615380,v1=" MAC ",v0=00",
-        "t=1234567890123,v1=" MAC,                      /* 13 digits */
+        "t=1234567890123,v1=" MAC, /* 13 digits */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(auth_verify_signature(bad[i], BODY, strlen(BODY), SECRET, T), -EINVAL);
@@ -230,8 +234,9 @@ static void token_from_known_randomness(void **state)
     assert_string_equal(t, "cdt_abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqr");
     /* sha256 of that token: python3 -c 'import hashlib; print(hashlib.sha256(b"cdt_...").hexdigest())' */
     static const uint8_t want[32] = {
-        0x72, 0x44, 0x2f, 0x13, 0x37, 0xca, 0x78, 0xd3, 0xf5, 0x9e, 0x5b, 0x91, 0x70, 0x14, 0x79, 0x9e,
-        0xdb, 0x30, 0x46, 0xf4, 0x0b, 0x54, 0xd9, 0xcd, 0x1f, 0xcd, 0x4b, 0x29, 0xe6, 0xf6, 0x21, 0xb1,
+        0x72, 0x44, 0x2f, 0x13, 0x37, 0xca, 0x78, 0xd3, 0xf5, 0x9e, 0x5b,
+        0x91, 0x70, 0x14, 0x79, 0x9e, 0xdb, 0x30, 0x46, 0xf4, 0x0b, 0x54,
+        0xd9, 0xcd, 0x1f, 0xcd, 0x4b, 0x29, 0xe6, 0xf6, 0x21, 0xb1,
     };
     uint8_t hash[32];
     auth_token_hash(t, hash);
@@ -269,8 +274,8 @@ struct db_res {
 };
 
 static struct {
-    int rc;                  /* what db_exec answers */
-    struct db_res res;       /* the rows it gives when rc is 0 */
+    int rc;            /* what db_exec answers */
+    struct db_res res; /* the rows it gives when rc is 0 */
     int calls, live;
     char sql[512];
     int nparams;
@@ -343,7 +348,7 @@ static int fake_reset(void **state)
 /* The token that counting randomness gives, and "\x" + its SHA-256 (see
  * token_from_known_randomness). */
 #define KNOWN_TOKEN "cdt_abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqr"
-#define KNOWN_HASH "\\x72442f1337ca78d3f59e5b917014799edb3046f40b54d9cd1fcd4b29e6f621b1"
+#define KNOWN_HASH  "\\x72442f1337ca78d3f59e5b917014799edb3046f40b54d9cd1fcd4b29e6f621b1"
 
 static void lookup_sends_the_hash_and_fills_the_identity(void **state)
 {
@@ -416,10 +421,10 @@ static void create_refuses_bad_role_or_name(void **state)
     assert_int_equal(auth_token_create(DB, "root", "smsa", token, NULL), -EINVAL);
     assert_int_equal(auth_token_create(DB, "", "smsa", token, NULL), -EINVAL);
     assert_int_equal(auth_token_create(DB, "courier", "", token, NULL), -EINVAL);
-    assert_int_equal(auth_token_create(DB, "courier", name, token, NULL), -EINVAL);   /* 65 */
+    assert_int_equal(auth_token_create(DB, "courier", name, token, NULL), -EINVAL); /* 65 */
     assert_int_equal(fake.calls, 0);
     name[64] = '\0';
-    assert_int_equal(auth_token_create(DB, "admin", name, token, NULL), 0);          /* 64 */
+    assert_int_equal(auth_token_create(DB, "admin", name, token, NULL), 0); /* 64 */
     assert_int_equal(fake.calls, 1);
 }
 
@@ -490,7 +495,7 @@ static void master_key_created_0600_and_loaded(void **state)
 {
     struct keydir *k = *state;
     rand_mode = RAND_COUNTING;
-    mode_t old = umask(0);   /* even a lax umask gives 0600 */
+    mode_t old = umask(0); /* even a lax umask gives 0600 */
     int rc = auth_create_master_key(k->path);
     umask(old);
     assert_int_equal(rc, 0);
@@ -529,7 +534,7 @@ static void master_key_without_randomness(void **state)
     struct keydir *k = *state;
     rand_mode = RAND_FAIL;
     assert_int_equal(auth_create_master_key(k->path), -EIO);
-    assert_int_equal(access(k->path, F_OK), -1);   /* nothing half-written */
+    assert_int_equal(access(k->path, F_OK), -1); /* nothing half-written */
 }
 
 #define KEY_HEX "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF"
@@ -542,7 +547,7 @@ static void master_key_mode_refusal(void **state)
         mode_t mode;
         int rc;
     } cases[] = {
-        { 0600, 0 }, { 0400, 0 }, { 0644, -EPERM }, { 0640, -EPERM },
+        { 0600, 0 },      { 0400, 0 },      { 0644, -EPERM }, { 0640, -EPERM },
         { 0604, -EPERM }, { 0620, -EPERM }, { 0602, -EPERM }, { 0666, -EPERM },
     };
     write_file(k->path, KEY_HEX "\n", 0600);
@@ -563,14 +568,14 @@ static void master_key_bad_contents(void **state)
 {
     struct keydir *k = *state;
     uint8_t key[32];
-    assert_int_equal(auth_load_master_key(k->path, key), -ENOENT);   /* absent */
+    assert_int_equal(auth_load_master_key(k->path, key), -ENOENT); /* absent */
     write_file(k->path, "0011223344\n", 0600);
     assert_int_equal(auth_load_master_key(k->path, key), -EINVAL);
     write_file(k->path, "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
     assert_int_equal(auth_load_master_key(k->path, key), -EINVAL);
     write_file(k->path, "", 0600);
     assert_int_equal(auth_load_master_key(k->path, key), -EINVAL);
-    write_file(k->path, KEY_HEX, 0600);   /* no newline is fine */
+    write_file(k->path, KEY_HEX, 0600); /* no newline is fine */
     assert_int_equal(auth_load_master_key(k->path, key), 0);
 }
 
@@ -598,9 +603,12 @@ int main(void)
         cmocka_unit_test_setup(create_refuses_bad_role_or_name, fake_reset),
         cmocka_unit_test_setup(create_conflict_wipes_the_token, fake_reset),
         cmocka_unit_test_setup_teardown(create_without_randomness, fake_reset, real_randomness),
-        cmocka_unit_test_setup_teardown(master_key_created_0600_and_loaded, keydir_setup, keydir_teardown),
-        cmocka_unit_test_setup_teardown(master_key_never_overwritten, keydir_setup, keydir_teardown),
-        cmocka_unit_test_setup_teardown(master_key_without_randomness, keydir_setup, keydir_teardown),
+        cmocka_unit_test_setup_teardown(master_key_created_0600_and_loaded, keydir_setup,
+                                        keydir_teardown),
+        cmocka_unit_test_setup_teardown(master_key_never_overwritten, keydir_setup,
+                                        keydir_teardown),
+        cmocka_unit_test_setup_teardown(master_key_without_randomness, keydir_setup,
+                                        keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_mode_refusal, keydir_setup, keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_bad_contents, keydir_setup, keydir_teardown),
     };

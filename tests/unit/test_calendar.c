@@ -12,10 +12,10 @@
 
 /* Day numbers checked with `date -u -d 2026-11-21 +%s` / 86400. */
 #define D_1900_01_01 (-25567L)
-#define D_2026_11_19 20776L   /* Thursday */
-#define D_2026_11_20 20777L   /* Friday */
-#define D_2026_11_21 20778L   /* Saturday */
-#define D_2026_11_22 20779L   /* Sunday */
+#define D_2026_11_19 20776L /* Thursday */
+#define D_2026_11_20 20777L /* Friday */
+#define D_2026_11_21 20778L /* Saturday */
+#define D_2026_11_22 20779L /* Sunday */
 #define D_2100_12_31 47846L
 
 static void civil_known_days(void **state)
@@ -26,8 +26,8 @@ static void civil_known_days(void **state)
     assert_int_equal(days_from_civil(2026, 11, 21), D_2026_11_21);
     assert_int_equal(days_from_civil(1900, 1, 1), D_1900_01_01);
     assert_int_equal(days_from_civil(2100, 12, 31), D_2100_12_31);
-    assert_int_equal(days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28), 2);   /* leap */
-    assert_int_equal(days_from_civil(1900, 3, 1) - days_from_civil(1900, 2, 28), 1);   /* not */
+    assert_int_equal(days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28), 2); /* leap */
+    assert_int_equal(days_from_civil(1900, 3, 1) - days_from_civil(1900, 2, 28), 1); /* not */
 }
 
 /* Walks every day from 1900 to 2100 by hand and compares both directions. */
@@ -73,8 +73,8 @@ static void date_parse_invalid(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "2026-02-29", "2100-02-29", "1900-02-29", "2026-13-01", "2026-00-10", "2026-04-31",
-        "2026-11-00", "2026-1-21",  "2026/11/21", "2026-11-21T", "26-11-21",  "",
+        "2026-02-29", "2100-02-29", "1900-02-29", "2026-13-01",  "2026-00-10", "2026-04-31",
+        "2026-11-00", "2026-1-21",  "2026/11/21", "2026-11-21T", "26-11-21",   "",
         "2026-11-2x", "1899-12-31", "abcd-ef-gh", " 2026-11-21",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -122,15 +122,15 @@ static void timestamp_parse_invalid(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "2026-11-21T08:00:00",            /* no zone */
-        "2026-11-21",                     /* a date */
-        "2026-11-21 08:00:00Z",           /* space */
+        "2026-11-21T08:00:00",  /* no zone */
+        "2026-11-21",           /* a date */
+        "2026-11-21 08:00:00Z", /* space */
         "2026-11-21T24:00:00Z",
         "2026-11-21T08:60:00Z",
         "2026-11-21T08:00:61Z",
         "2026-11-21T8:00:00Z",
-        "2026-11-21T08:00:00.Z",          /* empty fraction */
-        "2026-11-21T08:00:00.1234567890Z",/* 10 fraction digits */
+        "2026-11-21T08:00:00.Z",           /* empty fraction */
+        "2026-11-21T08:00:00.1234567890Z", /* 10 fraction digits */
         "2026-11-21T08:00:00+0300",
         "2026-11-21T08:00:00+03:00x",
         "2026-11-21T08:00:00+24:00",
@@ -187,14 +187,14 @@ static void riyadh_day_turns_at_21_utc(void **state)
 static void weekdays_and_weekend(void **state)
 {
     (void)state;
-    assert_int_equal(weekday(0), 3);               /* 1970-01-01 Thursday */
+    assert_int_equal(weekday(0), 3); /* 1970-01-01 Thursday */
     assert_int_equal(weekday(D_2026_11_19), 3);
     assert_int_equal(weekday(D_2026_11_20), 4);
     assert_int_equal(weekday(D_2026_11_21), 5);
     assert_int_equal(weekday(D_2026_11_22), 6);
     assert_int_equal(weekday(D_2026_11_22 + 1), 0);
-    assert_int_equal(weekday(-1), 2);              /* 1969-12-31 Wednesday */
-    assert_int_equal(weekday(D_1900_01_01), 0);    /* 1900-01-01 Monday */
+    assert_int_equal(weekday(-1), 2);           /* 1969-12-31 Wednesday */
+    assert_int_equal(weekday(D_1900_01_01), 0); /* 1900-01-01 Monday */
     assert_false(is_weekend(D_2026_11_19));
     assert_true(is_weekend(D_2026_11_20));
     assert_true(is_weekend(D_2026_11_21));
@@ -237,18 +237,12 @@ static void working_days_skip_holidays(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(civil_known_days),
-        cmocka_unit_test(civil_walk_two_centuries),
-        cmocka_unit_test(date_parse_valid),
-        cmocka_unit_test(date_parse_invalid),
-        cmocka_unit_test(date_format_values),
-        cmocka_unit_test(timestamp_parse_valid),
-        cmocka_unit_test(timestamp_parse_invalid),
-        cmocka_unit_test(timestamp_format_values),
-        cmocka_unit_test(riyadh_day_turns_at_21_utc),
-        cmocka_unit_test(weekdays_and_weekend),
-        cmocka_unit_test(working_days_skip_weekend),
-        cmocka_unit_test(working_days_skip_holidays),
+        cmocka_unit_test(civil_known_days),           cmocka_unit_test(civil_walk_two_centuries),
+        cmocka_unit_test(date_parse_valid),           cmocka_unit_test(date_parse_invalid),
+        cmocka_unit_test(date_format_values),         cmocka_unit_test(timestamp_parse_valid),
+        cmocka_unit_test(timestamp_parse_invalid),    cmocka_unit_test(timestamp_format_values),
+        cmocka_unit_test(riyadh_day_turns_at_21_utc), cmocka_unit_test(weekdays_and_weekend),
+        cmocka_unit_test(working_days_skip_weekend),  cmocka_unit_test(working_days_skip_holidays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

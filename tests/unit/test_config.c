@@ -48,9 +48,9 @@ static void defaults(void **state)
     assert_int_equal(cfg->port, 8080);
     assert_string_equal(cfg->database, "");
     assert_int_equal(cfg->db_pool_size, 16);
-    assert_int_equal(cfg->track_fail_limit, 10);      /* API.md: 10 failed look-ups ... */
-    assert_int_equal(cfg->track_fail_window_s, 60);   /* ... a minute */
-    assert_int_equal(cfg->delivery_attempts, 2);      /* API.md: default 2 */
+    assert_int_equal(cfg->track_fail_limit, 10);    /* API.md: 10 failed look-ups ... */
+    assert_int_equal(cfg->track_fail_window_s, 60); /* ... a minute */
+    assert_int_equal(cfg->delivery_attempts, 2);    /* API.md: default 2 */
     assert_int_equal(cfg->collection_days, 10);
     assert_int_equal(cfg->spoil_limit, 3);
     assert_int_equal(cfg->notify_batch, 50);
@@ -74,7 +74,7 @@ static void integers_and_their_bounds(void **state)
     assert_int_equal(config_set(cfg, "port", "80x"), -EINVAL);
     assert_int_equal(config_set(cfg, "port", ""), -EINVAL);
     assert_int_equal(config_set(cfg, "port", "99999999999999999999999"), -EINVAL);
-    assert_int_equal(cfg->port, 65535);   /* a refused value leaves the old one */
+    assert_int_equal(cfg->port, 65535); /* a refused value leaves the old one */
 
     assert_int_equal(config_set(cfg, "delivery_attempts", "0"), -EINVAL);
     assert_int_equal(config_set(cfg, "delivery_attempts", "11"), -EINVAL);
@@ -178,7 +178,7 @@ static void load_file(void **state)
                                  "  port   =   9090  \n"
                                  "database = dbname=cardd user=cardd\n"
                                  "station = st1 evolis EV0001 Virtual PCD 00 00\n"
-                                 "delivery_attempts=3");   /* no final newline */
+                                 "delivery_attempts=3"); /* no final newline */
     assert_int_equal(config_load(cfg, path, NULL), 0);
     unlink(path);
     assert_int_equal(cfg->port, 9090);
@@ -186,7 +186,7 @@ static void load_file(void **state)
     assert_int_equal(cfg->delivery_attempts, 3);
     assert_int_equal(cfg->station_count, 1);
     assert_string_equal(cfg->stations[0].reader, "Virtual PCD 00 00");
-    assert_int_equal(cfg->db_pool_size, 16);   /* untouched default */
+    assert_int_equal(cfg->db_pool_size, 16); /* untouched default */
 }
 
 static void load_reports_the_bad_line(void **state)
@@ -202,7 +202,7 @@ static void load_reports_the_bad_line(void **state)
     snprintf(want, sizeof(want), "%s:3: bad setting 'not_a_key'\n", path);
     assert_string_equal(report, want);
     unlink(path);
-    assert_int_equal(cfg->port, 9090);   /* stopped at line 3 */
+    assert_int_equal(cfg->port, 9090); /* stopped at line 3 */
 
     path = temp_file("port 9090\n");
     err = fmemopen(report, sizeof(report), "w");
@@ -268,7 +268,7 @@ static void free_is_null_safe(void **state)
     assert_int_equal(config_defaults(&cfg), 0);
     config_free(&cfg);
     assert_null(cfg.listen_address);
-    config_free(&cfg);   /* twice is harmless */
+    config_free(&cfg); /* twice is harmless */
 }
 
 int main(void)

@@ -38,10 +38,10 @@ static void test_nearest(void **state)
     (void)state;
     struct geo_point olaya = { 24.6920, 46.6850 };
     struct geo_point branches[] = {
-        { 24.8050, 46.6150 },   /* Malqa */
-        { 24.7330, 46.8220 },   /* Naseem */
-        { 24.6930, 46.6850 },   /* nearly at the address */
-        { 21.5600, 39.1600 },   /* Jeddah */
+        { 24.8050, 46.6150 }, /* Malqa */
+        { 24.7330, 46.8220 }, /* Naseem */
+        { 24.6930, 46.6850 }, /* nearly at the address */
+        { 21.5600, 39.1600 }, /* Jeddah */
     };
     assert_int_equal(geo_nearest(olaya, branches, 4), 2);
     assert_int_equal(geo_nearest(olaya, branches, 2), 0);

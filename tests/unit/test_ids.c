@@ -35,8 +35,8 @@ static void national_id_valid_examples(void **state)
 static void national_id_bad_check_digit(void **state)
 {
     (void)state;
-    static const char *const bad[] = { "1000000009", "1000000007", "1234567890", "1234567898",
-                                       "2987654321", "2000000005" };
+    static const char *const bad[] = { "1000000009", "1000000007", "1234567890",
+                                       "1234567898", "2987654321", "2000000005" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(national_id_check(bad[i]), -2);
         assert_false(national_id_valid(bad[i]));
@@ -49,8 +49,8 @@ static void national_id_bad_format(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "3000000004", "0000000000", "100000000",  "10000000080", "10000000a8",
-        "",           " 100000008", "1000000008 ", "+100000008", "１000000008",
+        "3000000004", "0000000000", "100000000",   "10000000080", "10000000a8",
+        "",           " 100000008", "1000000008 ", "+100000008",  "１000000008",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(national_id_check(bad[i]), -1);
@@ -97,13 +97,13 @@ static void phone_rules(void **state)
     (void)state;
     assert_true(phone_valid("+966501234567"));
     assert_true(phone_valid("+966599999999"));
-    assert_false(phone_valid("+96650123456"));    /* 7 digits after +9665 */
-    assert_false(phone_valid("+9665012345678"));  /* 9 digits */
-    assert_false(phone_valid("+966401234567"));   /* not a mobile */
+    assert_false(phone_valid("+96650123456"));   /* 7 digits after +9665 */
+    assert_false(phone_valid("+9665012345678")); /* 9 digits */
+    assert_false(phone_valid("+966401234567"));  /* not a mobile */
     assert_false(phone_valid("966501234567"));
     assert_false(phone_valid("00966501234567"));
     assert_false(phone_valid("0501234567"));
-    assert_false(phone_valid("+9665O1234567"));   /* letter O */
+    assert_false(phone_valid("+9665O1234567")); /* letter O */
     assert_false(phone_valid("+9665"));
     assert_false(phone_valid(""));
 }
@@ -138,9 +138,9 @@ static void s10_valid_numbers(void **state)
     assert_true(s10_valid("RR123456785SA"));
     assert_true(s10_valid("EE473124829SA"));
     assert_true(s10_valid("CP020000000SA"));
-    assert_false(s10_valid("RR123456784SA"));   /* wrong check digit */
+    assert_false(s10_valid("RR123456784SA")); /* wrong check digit */
     assert_false(s10_valid("RR123456786SA"));
-    assert_false(s10_valid("RR123456785GB"));   /* not SA */
+    assert_false(s10_valid("RR123456785GB")); /* not SA */
     assert_false(s10_valid("rr123456785SA"));
     assert_false(s10_valid("R1123456785SA"));
     assert_false(s10_valid("RR12345678SA"));

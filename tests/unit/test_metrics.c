@@ -22,7 +22,7 @@ struct db_res {
 };
 
 static struct {
-    const char *sql_part;    /* the gauge query this answers */
+    const char *sql_part; /* the gauge query this answers */
     int rc;
     struct db_res res;
 } canned[8];
@@ -129,11 +129,27 @@ static void requests_are_counted_by_route_and_status(void **state)
     metrics_observe_request(m, "GET", REQUESTS, 200, 0.002);
     char *text = metrics_render(m, NULL);
     assert_non_null(text);
-    assert_true(sample(text, "cardd_http_requests_total{method=\"POST\",route=\"/v1/track\",status=\"200\"}") == 2);
-    assert_true(sample(text, "cardd_http_requests_total{method=\"POST\",route=\"/v1/track\",status=\"404\"}") == 1);
-    assert_true(sample(text, "cardd_http_requests_total{method=\"POST\",route=\"/v1/requests\",status=\"201\"}") == 1);
-    assert_true(sample(text, "cardd_http_requests_total{method=\"GET\",route=\"/v1/requests\",status=\"200\"}") == 1);
-    assert_true(sample(text, "cardd_http_requests_total{method=\"GET\",route=\"/v1/track\",status=\"200\"}") == -1);
+    assert_true(
+        sample(text,
+               "cardd_http_requests_total{method=\"POST\",route=\"/v1/track\",status=\"200\"}") ==
+        2);
+    assert_true(
+        sample(text,
+               "cardd_http_requests_total{method=\"POST\",route=\"/v1/track\",status=\"404\"}") ==
+        1);
+    assert_true(
+        sample(
+            text,
+            "cardd_http_requests_total{method=\"POST\",route=\"/v1/requests\",status=\"201\"}") ==
+        1);
+    assert_true(
+        sample(text,
+               "cardd_http_requests_total{method=\"GET\",route=\"/v1/requests\",status=\"200\"}") ==
+        1);
+    assert_true(
+        sample(text,
+               "cardd_http_requests_total{method=\"GET\",route=\"/v1/track\",status=\"200\"}") ==
+        -1);
     free(text);
 }
 
@@ -146,7 +162,11 @@ static void latency_histogram_is_cumulative(void **state)
         metrics_observe_request(m, "POST", TRACK, 200, lat[i]);
     char *text = metrics_render(m, NULL);
     assert_non_null(text);
-#define B(le) sample(text, "cardd_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/track\",le=\"" le "\"}")
+#define B(le)                                                                                     \
+    sample(                                                                                       \
+        text,                                                                                     \
+        "cardd_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/track\",le=\"" le \
+        "\"}")
     assert_true(B("0.001") == 2);
     assert_true(B("0.0025") == 2);
     assert_true(B("0.005") == 3);
@@ -157,8 +177,13 @@ static void latency_histogram_is_cumulative(void **state)
     assert_true(B("5") == 4);
     assert_true(B("+Inf") == 5);
 #undef B
-    assert_true(sample(text, "cardd_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/track\"}") == 5);
-    assert_non_null(strstr(text, "cardd_http_request_duration_seconds_sum{method=\"POST\",route=\"/v1/track\"} 7.304500\n"));
+    assert_true(
+        sample(text,
+               "cardd_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/track\"}") ==
+        5);
+    assert_non_null(strstr(
+        text,
+        "cardd_http_request_duration_seconds_sum{method=\"POST\",route=\"/v1/track\"} 7.304500\n"));
     free(text);
 }
 
@@ -174,8 +199,14 @@ static void series_table_overflow(void **state)
     for (const char *p = text; (p = strstr(p, "cardd_http_requests_total{")); p++)
         lines++;
     assert_int_equal(lines, 256);
-    assert_true(sample(text, "cardd_http_requests_total{method=\"GET\",route=\"/v1/track\",status=\"100\"}") == 1);
-    assert_true(sample(text, "cardd_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/track\"}") == 600);
+    assert_true(
+        sample(text,
+               "cardd_http_requests_total{method=\"GET\",route=\"/v1/track\",status=\"100\"}") ==
+        1);
+    assert_true(
+        sample(text,
+               "cardd_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/track\"}") ==
+        600);
     free(text);
 }
 
@@ -216,12 +247,14 @@ static void every_line_is_well_formed(void **state)
 static void gauges_come_from_the_database(void **state)
 {
     struct metrics *m = *state;
-    canned[ncanned++] = (typeof(canned[0])){ "hold_reason IS NULL AND production_station IS NULL", 0,
+    canned[ncanned++] = (typeof(canned[0])){ "hold_reason IS NULL AND production_station IS NULL",
+                                             0,
                                              { 1, { { NULL, "3" } } } };
-    canned[ncanned++] = (typeof(canned[0])){ "FROM requests GROUP BY status", 0,
+    canned[ncanned++] = (typeof(canned[0])){ "FROM requests GROUP BY status",
+                                             0,
                                              { 2, { { "queued", "5" }, { "delivered", "2" } } } };
-    canned[ncanned++] = (typeof(canned[0])){ "FROM stations", 0,
-                                             { 2, { { "idle", "1" }, { "error", "1" } } } };
+    canned[ncanned++] =
+        (typeof(canned[0])){ "FROM stations", 0, { 2, { { "idle", "1" }, { "error", "1" } } } };
     canned[ncanned++] = (typeof(canned[0])){ "FROM cards", DB_EDOWN, { 0, { { NULL, NULL } } } };
     canned[ncanned++] = (typeof(canned[0])){ "FROM notifications", 0, { 1, { { NULL, "0" } } } };
     char *text = metrics_render(m, (struct db *)canned);
@@ -235,7 +268,7 @@ static void gauges_come_from_the_database(void **state)
     assert_null(strstr(text, "cardd_cards"));
     /* courier events had no canned answer (an error): left out too */
     assert_null(strstr(text, "cardd_courier_events_total"));
-    assert_int_equal(live_results, 0);   /* every result freed */
+    assert_int_equal(live_results, 0); /* every result freed */
     free(text);
 }
 

@@ -19,7 +19,7 @@ static void test_backoff(void **state)
     assert_int_equal(notify_backoff_s(3, 300), 4);
     assert_int_equal(notify_backoff_s(9, 300), 256);
     assert_int_equal(notify_backoff_s(10, 300), 300);
-    assert_int_equal(notify_backoff_s(1000, 300), 300);   /* no overflow */
+    assert_int_equal(notify_backoff_s(1000, 300), 300); /* no overflow */
     assert_int_equal(notify_backoff_s(5, 3), 3);
 }
 
@@ -27,8 +27,8 @@ static void test_body(void **state)
 {
     (void)state;
     json_t *b = notify_body("6f1c3d2e-0000-4000-8000-000000000001", "+966501234567",
-                            "طلب الهوية الوطنية رقم RQ-1: تم التسليم", "National ID request RQ-1: Delivered",
-                            "RQ-1", "delivered");
+                            "طلب الهوية الوطنية رقم RQ-1: تم التسليم",
+                            "National ID request RQ-1: Delivered", "RQ-1", "delivered");
     assert_non_null(b);
     assert_string_equal(json_string_value(json_object_get(b, "id")),
                         "6f1c3d2e-0000-4000-8000-000000000001");

@@ -18,16 +18,12 @@
 
 #include <cmocka.h>
 
-
 static const struct {
     unsigned bit;
     const char *name;
 } role_names[] = {
-    { ROLE_INTAKE, "intake" },
-    { ROLE_OPERATOR, "operator" },
-    { ROLE_COURIER, "courier" },
-    { ROLE_BRANCH, "branch" },
-    { ROLE_ADMIN, "admin" },
+    { ROLE_INTAKE, "intake" }, { ROLE_OPERATOR, "operator" }, { ROLE_COURIER, "courier" },
+    { ROLE_BRANCH, "branch" }, { ROLE_ADMIN, "admin" },
 };
 
 static const char *const methods[] = { "get", "put", "post", "delete", "patch", "head", "options" };
@@ -101,7 +97,8 @@ static json_t *spec_operation(const char *method, const char *pattern)
 {
     const char *path;
     json_t *item;
-    json_object_foreach(json_object_get(spec, "paths"), path, item) {
+    json_object_foreach(json_object_get(spec, "paths"), path, item)
+    {
         char norm[256];
         normalise(path, norm, sizeof(norm));
         if (strcmp(norm, pattern) != 0)
@@ -126,7 +123,6 @@ static const struct http_route *server_route(const char *method, const char *pat
     return NULL;
 }
 
-
 /* Calls fn for every operation of the spec. */
 typedef void (*op_fn)(const char *method, const char *pattern, json_t *op, int *failures);
 
@@ -135,7 +131,8 @@ static int each_operation(op_fn fn)
     int failures = 0;
     const char *path;
     json_t *item;
-    json_object_foreach(json_object_get(spec, "paths"), path, item) {
+    json_object_foreach(json_object_get(spec, "paths"), path, item)
+    {
         char norm[256];
         normalise(path, norm, sizeof(norm));
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
@@ -159,7 +156,8 @@ static long spec_roles(json_t *op)
     unsigned mask = 0;
     size_t i;
     json_t *r;
-    json_array_foreach(roles, i, r) {
+    json_array_foreach(roles, i, r)
+    {
         const char *name = json_string_value(r);
         bool known = false;
         for (size_t k = 0; name && k < sizeof(role_names) / sizeof(role_names[0]); k++)
@@ -187,9 +185,7 @@ static bool requires_scheme(json_t *security, const char *scheme)
         return false;
     size_t i;
     json_t *req;
-    json_array_foreach(security, i, req)
-        if (!json_object_get(req, scheme))
-            return false;
+    json_array_foreach(security, i, req) if (!json_object_get(req, scheme)) return false;
     return true;
 }
 
@@ -271,7 +267,6 @@ static void test_every_operation_is_a_route(void **state)
     assert_int_equal(each_operation(check_operation_has_route), 0);
 }
 
-
 /* ---- roles, signing, bodies ---- */
 
 static void check_security(const char *method, const char *pattern, json_t *op, int *failures)
@@ -314,7 +309,8 @@ static void check_security(const char *method, const char *pattern, json_t *op, 
         if (roles != ROLE_COURIER)
             snprintf(why, sizeof(why), "a signed operation is for the courier role");
     }
-    for (size_t k = 0; !why[0] && roles > 0 && k < sizeof(role_names) / sizeof(role_names[0]); k++) {
+    for (size_t k = 0; !why[0] && roles > 0 && k < sizeof(role_names) / sizeof(role_names[0]);
+         k++) {
         char quoted[32];
         snprintf(quoted, sizeof(quoted), "`%s`", role_names[k].name);
         if ((roles & role_names[k].bit) && (!desc || !strstr(desc, quoted)))
@@ -330,8 +326,8 @@ static void check_security(const char *method, const char *pattern, json_t *op, 
 static void test_security_matches_roles(void **state)
 {
     (void)state;
-    assert_non_null(json_object_get(json_object_get(json_object_get(spec, "components"),
-                                                    "securitySchemes"), "bearerAuth"));
+    assert_non_null(json_object_get(
+        json_object_get(json_object_get(spec, "components"), "securitySchemes"), "bearerAuth"));
     assert_int_equal(each_operation(check_security), 0);
 }
 
@@ -340,16 +336,18 @@ static void check_body(const char *method, const char *pattern, json_t *op, int 
     const struct http_route *route = server_route(method, pattern);
     json_t *body = deref(json_object_get(op, "requestBody"));
     bool required = json_is_true(json_object_get(body, "required"));
-    json_t *schema = json_object_get(json_object_get(json_object_get(body, "content"),
-                                                     "application/json"), "schema");
+    json_t *schema = json_object_get(
+        json_object_get(json_object_get(body, "content"), "application/json"), "schema");
     char why[160] = "";
     if (body && !schema)
         snprintf(why, sizeof(why), "requestBody without an application/json schema");
     if (!why[0] && route) {
         if (route->flags & ROUTE_BODY && (!body || !required))
-            snprintf(why, sizeof(why), "the route requires a JSON body: requestBody, required: true");
+            snprintf(why, sizeof(why),
+                     "the route requires a JSON body: requestBody, required: true");
         else if (route->flags & ROUTE_BODY_OPTIONAL && (!body || required))
-            snprintf(why, sizeof(why), "the route takes an optional body: requestBody, required: false");
+            snprintf(why, sizeof(why),
+                     "the route takes an optional body: requestBody, required: false");
         else if (!(route->flags & (ROUTE_BODY | ROUTE_BODY_OPTIONAL)) && body)
             snprintf(why, sizeof(why), "the route takes no body, but the spec has a requestBody");
     }
@@ -400,12 +398,14 @@ static void check_responses(const char *method, const char *pattern, json_t *op,
     if (!why[0] && json_object_get(op, "parameters")) {
         json_t *p;
         size_t i;
-        json_array_foreach(json_object_get(op, "parameters"), i, p)
-            if (strcmp(json_string_value(json_object_get(deref(p), "in")) ?: "", "path") == 0 &&
-                !json_object_get(responses, "404"))
-                snprintf(why, sizeof(why), "has a path parameter but does not list 404");
+        json_array_foreach(
+            json_object_get(op, "parameters"), i,
+            p) if (strcmp(json_string_value(json_object_get(deref(p), "in")) ?: "", "path") == 0 &&
+                   !json_object_get(responses, "404"))
+            snprintf(why, sizeof(why), "has a path parameter but does not list 404");
     }
-    json_object_foreach(responses, code, resp) {
+    json_object_foreach(responses, code, resp)
+    {
         if (why[0])
             break;
         json_t *r = deref(resp);
@@ -420,11 +420,13 @@ static void check_responses(const char *method, const char *pattern, json_t *op,
         else if (json_object_size(json_object_get(r, "content")) == 0)
             snprintf(why, sizeof(why), "response %s has no content", code);
         else if (status >= 400) {
-            json_t *schema = json_object_get(json_object_get(json_object_get(r, "content"),
-                                                             "application/problem+json"), "schema");
+            json_t *schema = json_object_get(
+                json_object_get(json_object_get(r, "content"), "application/problem+json"),
+                "schema");
             const char *ref = json_string_value(json_object_get(schema, "$ref"));
             if (!ref || strcmp(ref, "#/components/schemas/Problem") != 0)
-                snprintf(why, sizeof(why), "error %s is not application/problem+json Problem", code);
+                snprintf(why, sizeof(why), "error %s is not application/problem+json Problem",
+                         code);
             else if (status == 429 && !json_object_get(headers, "Retry-After"))
                 snprintf(why, sizeof(why), "429 lacks Retry-After");
         }
@@ -448,7 +450,8 @@ static int unresolved_refs(json_t *node)
     if (json_is_object(node)) {
         const char *key;
         json_t *v;
-        json_object_foreach(node, key, v) {
+        json_object_foreach(node, key, v)
+        {
             if (strcmp(key, "$ref") == 0 && json_is_string(v)) {
                 if (!resolve(json_string_value(v))) {
                     fprintf(stderr, "unresolved $ref %s\n", json_string_value(v));
@@ -461,8 +464,7 @@ static int unresolved_refs(json_t *node)
     } else if (json_is_array(node)) {
         size_t i;
         json_t *v;
-        json_array_foreach(node, i, v)
-            bad += unresolved_refs(v);
+        json_array_foreach(node, i, v) bad += unresolved_refs(v);
     }
     return bad;
 }
@@ -513,7 +515,8 @@ static void test_status_labels(void **state)
     assert_int_equal(json_object_size(labels), 12);
     size_t i;
     json_t *v;
-    json_array_foreach(values, i, v) {
+    json_array_foreach(values, i, v)
+    {
         const char *code = json_string_value(v);
         const struct status_label *l = status_find(code);
         if (!l)

@@ -12,7 +12,7 @@
 
 #include "parcel.h"
 
-#define T0 1764144000   /* 2025-11-26T08:00:00Z */
+#define T0 1764144000 /* 2025-11-26T08:00:00Z */
 
 static struct parcel_state fold(struct parcel_event *ev, size_t n, int max_failed, bool branch)
 {
@@ -48,7 +48,7 @@ static void test_happy_path_and_forward_only(void **state)
         { PARCEL_IN_TRANSIT, T0 + 60, "e2" },
         { PARCEL_OUT_FOR_DELIVERY, T0 + 120, "e3" },
         { PARCEL_DELIVERED, T0 + 180, "e4" },
-        { PARCEL_IN_TRANSIT, T0 + 240, "late-but-newer" },      /* nothing follows delivered */
+        { PARCEL_IN_TRANSIT, T0 + 240, "late-but-newer" }, /* nothing follows delivered */
         { PARCEL_DELIVERY_FAILED, T0 + 300, "after" },
     };
     struct parcel_state st = fold(ev, 6, 2, true);
@@ -80,11 +80,9 @@ static void test_attempts_and_redirect(void **state)
     assert_int_equal(st.failed_attempts, 1);
 
     struct parcel_event ev2[] = {
-        { PARCEL_OUT_FOR_DELIVERY, T0, "a1" },
-        { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },
-        { PARCEL_OUT_FOR_DELIVERY, T0 + 200, "a2" },
-        { PARCEL_DELIVERY_FAILED, T0 + 300, "f2" },
-        { PARCEL_OUT_FOR_DELIVERY, T0 + 400, "a3" },   /* too late: it goes to the branch */
+        { PARCEL_OUT_FOR_DELIVERY, T0, "a1" },       { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 200, "a2" }, { PARCEL_DELIVERY_FAILED, T0 + 300, "f2" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 400, "a3" }, /* too late: it goes to the branch */
     };
     st = fold(ev2, 5, 2, true);
     assert_string_equal(st.status, "redirected_to_branch");
@@ -93,10 +91,8 @@ static void test_attempts_and_redirect(void **state)
     assert_int_equal(st.status_at, T0 + 300);
 
     struct parcel_event ev3[] = {
-        { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },
-        { PARCEL_DELIVERY_FAILED, T0 + 300, "f2" },
-        { PARCEL_ARRIVED_AT_BRANCH, T0 + 500, "b" },
-        { PARCEL_DELIVERY_FAILED, T0 + 700, "f3" },
+        { PARCEL_DELIVERY_FAILED, T0 + 100, "f1" },  { PARCEL_DELIVERY_FAILED, T0 + 300, "f2" },
+        { PARCEL_ARRIVED_AT_BRANCH, T0 + 500, "b" }, { PARCEL_DELIVERY_FAILED, T0 + 700, "f3" },
         { PARCEL_DELIVERED, T0 + 800, "d" },
     };
     st = fold(ev3, 4, 2, true);
@@ -152,7 +148,7 @@ static void test_order_independent(void **state)
         { PARCEL_PICKED_UP, T0, "s1" },
         { PARCEL_IN_TRANSIT, T0 + 50, "s2" },
         { PARCEL_OUT_FOR_DELIVERY, T0 + 100, "s3" },
-        { PARCEL_DELIVERY_FAILED, T0 + 100, "s4" },      /* same second as s3 */
+        { PARCEL_DELIVERY_FAILED, T0 + 100, "s4" }, /* same second as s3 */
         { PARCEL_IN_TRANSIT, T0 + 150, "s5" },
         { PARCEL_OUT_FOR_DELIVERY, T0 + 200, "s6" },
         { PARCEL_DELIVERY_FAILED, T0 + 250, "s7" },

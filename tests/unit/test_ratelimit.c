@@ -12,7 +12,7 @@
 #include "config.h"
 #include "ratelimit.h"
 
-#define T0 ((time_t)1795248000)   /* 2026-11-21T08:00:00Z */
+#define T0 ((time_t)1795248000) /* 2026-11-21T08:00:00Z */
 
 static int setup_10_per_minute(void **state)
 {
@@ -51,7 +51,7 @@ static void every_configurable_limit_is_honoured(void **state)
     static const char *const limits[] = { "1", "10", "64", "65", "100", "1000", "100000" };
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
         if (config_set(&cfg, "track_fail_limit", limits[i]) != 0)
-            continue;   /* refused by the configuration: fine */
+            continue; /* refused by the configuration: fine */
         struct ratelimit *rl = NULL;
         assert_int_equal(ratelimit_new(&rl, cfg.track_fail_limit, 60), 0);
         for (int n = 0; n < cfg.track_fail_limit - 1; n++)
@@ -94,7 +94,7 @@ static void failures_spread_over_more_than_a_window_do_not_block(void **state)
 {
     struct ratelimit *rl = *state;
     for (int i = 0; i < 100; i++) {
-        ratelimit_fail(rl, "192.0.2.1", T0 + i * 7);   /* 10 failures take 63 s */
+        ratelimit_fail(rl, "192.0.2.1", T0 + i * 7); /* 10 failures take 63 s */
         assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + i * 7), 0);
     }
 }

@@ -95,7 +95,7 @@ static void csv_too_many_fields(void **state)
 #define MAX_CALLS 16
 static struct {
     int begins, commits, rollbacks, execs;
-    int fail_exec_at;            /* 1-based exec call that fails; 0: none */
+    int fail_exec_at; /* 1-based exec call that fails; 0: none */
     char sql[MAX_CALLS][256];
     char params[MAX_CALLS][8][128];
     int nparams[MAX_CALLS];
@@ -139,7 +139,8 @@ int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int npar
     snprintf(rec.sql[i], sizeof(rec.sql[i]), "%s", sql);
     rec.nparams[i] = nparams;
     for (int p = 0; p < nparams && p < 8; p++)
-        snprintf(rec.params[i][p], sizeof(rec.params[i][p]), "%s", params[p] ? params[p] : "(null)");
+        snprintf(rec.params[i][p], sizeof(rec.params[i][p]), "%s",
+                 params[p] ? params[p] : "(null)");
     if (rec.fail_exec_at == i + 1)
         return DB_EINVALID;
     return 0;
@@ -171,7 +172,8 @@ static void holidays_import_in_one_transaction(void **state)
 {
     (void)state;
     char msg[128] = "";
-    FILE *in = text("date,name\r\n2026-09-23,Saudi National Day\r\n\r\n2027-02-22,Founding Day\r\n");
+    FILE *in =
+        text("date,name\r\n2026-09-23,Saudi National Day\r\n\r\n2027-02-22,Founding Day\r\n");
     assert_int_equal(refdata_import_holidays(fake_db, in, msg, sizeof(msg)), 2);
     fclose(in);
     assert_string_equal(msg, "2 rows imported");
@@ -255,11 +257,9 @@ static void cities_bad_coordinates(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "city,region,lat,lon\nX,Y,90.5,46\n",
-        "city,region,lat,lon\nX,Y,24,180.1\n",
-        "city,region,lat,lon\nX,Y,24,east\n",
-        "city,region,lat,lon\nX,Y,,46\n",
-        "city,region,lat,lon\n,Y,24,46\n",        /* no name */
+        "city,region,lat,lon\nX,Y,90.5,46\n", "city,region,lat,lon\nX,Y,24,180.1\n",
+        "city,region,lat,lon\nX,Y,24,east\n", "city,region,lat,lon\nX,Y,,46\n",
+        "city,region,lat,lon\n,Y,24,46\n", /* no name */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char msg[128] = "";
@@ -277,11 +277,12 @@ static void branches_import_with_arabic_names(void **state)
 {
     (void)state;
     char msg[128] = "";
-    FILE *in = text("branch_id,name_en,name_ar,city,lat,lon,collects_cards\n"
-                    "RUH-OLY,Civil Affairs Riyadh Al Olaya,الأحوال المدنية - الرياض - العليا,Riyadh,"
-                    "24.6920,46.6850,true\n"
-                    "JED-RWD,\"Civil Affairs Jeddah, Al Rawdah\",الأحوال المدنية - جدة,Jeddah,"
-                    "21.5600,39.1500,false\n");
+    FILE *in =
+        text("branch_id,name_en,name_ar,city,lat,lon,collects_cards\n"
+             "RUH-OLY,Civil Affairs Riyadh Al Olaya,الأحوال المدنية - الرياض - العليا,Riyadh,"
+             "24.6920,46.6850,true\n"
+             "JED-RWD,\"Civil Affairs Jeddah, Al Rawdah\",الأحوال المدنية - جدة,Jeddah,"
+             "21.5600,39.1500,false\n");
     assert_int_equal(refdata_import_branches(fake_db, in, msg, sizeof(msg)), 2);
     fclose(in);
     assert_int_equal(rec.nparams[0], 7);

@@ -30,8 +30,8 @@ static const char example[] =
     " \"terms_accepted_at\": \"2026-11-20T10:00:00Z\","
     " \"approved_at\": \"2026-11-21T08:00:00Z\"}";
 
-#define APPROVED ((time_t)1795248000)   /* 2026-11-21T08:00:00Z */
-#define NOW (APPROVED + 3600)
+#define APPROVED ((time_t)1795248000) /* 2026-11-21T08:00:00Z */
+#define NOW      (APPROVED + 3600)
 
 struct fixture {
     json_t *body;
@@ -99,7 +99,8 @@ static char *describe(json_t *errors)
     size_t n = 0, i;
     json_t *e;
     text[0] = '\0';
-    json_array_foreach(errors, i, e) {
+    json_array_foreach(errors, i, e)
+    {
         n += (size_t)snprintf(text + n, sizeof(text) - n, "%s:%s\n",
                               json_string_value(json_object_get(e, "field")),
                               json_string_value(json_object_get(e, "code")));
@@ -161,15 +162,17 @@ static void one_call_lists_every_failing_field(void **state)
     set_str(f->body, "kind", "passport");
     set_str(f->body, "reason", "damaged");
     set_str(f->body, "national_id", "1000000009");
-    set(f->body, "holder", json_pack("{s:s, s:s, s:s, s:s, s:s}", "name_ar", "Mohammed",
-                                     "name_en", "MOHAMMED 2", "birth_date", "2090-01-01",
-                                     "sex", "X", "nationality", "SA"));
+    set(f->body, "holder",
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "name_ar", "Mohammed", "name_en", "MOHAMMED 2",
+                  "birth_date", "2090-01-01", "sex", "X", "nationality", "SA"));
     set_str(f->body, "phone", "+966401234567");
-    set(f->body, "address", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "short_address",
-                                      "RRR12929", "building_no", "29a9", "additional_no", "778",
-                                      "postal_code", "1234", "street", "", "city", 7, "lat", 95.0));
-    set(f->body, "documents", json_pack("[o, o]", doc("loss_report", "XYZ", "docs://1"),
-                                        doc("passport", HEX_A, "docs://2")));
+    set(f->body, "address",
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "short_address", "RRR12929", "building_no",
+                  "29a9", "additional_no", "778", "postal_code", "1234", "street", "", "city", 7,
+                  "lat", 95.0));
+    set(f->body, "documents",
+        json_pack("[o, o]", doc("loss_report", "XYZ", "docs://1"),
+                  doc("passport", HEX_A, "docs://2")));
     set_str(f->body, "terms_accepted_at", "2026-11-20");
     set_str(f->body, "approved_at", "2030-01-01T00:00:00Z");
     expect_errors(f, "request_no:format\n"
@@ -246,13 +249,13 @@ static void appends_and_counts(void **state)
 static void national_id_codes(void **state)
 {
     struct fixture *f = *state;
-    set_str(f->body, "national_id", "1234567897");   /* valid: see test_ids.c */
+    set_str(f->body, "national_id", "1234567897"); /* valid: see test_ids.c */
     expect_errors(f, "");
     set_str(f->body, "national_id", "2987654320");
     expect_errors(f, "");
-    set_str(f->body, "national_id", "1000000009");   /* right shape, wrong check digit */
+    set_str(f->body, "national_id", "1000000009"); /* right shape, wrong check digit */
     expect_errors(f, "national_id:checksum\n");
-    set_str(f->body, "national_id", "3000000004");   /* Luhn holds, first digit 3 */
+    set_str(f->body, "national_id", "3000000004"); /* Luhn holds, first digit 3 */
     expect_errors(f, "national_id:format\n");
     set_str(f->body, "national_id", "100000000");
     expect_errors(f, "national_id:format\n");
@@ -324,8 +327,9 @@ static void holder_fields(void **state)
     set(f->body, "holder", json_string("Mohammed"));
     expect_errors(f, "holder:type\n");
     set(f->body, "holder", json_object());
-    expect_errors(f, "holder.name_ar:required\nholder.name_en:required\nholder.birth_date:required\n"
-                     "holder.sex:required\nholder.nationality:required\n");
+    expect_errors(f,
+                  "holder.name_ar:required\nholder.name_en:required\nholder.birth_date:required\n"
+                  "holder.sex:required\nholder.nationality:required\n");
 }
 
 /* Born "today" in Riyadh is fine; tomorrow is not. NOW is 2026-11-21 12:00 Riyadh. */
@@ -370,7 +374,7 @@ static void address_text_fields(void **state)
     set(f->body, "address.district", json_integer(1));
     set(f->body, "address.city", NULL);
     expect_errors(f, "address.street:length\naddress.district:type\naddress.city:required\n");
-    long_text[200] = '\0';   /* 200 characters: the limit */
+    long_text[200] = '\0'; /* 200 characters: the limit */
     set_str(f->body, "address.street", long_text);
     set_str(f->body, "address.district", "العليا");
     set_str(f->body, "address.city", "الرياض");
@@ -380,8 +384,8 @@ static void address_text_fields(void **state)
 static void address_short_address(void **state)
 {
     struct fixture *f = *state;
-    static const char *const bad[] = { "RRR12929", "rrrd2929", "RRRD292",  "RRRD29299",
-                                       "RRRDD929", "RRRD29A9", "",         "1234RRRD" };
+    static const char *const bad[] = { "RRR12929", "rrrd2929", "RRRD292", "RRRD29299",
+                                       "RRRDD929", "RRRD29A9", "",        "1234RRRD" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         set_str(f->body, "address.short_address", bad[i]);
         expect_errors(f, "address.short_address:format\n");
@@ -472,9 +476,9 @@ static void documents_entries(void **state)
     json_array_append_new(docs, doc("passport", HEX_A, "docs://3"));
     json_array_append_new(docs, json_string("id_copy"));
     json_array_append_new(docs, json_pack("{s:s}", "type", "id_copy"));
-    json_array_append_new(docs, doc("loss_report",
-                                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                                    "docs://6"));
+    json_array_append_new(
+        docs, doc("loss_report", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                  "docs://6"));
     expect_errors(f, "documents[2].type:enum\n"
                      "documents[3]:type\n"
                      "documents[4].sha256:required\n"
@@ -495,9 +499,10 @@ static void documents_digest_shape(void **state)
     json_array_set_new(docs, 0, doc("id_copy", HEX_A "a", "docs://1"));
     expect_errors(f, "documents[0].sha256:length\n");
     /* 64 characters, one not hex */
-    json_array_set_new(docs, 0, doc("id_copy",
-                                    "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                                    "docs://1"));
+    json_array_set_new(docs, 0,
+                       doc("id_copy",
+                           "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                           "docs://1"));
     expect_errors(f, "documents[0].sha256:format\n");
 }
 
@@ -552,7 +557,7 @@ static void timestamps_future(void **state)
 static void timestamps_order(void **state)
 {
     struct fixture *f = *state;
-    set_str(f->body, "terms_accepted_at", "2026-11-21T08:00:00Z");   /* equal: fine */
+    set_str(f->body, "terms_accepted_at", "2026-11-21T08:00:00Z"); /* equal: fine */
     expect_errors(f, "");
     set_str(f->body, "terms_accepted_at", "2026-11-21T08:00:01Z");
     expect_errors(f, "terms_accepted_at:after_approval\n");
@@ -608,8 +613,8 @@ static void estimate_skips_a_holiday(void **state)
 static void estimate_across_holidays_and_weekends(void **state)
 {
     (void)state;
-    long holidays[] = { day("2026-11-23"), day("2026-11-24"), day("2026-11-25"),
-                        day("2026-11-26"), day("2026-11-27") };
+    long holidays[] = { day("2026-11-23"), day("2026-11-24"), day("2026-11-25"), day("2026-11-26"),
+                        day("2026-11-27") };
     check_estimate("2026-11-21T08:00:00Z", holidays, 5, "2026-12-02", "2026-12-06");
 }
 

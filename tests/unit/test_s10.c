@@ -16,7 +16,7 @@ static void test_published_examples(void **state)
     /* API.md's example, and the UPU S10 example quoted in most references. */
     assert_int_equal(s10_check_digit("12345678"), 5);
     assert_true(s10_valid("RR123456785SA"));
-    assert_int_equal(s10_check_digit("47312482"), 9);   /* AA 47312482 9 GB */
+    assert_int_equal(s10_check_digit("47312482"), 9); /* AA 47312482 9 GB */
     assert_false(s10_valid("RR123456784SA"));
 }
 

@@ -21,7 +21,8 @@ static const struct {
     { "out_for_delivery", "خرجت للتوصيل", "Out for delivery" },
     { "delivery_failed", "تعذر التوصيل", "Delivery attempt failed" },
     { "delivered", "تم التسليم", "Delivered" },
-    { "redirected_to_branch", "جاري تحويل البطاقة إلى أقرب فرع", "Being returned to the nearest branch" },
+    { "redirected_to_branch", "جاري تحويل البطاقة إلى أقرب فرع",
+      "Being returned to the nearest branch" },
     { "ready_for_collection", "جاهزة للاستلام من الفرع", "Ready for collection at the branch" },
     { "collected", "تم الاستلام من الفرع", "Collected at the branch" },
     { "cancelled", "تم إلغاء الطلب", "Request cancelled" },
@@ -47,7 +48,7 @@ static void unknown_codes_have_no_label(void **state)
     assert_null(status_find("Queued"));
     assert_null(status_find("queued "));
     assert_null(status_find("spoiled"));
-    assert_null(status_find("picked_up"));        /* a courier event code, not a status */
+    assert_null(status_find("picked_up")); /* a courier event code, not a status */
     assert_null(status_find("arrived_at_branch"));
 }
 
@@ -63,8 +64,9 @@ static int rank(const char *code)
 static void ranks_follow_the_chain(void **state)
 {
     (void)state;
-    static const char *const home[] = { "queued", "in_production", "produced", "dispatched",
-                                        "in_transit", "out_for_delivery", "delivery_failed" };
+    static const char *const home[] = { "queued",         "in_production", "produced",
+                                        "dispatched",     "in_transit",    "out_for_delivery",
+                                        "delivery_failed" };
     for (size_t i = 1; i < sizeof(home) / sizeof(home[0]); i++)
         assert_true(rank(home[i - 1]) < rank(home[i]));
     assert_true(rank("delivery_failed") < rank("redirected_to_branch"));

@@ -14,7 +14,7 @@ static void mask_keeps_city_and_district_only(void **state)
     (void)state;
     char out[128];
     track_mask_address("Riyadh", "Al Olaya", out, sizeof(out));
-    assert_string_equal(out, "Riyadh, Al Olaya, ****");   /* the example of API.md */
+    assert_string_equal(out, "Riyadh, Al Olaya, ****"); /* the example of API.md */
     track_mask_address("الرياض", "العليا", out, sizeof(out));
     assert_string_equal(out, "الرياض, العليا, ****");
 }

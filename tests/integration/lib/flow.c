@@ -48,7 +48,8 @@ int flow_produced(struct service *svc, const char *intake_token, json_t *request
     int rc = http_post_json(svc, intake_token, "/v1/requests", text, &r);
     free(text);
     if (rc || r.status != 201) {
-        fprintf(stderr, "flow: intake of %s answered %ld: %s\n", no, r.status, r.body ? r.body : "");
+        fprintf(stderr, "flow: intake of %s answered %ld: %s\n", no, r.status,
+                r.body ? r.body : "");
         reply_free(&r);
         return -1;
     }
@@ -81,9 +82,9 @@ int flow_dispatch(struct service *svc, const char *operator_token, const char *c
 char *flow_event(const char *event_id, const char *tracking_no, const char *code, const char *at,
                  const char *reason)
 {
-    json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}", "event_id", event_id, "tracking_no",
-                          tracking_no, "code", code, "at", at, "reason", reason, "location",
-                          "Riyadh");
+    json_t *e =
+        json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}", "event_id", event_id, "tracking_no",
+                  tracking_no, "code", code, "at", at, "reason", reason, "location", "Riyadh");
     char *text = json_dumps(e, JSON_COMPACT);
     json_decref(e);
     return text;

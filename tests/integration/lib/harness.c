@@ -118,13 +118,16 @@ int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, 
 
 int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len)
 {
-    return harness_ctl(svc, token, len, "token", "create", "--role", role, "--name", name, NULL) == 0
-               ? 0 : -1;
+    return harness_ctl(svc, token, len, "token", "create", "--role", role, "--name", name, NULL) ==
+                   0
+               ? 0
+               : -1;
 }
 
 /* Makes svc's private folder and config; keys and the master key live in
  * keys_owner's folder (svc's own when it is svc). */
-static int write_service_config(struct service *svc, const char *keys_owner, const char *extra_config)
+static int write_service_config(struct service *svc, const char *keys_owner,
+                                const char *extra_config)
 {
     char path[512];
     snprintf(svc->dir, sizeof(svc->dir), "/tmp/cardd-it-XXXXXX");
@@ -137,8 +140,9 @@ static int write_service_config(struct service *svc, const char *keys_owner, con
         return -1;
     if (!keys_owner)
         keys_owner = svc->dir;
-    fprintf(f, "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
-               "log_level = info\n",
+    fprintf(f,
+            "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
+            "log_level = info\n",
             harness_src("sql", path, sizeof(path)), keys_owner, keys_owner);
     if (extra_config)
         fputs(extra_config, f);
@@ -248,7 +252,8 @@ int harness_stop(struct service *svc, bool hard)
         return -1;
     }
     if (!hard && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-        fprintf(stderr, "harness: cardd did not stop cleanly (status %d); see %s\n", status, svc->log);
+        fprintf(stderr, "harness: cardd did not stop cleanly (status %d); see %s\n", status,
+                svc->log);
         return -1;
     }
     return 0;
@@ -372,7 +377,8 @@ const char *problem_code_for(const struct reply *r, const char *field)
     json_t *errors = json_object_get(r->json, "errors");
     size_t i;
     json_t *e;
-    json_array_foreach(errors, i, e) {
+    json_array_foreach(errors, i, e)
+    {
         const char *f = json_string_value(json_object_get(e, "field"));
         if (f && strcmp(f, field) == 0)
             return json_string_value(json_object_get(e, "code"));
@@ -410,16 +416,15 @@ char *sample_request(const char *request_no, const char *national_id, const char
         " s:s, s:s}",
         "request_no", request_no, "kind", kind, "reason", reason, "national_id", national_id,
         "holder", "name_ar", "محمد عبدالله القحطاني", "name_en", "MOHAMMED ABDULLAH ALQAHTANI",
-        "birth_date", "1990-04-12", "sex", "M", "nationality", "SAU",
-        "phone", "+966501234567",
+        "birth_date", "1990-04-12", "sex", "M", "nationality", "SAU", "phone", "+966501234567",
         "address", "short_address", "RRRD2929", "building_no", "2929", "street", "Al Takhassusi",
         "district", "Al Olaya", "city", "Riyadh", "postal_code", "12345", "additional_no", "7788",
-        "lat", 24.6920, "lon", 46.6850,
-        "documents", "type", "id_copy", "sha256",
+        "lat", 24.6920, "lon", 46.6850, "documents", "type", "id_copy", "sha256",
         "0f343b0931126a20f133d67c2b018a3b5e3b5e2f1c1f5a3d9c8b7a6f5e4d3c2b", "uri", "docs://id/1",
         "type", lost ? "loss_report" : "damage_report", "sha256",
-        "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809", "uri", "docs://report/1",
-        "terms_accepted_at", "2026-11-20T10:00:00Z", "approved_at", "2026-11-21T08:00:00Z");
+        "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809", "uri",
+        "docs://report/1", "terms_accepted_at", "2026-11-20T10:00:00Z", "approved_at",
+        "2026-11-21T08:00:00Z");
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;

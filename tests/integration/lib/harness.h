@@ -12,17 +12,17 @@
 struct service {
     pid_t pid;
     int port;
-    char dir[256];         /* a private folder: config, keys, logs */
+    char dir[256]; /* a private folder: config, keys, logs */
     char config[300];
     char log[300];
-    char base[64];         /* "http://127.0.0.1:PORT" */
+    char base[64]; /* "http://127.0.0.1:PORT" */
 };
 
 struct reply {
     long status;
     char *body;
     size_t len;
-    json_t *json;          /* parsed body, or NULL */
+    json_t *json; /* parsed body, or NULL */
     char content_type[128];
     char request_id[80];
     char retry_after[16];

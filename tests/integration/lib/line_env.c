@@ -48,7 +48,8 @@ static pid_t spawn_logged(char *const argv[], const char *log)
 static bool can_bind(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_ANY) };
     bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     close(fd);
@@ -73,7 +74,8 @@ static int free_port_pair(void)
 static int tcp_listening(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     close(fd);
@@ -151,15 +153,26 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
     FILE *f = fopen(path, "w");
     if (!f)
         return -errno;
-    fprintf(f, "FRIENDLYNAME \"Station Reader\"\nDEVICENAME   /dev/null:%d\nLIBPATH      %s\n"
-               "CHANNELID    %d\n", port, VPCD_DRIVER, port);
+    fprintf(f,
+            "FRIENDLYNAME \"Station Reader\"\nDEVICENAME   /dev/null:%d\nLIBPATH      %s\n"
+            "CHANNELID    %d\n",
+            port, VPCD_DRIVER, port);
     fclose(f);
     snprintf(path, sizeof(path), "%s/pcscd%d.log", env->dir, h);
-    char *pargv[] = { "unshare", "-m", "--propagation", "private", "sh", "-c",
-                      "mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c \"$0\"",
-                      conf, NULL };
+    char *pargv[] = {
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd && exec pcscd -f -c \"$0\"",
+        conf,
+        NULL
+    };
     host->pcscd = spawn_logged(pargv, path);
-    snprintf(host->csock, sizeof(host->csock), "/proc/%d/root/run/pcscd/pcscd.comm", (int)host->pcscd);
+    snprintf(host->csock, sizeof(host->csock), "/proc/%d/root/run/pcscd/pcscd.comm",
+             (int)host->pcscd);
     int i;
     for (i = 0; i < 200; i++) {
         if (access(host->csock, F_OK) == 0 && tcp_listening(port) && tcp_listening(port + 1))
@@ -189,8 +202,14 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
         char portstr[16];
         snprintf(portstr, sizeof(portstr), "%d", port + slot);
         snprintf(path, sizeof(path), "%s/card%d.log", env->dir, k);
-        char *cargv[] = { (char *)harness_bin("emu-card", bin, sizeof(bin)), "--vpcd-port", portstr,
-                          "--control", env->card_control[k], "--outdir", env->chips[k], NULL };
+        char *cargv[] = { (char *)harness_bin("emu-card", bin, sizeof(bin)),
+                          "--vpcd-port",
+                          portstr,
+                          "--control",
+                          env->card_control[k],
+                          "--outdir",
+                          env->chips[k],
+                          NULL };
         env->card[k] = spawn_logged(cargv, path);
         for (i = 0; i < 200 && access(env->card_control[k], F_OK) != 0; i++)
             sleep_ms(10);
@@ -221,7 +240,7 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
     }
     memcpy(env->printer_control[first], host->usb.control, sizeof(env->printer_control[first]));
     memcpy(env->hopper[first], host->usb.hopper, sizeof(env->hopper[first]));
-    unsetenv("UMOCKDEV_DIR");   /* only the service under test gets it */
+    unsetenv("UMOCKDEV_DIR"); /* only the service under test gets it */
     return 0;
 }
 
@@ -255,7 +274,8 @@ void line_env_config(const struct line_env *env, int h, const char *prefix, char
 int line_env_keys(const struct line_env *env, const char *keys_dir, const char *batch_no)
 {
     char cmd[2048], path[600], script[512];
-    snprintf(cmd, sizeof(cmd), "sh %s %s/pki >/dev/null 2>&1 && cp %s/pki/ds.key %s/pki/ds.pem %s/pki/csca.pem %s/",
+    snprintf(cmd, sizeof(cmd),
+             "sh %s %s/pki >/dev/null 2>&1 && cp %s/pki/ds.key %s/pki/ds.pem %s/pki/csca.pem %s/",
              harness_src("tests/make-test-pki.sh", script, sizeof(script)), keys_dir, keys_dir,
              keys_dir, keys_dir, keys_dir);
     if (system(cmd) != 0)

@@ -14,7 +14,7 @@
 
 #include "usb_env.h"
 
-#define LINE_MAX_STATIONS 16
+#define LINE_MAX_STATIONS      16
 #define LINE_STATIONS_PER_HOST 2
 
 struct line_host {
@@ -24,7 +24,7 @@ struct line_host {
 };
 
 struct line_env {
-    int n;          /* stations */
+    int n; /* stations */
     int hosts;
     char dir[256];
     struct line_host host[LINE_MAX_STATIONS / LINE_STATIONS_PER_HOST];

@@ -20,9 +20,9 @@
 #include <stddef.h>
 
 struct pcsc_env_opts {
-	bool with_card;          /* also start build/emu-card on the reader */
-	bool card_t0;            /* the emulated card speaks T=0 */
-	const char *emu_card;    /* emu-card binary; NULL: $BUILD/emu-card */
+    bool with_card;       /* also start build/emu-card on the reader */
+    bool card_t0;         /* the emulated card speaks T=0 */
+    const char *emu_card; /* emu-card binary; NULL: $BUILD/emu-card */
 };
 
 struct pcsc_env;
@@ -52,7 +52,7 @@ const char *pcsc_env_card_outdir(const struct pcsc_env *env);
  * -EPROTO on "err ...", -errno if the socket fails (10 s time-out).
  */
 int pcsc_env_card(struct pcsc_env *env, char *reply, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Stops emu-card and pcscd (SIGTERM, then waits), removes the work folder
  * unless PCSC_ENV_KEEP=1 is set, and frees env. NULL-safe.

@@ -55,7 +55,7 @@ struct check {
     json_t *root;
     char *why;
     size_t whylen;
-    char where[512];   /* JSON path of the value being checked */
+    char where[512]; /* JSON path of the value being checked */
 };
 
 static int failf(struct check *c, const char *fmt, ...)
@@ -87,14 +87,21 @@ static int check_at(struct check *c, json_t *schema, json_t *v, int depth, const
 static const char *type_of(json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "number";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
     }
 }
 
@@ -161,7 +168,8 @@ static bool format_ok(const char *format, const char *s)
                sscanf(s, "%4d-%2d-%2d", &y, &m, &d) == 3 && valid_date(y, m, d);
     if (strcmp(format, "date-time") == 0)
         return regex_matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?"
-                             "([Zz]|[+-][0-9]{2}:[0-9]{2})$", s, &bad) &&
+                             "([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+                             s, &bad) &&
                sscanf(s, "%4d-%2d-%2d%*c%2d:%2d:%2d", &y, &m, &d, &hh, &mm, &ss) == 6 &&
                valid_date(y, m, d) && hh < 24 && mm < 60 && ss <= 60;
     return true;
@@ -210,13 +218,15 @@ static int check_object(struct check *c, json_t *schema, json_t *v, int depth)
     json_t *extra = json_object_get(schema, "additionalProperties");
     size_t i;
     json_t *name;
-    json_array_foreach(json_object_get(schema, "required"), i, name) {
+    json_array_foreach(json_object_get(schema, "required"), i, name)
+    {
         if (!json_object_get(v, json_string_value(name)))
             return failf(c, "required property %s is missing", json_string_value(name));
     }
     const char *key;
     json_t *val;
-    json_object_foreach(v, key, val) {
+    json_object_foreach(v, key, val)
+    {
         json_t *ps = json_object_get(props, key);
         if (ps) {
             if (check_at(c, ps, val, depth + 1, ".%s", key))
@@ -257,9 +267,8 @@ static int check_combinators(struct check *c, json_t *schema, json_t *v, int dep
 {
     size_t i;
     json_t *sub;
-    json_array_foreach(json_object_get(schema, "allOf"), i, sub)
-        if (check_value(c, sub, v, depth + 1))
-            return -1;
+    json_array_foreach(json_object_get(schema, "allOf"), i,
+                       sub) if (check_value(c, sub, v, depth + 1)) return -1;
     static const char *const kinds[] = { "anyOf", "oneOf" };
     for (int k = 0; k < 2; k++) {
         json_t *list = json_object_get(schema, kinds[k]);
@@ -267,7 +276,8 @@ static int check_combinators(struct check *c, json_t *schema, json_t *v, int dep
             continue;
         size_t matched = 0;
         char first_why[512] = "";
-        json_array_foreach(list, i, sub) {
+        json_array_foreach(list, i, sub)
+        {
             if (check_value(c, sub, v, depth + 1) == 0)
                 matched++;
             else if (!first_why[0])
@@ -308,9 +318,7 @@ static int check_value(struct check *c, json_t *schema, json_t *v, int depth)
         bool found = false;
         size_t i;
         json_t *e;
-        json_array_foreach(choices, i, e)
-            if (json_equal(e, v))
-                found = true;
+        json_array_foreach(choices, i, e) if (json_equal(e, v)) found = true;
         if (!found) {
             char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
             failf(c, "%s is not one of the enum", text ? text : "value");
@@ -332,7 +340,8 @@ static int check_value(struct check *c, json_t *schema, json_t *v, int depth)
 int schema_validate(json_t *root, json_t *schema, json_t *instance, char *why, size_t whylen)
 {
     char scratch[8];
-    struct check c = { .root = root, .why = why ? why : scratch,
+    struct check c = { .root = root,
+                       .why = why ? why : scratch,
                        .whylen = why ? whylen : sizeof(scratch) };
     c.why[0] = '\0';
     strcpy(c.where, "$");
@@ -384,9 +393,9 @@ static json_t *find_operation(json_t *spec, const char *method, const char *path
     json_t *literal = json_object_get(json_object_get(spec, "paths"), path);
     if (literal && json_object_get(literal, lower))
         return json_object_get(literal, lower);
-    json_object_foreach(json_object_get(spec, "paths"), tmpl, item)
-        if (path_matches(tmpl, path) && json_object_get(item, lower))
-            return json_object_get(item, lower);
+    json_object_foreach(json_object_get(spec, "paths"), tmpl,
+                        item) if (path_matches(tmpl, path) &&
+                                  json_object_get(item, lower)) return json_object_get(item, lower);
     return NULL;
 }
 
@@ -415,7 +424,7 @@ static bool same_media_type(const char *spec_type, const char *got)
         return false;
     const char *pa = spec_type + strcspn(spec_type, ";"), *pb = got + strcspn(got, ";");
     if (!*pa)
-        return true;   /* the spec names no parameters: any will do */
+        return true; /* the spec names no parameters: any will do */
     return strcasecmp(pa, pb) == 0;
 }
 
@@ -430,8 +439,8 @@ static const char *reply_header(const struct reply *r, const char *name)
     return NULL;
 }
 
-int openapi_check_reply(json_t *spec, const char *method, const char *path,
-                        const struct reply *r, char *why, size_t whylen)
+int openapi_check_reply(json_t *spec, const char *method, const char *path, const struct reply *r,
+                        char *why, size_t whylen)
 {
     char scratch[8];
     if (!why) {
@@ -449,14 +458,15 @@ int openapi_check_reply(json_t *spec, const char *method, const char *path,
     }
     const char *name;
     json_t *h;
-    json_object_foreach(json_object_get(resp, "headers"), name, h) {
+    json_object_foreach(json_object_get(resp, "headers"), name, h)
+    {
         h = deref(spec, h);
         if (!json_is_true(json_object_get(h, "required")))
             continue;
         const char *value = reply_header(r, name);
         if (!value) {
-            snprintf(why, whylen, "%s %s %ld: the harness does not capture header %s", method,
-                     path, r->status, name);
+            snprintf(why, whylen, "%s %s %ld: the harness does not capture header %s", method, path,
+                     r->status, name);
             return -1;
         }
         if (!*value) {
@@ -492,7 +502,8 @@ int openapi_check_reply(json_t *spec, const char *method, const char *path,
     const char *type;
     json_t *media, *schema = NULL;
     bool found = false;
-    json_object_foreach(content, type, media) {
+    json_object_foreach(content, type, media)
+    {
         if (same_media_type(type, r->content_type)) {
             schema = json_object_get(media, "schema");
             found = true;

@@ -40,7 +40,7 @@ json_t *openapi_response(json_t *spec, const char *method, const char *path, int
  * the Content-Type is the one the spec gives for it, the headers it marks
  * required (X-Request-Id, Retry-After) are there and match their schemas,
  * and the body conforms to the schema. Returns 0, or -1 with why. */
-int openapi_check_reply(json_t *spec, const char *method, const char *path,
-                        const struct reply *r, char *why, size_t whylen);
+int openapi_check_reply(json_t *spec, const char *method, const char *path, const struct reply *r,
+                        char *why, size_t whylen);
 
 #endif

@@ -14,11 +14,11 @@
 #include <sys/types.h>
 
 struct usb_env {
-	pid_t pid;		/* the emulator */
-	char dir[256];		/* private temp dir: hopper/, control socket */
-	char hopper[300];
-	char control[300];
-	char umockdev_dir[256];
+    pid_t pid;     /* the emulator */
+    char dir[256]; /* private temp dir: hopper/, control socket */
+    char hopper[300];
+    char control[300];
+    char umockdev_dir[256];
 };
 
 /* Makes sure libumockdev-preload is loaded: if LD_PRELOAD does not name

@@ -10,44 +10,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CARD_MAX_FILES    16
-#define CARD_CAPACITY     32768   /* bytes of file space on a blank card */
-#define CARD_KEY_LEN      8
-#define CARD_TRIES        3
-#define CARD_SERIAL_MAX   32
+#define CARD_MAX_FILES  16
+#define CARD_CAPACITY   32768 /* bytes of file space on a blank card */
+#define CARD_KEY_LEN    8
+#define CARD_TRIES      3
+#define CARD_SERIAL_MAX 32
 
 struct card_file {
-	uint16_t fid;
-	size_t size;
-	size_t written;               /* highest offset written */
-	uint8_t *data;
+    uint16_t fid;
+    size_t size;
+    size_t written; /* highest offset written */
+    uint8_t *data;
 };
 
 struct card {
-	char serial[CARD_SERIAL_MAX + 1];
-	uint8_t key[CARD_KEY_LEN];
-	int tries;
-	bool app_selected;
-	bool authenticated;
-	bool locked;
-	int current;                  /* index in files[], -1 if none */
-	struct card_file files[CARD_MAX_FILES];
-	int nfiles;
-	size_t used;
-	size_t capacity;
-	uint8_t bac[64];
-	size_t bac_len;
-	unsigned long apdus;          /* command APDUs since the card was inserted */
-	uint16_t last_sw;
-	bool t0;                      /* answer as a T=0 card (61xx, 6Cxx) */
-	uint8_t pending[65538];       /* T=0: bytes waiting for GET RESPONSE */
-	size_t pending_len;
-	const char *outdir;           /* where the card's record is kept */
+    char serial[CARD_SERIAL_MAX + 1];
+    uint8_t key[CARD_KEY_LEN];
+    int tries;
+    bool app_selected;
+    bool authenticated;
+    bool locked;
+    int current; /* index in files[], -1 if none */
+    struct card_file files[CARD_MAX_FILES];
+    int nfiles;
+    size_t used;
+    size_t capacity;
+    uint8_t bac[64];
+    size_t bac_len;
+    unsigned long apdus; /* command APDUs since the card was inserted */
+    uint16_t last_sw;
+    bool t0;                /* answer as a T=0 card (61xx, 6Cxx) */
+    uint8_t pending[65538]; /* T=0: bytes waiting for GET RESPONSE */
+    size_t pending_len;
+    const char *outdir; /* where the card's record is kept */
 };
 
 /* Makes a blank card. Returns 0 or -errno (folder cannot be made). */
 int card_init(struct card *c, const char *serial, const uint8_t key[CARD_KEY_LEN],
-	      const char *outdir, bool t0);
+              const char *outdir, bool t0);
 
 /* Frees the file contents. NULL-safe. */
 void card_free(struct card *c);

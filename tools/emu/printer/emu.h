@@ -19,98 +19,108 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EMU_WIDTH	1016
-#define EMU_HEIGHT	648
-#define EMU_PANELS	5	/* y m c k o */
+#define EMU_WIDTH  1016
+#define EMU_HEIGHT 648
+#define EMU_PANELS 5 /* y m c k o */
 
 enum emu_fault_bit {
-	EMU_RIBBON_OUT = 1 << 0,
-	EMU_FEEDER_EMPTY = 1 << 1,
-	EMU_COVER_OPEN = 1 << 2,
-	EMU_JAM = 1 << 3,
-	EMU_HANG = 1 << 4,	/* swallow commands: the host times out */
+    EMU_RIBBON_OUT = 1 << 0,
+    EMU_FEEDER_EMPTY = 1 << 1,
+    EMU_COVER_OPEN = 1 << 2,
+    EMU_JAM = 1 << 3,
+    EMU_HANG = 1 << 4, /* swallow commands: the host times out */
 };
 
 /* One answer waiting for a bulk IN transfer. */
 struct emu_reply {
-	char text[80];		/* ends with CR */
-	size_t len, sent;
-	bool ready;		/* set when the station finished its work */
-	bool stale;		/* meant for a host that went away: never sent */
-	gint64 ready_at;	/* monotonic us; cycle time */
+    char text[80]; /* ends with CR */
+    size_t len, sent;
+    bool ready;      /* set when the station finished its work */
+    bool stale;      /* meant for a host that went away: never sent */
+    gint64 ready_at; /* monotonic us; cycle time */
 };
 
 /* Work handed to the station thread. */
-enum emu_job_kind { EMU_JOB_INSERT, EMU_JOB_EJECT, EMU_JOB_REJECT, EMU_JOB_QUIT };
+enum emu_job_kind {
+    EMU_JOB_INSERT,
+    EMU_JOB_EJECT,
+    EMU_JOB_REJECT,
+    EMU_JOB_QUIT
+};
 
 struct emu_job {
-	enum emu_job_kind kind;
-	unsigned int card_no;
-	char card_serial[32];
-	uint8_t *panel[EMU_PANELS];	/* owned; NULL when not received */
-	char reason[32];
-	struct emu_reply *reply;	/* made ready when done (may be NULL) */
+    enum emu_job_kind kind;
+    unsigned int card_no;
+    char card_serial[32];
+    uint8_t *panel[EMU_PANELS]; /* owned; NULL when not received */
+    char reason[32];
+    struct emu_reply *reply; /* made ready when done (may be NULL) */
 };
 
 struct emu {
-	GMutex lock;
-	/* configuration */
-	char serial[32];
-	char firmware[32];
-	char *hopper;
-	char *control_path;
-	char *card_control;
-	char *chip_dir;
-	char *transport_key;
-	unsigned int cycle_ms;
-	unsigned long next_serial;
-	bool verbose;
+    GMutex lock;
+    /* configuration */
+    char serial[32];
+    char firmware[32];
+    char *hopper;
+    char *control_path;
+    char *card_control;
+    char *chip_dir;
+    char *transport_key;
+    unsigned int cycle_ms;
+    unsigned long next_serial;
+    bool verbose;
 
-	/* umockdev */
-	void *testbed;		/* UMockdevTestbed *, shared by all stations */
-	void *handler;		/* UMockdevIoctlBase * of the current plug-in */
-	GPtrArray *old_handlers;	/* of earlier plug-ins, kept until exit */
-	unsigned int generation;	/* plug-ins so far */
-	unsigned int devnum;
-	char devnode[32];
-	void *claimed_by;	/* UMockdevIoctlClient * holding interface 0 (ref) */
-	gint64 claim_used_at;	/* monotonic us of the holder's last ioctl */
-	char *syspath;
-	bool unplugged;
+    /* umockdev */
+    void *testbed;           /* UMockdevTestbed *, shared by all stations */
+    void *handler;           /* UMockdevIoctlBase * of the current plug-in */
+    GPtrArray *old_handlers; /* of earlier plug-ins, kept until exit */
+    unsigned int generation; /* plug-ins so far */
+    unsigned int devnum;
+    char devnode[32];
+    void *claimed_by;     /* UMockdevIoctlClient * holding interface 0 (ref) */
+    gint64 claim_used_at; /* monotonic us of the holder's last ioctl */
+    char *syspath;
+    bool unplugged;
 
-	/* threads */
-	int control_fd;
-	GThread *control_thread;
-	GThread *station_thread;
+    /* threads */
+    int control_fd;
+    GThread *control_thread;
+    GThread *station_thread;
 
-	/* USB transfer state (usb.c) */
-	GQueue submitted_in;	/* of struct emu_urb *, waiting for data */
-	GQueue completed;	/* of struct emu_urb *, to reap */
-	GQueue replies;		/* of struct emu_reply * */
+    /* USB transfer state (usb.c) */
+    GQueue submitted_in; /* of struct emu_urb *, waiting for data */
+    GQueue completed;    /* of struct emu_urb *, to reap */
+    GQueue replies;      /* of struct emu_reply * */
 
-	/* printer state (printer.c) */
-	unsigned int faults;
-	char nack_once;		/* answer the next action with this code */
-	char reply_once[64];	/* answer the next command with this text */
-	bool host_errors;	/* Pem;2 */
-	bool in_sequence;
-	gint64 cycle_started;	/* monotonic us of the last feed (Sis) */
-	bool card_inside;
-	bool card_jammed;
-	unsigned int card_no;	/* cards taken from the feeder so far */
-	char card_serial[32];
-	uint8_t *panel[EMU_PANELS];
-	char last_result[16];	/* for Rlr */
+    /* printer state (printer.c) */
+    unsigned int faults;
+    char nack_once;      /* answer the next action with this code */
+    char reply_once[64]; /* answer the next command with this text */
+    bool host_errors;    /* Pem;2 */
+    bool in_sequence;
+    gint64 cycle_started; /* monotonic us of the last feed (Sis) */
+    bool card_inside;
+    bool card_jammed;
+    unsigned int card_no; /* cards taken from the feeder so far */
+    char card_serial[32];
+    uint8_t *panel[EMU_PANELS];
+    char last_result[16]; /* for Rlr */
 
-	/* command parser */
-	uint8_t line[128];
-	size_t line_len;
-	enum { PARSE_IDLE, PARSE_COMMAND, PARSE_DATA, PARSE_DATA_END } parse;
-	int data_panel;
-	uint8_t *data_buf;
-	size_t data_len, data_got;
+    /* command parser */
+    uint8_t line[128];
+    size_t line_len;
+    enum {
+        PARSE_IDLE,
+        PARSE_COMMAND,
+        PARSE_DATA,
+        PARSE_DATA_END
+    } parse;
+    int data_panel;
+    uint8_t *data_buf;
+    size_t data_len, data_got;
 
-	GAsyncQueue *jobs;	/* of struct emu_job * */
+    GAsyncQueue *jobs; /* of struct emu_job * */
 };
 
 /* printer.c: a new host took the printer (the last one may have died

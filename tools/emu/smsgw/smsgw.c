@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define MAX_REQUEST (80 * 1024)
-#define MAX_ID 80
+#define MAX_ID      80
 
 static volatile sig_atomic_t stopping;
 
@@ -95,7 +95,8 @@ static void answer(int fd, int status, const char *reason, const char *body)
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n", status, reason, strlen(body));
+                     "Connection: close\r\n\r\n",
+                     status, reason, strlen(body));
     if (write(fd, head, (size_t)n) < 0 || write(fd, body, strlen(body)) < 0)
         return;
 }
