@@ -1,7 +1,9 @@
 /* notify.c — the notification worker (see notify.h). */
 #include "notify.h"
 #include "app.h"
+#include "backoff.h"
 #include "db.h"
+#include "lease.h"
 #include "log.h"
 
 #include <curl/curl.h>
@@ -13,7 +15,6 @@
 #include <time.h>
 
 #define IDLE_WAIT_MS       500
-#define LEASE_S            60
 #define CONNECT_TIMEOUT_MS 2000L
 #define SEND_TIMEOUT_MS    5000L
 
@@ -82,39 +83,22 @@ static int gateway_post(CURL *curl, const char *url, const char *body, char *why
     return 0;
 }
 
-/* Claims due notifications: the earliest pending one of each request, not
- * locked by another instance. They are leased (next_attempt_at pushed out)
- * and the claim committed before anything is sent. */
-static int claim(struct db *db, int batch, struct db_res **res)
-{
-    char limit[16], lease[16];
-    snprintf(limit, sizeof(limit), "%d", batch);
-    snprintf(lease, sizeof(lease), "%d", LEASE_S);
-    int rc = db_begin(db);
-    if (!rc)
-        rc = db_query(
-            db, res,
-            "WITH due AS ("
-            "  SELECT n.id FROM notifications n"
-            "  WHERE n.delivered_at IS NULL AND n.next_attempt_at <= now()"
-            "  AND NOT EXISTS (SELECT 1 FROM notifications e WHERE e.request_id = n.request_id"
-            "                  AND e.delivered_at IS NULL AND e.id < n.id)"
-            "  ORDER BY n.id LIMIT $1::integer FOR UPDATE OF n SKIP LOCKED)"
-            " UPDATE notifications n SET attempts = n.attempts + 1,"
-            "  next_attempt_at = now() + make_interval(secs => $2::integer)"
-            " FROM due, requests r WHERE n.id = due.id AND r.id = n.request_id"
-            " RETURNING n.id, n.notification_id, n.phone, n.text_ar, n.text_en,"
-            "  r.request_no, n.status, n.attempts",
-            limit, lease);
-    if (!rc)
-        rc = db_commit(db);
-    if (rc) {
-        db_rollback(db);
-        db_res_free(*res);
-        *res = NULL;
-    }
-    return rc;
-}
+/* Takes the earliest due notification whose request has no earlier one
+ * pending, not taken by another instance, and leases it ($1 seconds): the
+ * lease outlives the slowest send, so no other instance sends it while
+ * this one does. */
+static const char claim_sql[] =
+    "WITH due AS ("
+    "  SELECT n.id FROM notifications n"
+    "  WHERE n.delivered_at IS NULL AND n.next_attempt_at <= now()"
+    "  AND NOT EXISTS (SELECT 1 FROM notifications e WHERE e.request_id = n.request_id"
+    "                  AND e.delivered_at IS NULL AND e.id < n.id)"
+    "  ORDER BY n.id LIMIT 1 FOR UPDATE OF n SKIP LOCKED)"
+    " UPDATE notifications n SET attempts = n.attempts + 1,"
+    "  next_attempt_at = now() + make_interval(secs => $1::integer)"
+    " FROM due, requests r WHERE n.id = due.id AND r.id = n.request_id"
+    " RETURNING n.id, n.notification_id, n.phone, n.text_ar, n.text_en,"
+    "  r.request_no, n.status, n.attempts";
 
 static int record(struct db *db, const char *id, int attempts, int max_backoff, const char *why)
 {
@@ -132,53 +116,60 @@ static int record(struct db *db, const char *id, int attempts, int max_backoff, 
         id, wait, why);
 }
 
-/* One round: claims a batch and sends it. Returns how many it claimed, or a
- * negative code. */
-static int round_once(struct notifier *n, CURL *curl)
+/* Sends one claimed notification and records how it went. */
+static void send_one(struct notifier *n, CURL *curl, struct db_res *res)
 {
     struct config *cfg = n->app->cfg;
-    struct db_res *res = NULL;
+    const char *id = db_get(res, 0, 0);
+    char why[256] = "";
+    json_t *body = notify_body(db_get(res, 0, 1), db_get(res, 0, 2), db_get(res, 0, 3),
+                               db_get(res, 0, 4), db_get(res, 0, 5), db_get(res, 0, 6));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    int sent = text ? gateway_post(curl, cfg->sms_gateway_url, text, why, sizeof(why)) : -ENOMEM;
+    free(text);
+    if (sent && !why[0])
+        snprintf(why, sizeof(why), "out of memory");
+    int attempts = (int)db_get_long(res, 0, 7, 1);
     struct db *db = db_pool_acquire(n->app->pool, 2000);
-    if (!db)
-        return DB_EDOWN;
-    int rc = claim(db, cfg->notify_batch, &res);
+    if (!db) {
+        /* The lease runs out and the row is sent again: at least once. */
+        log_warn("notification %s: no database connection to record the send", id);
+        return;
+    }
+    if (record(db, id, attempts, cfg->notify_max_backoff_s, sent ? why : NULL) != 0)
+        log_warn("notification %s: recording failed: %s", id, db_error_message(db));
     db_pool_release(n->app->pool, db);
-    if (rc)
-        return rc;
-    size_t rows = db_rows(res);
-    for (size_t i = 0; i < rows; i++) {
-        const char *id = db_get(res, i, 0);
-        char why[256] = "";
-        json_t *body = notify_body(db_get(res, i, 1), db_get(res, i, 2), db_get(res, i, 3),
-                                   db_get(res, i, 4), db_get(res, i, 5), db_get(res, i, 6));
-        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        int sent =
-            text ? gateway_post(curl, cfg->sms_gateway_url, text, why, sizeof(why)) : -ENOMEM;
-        free(text);
-        if (sent && !why[0])
-            snprintf(why, sizeof(why), "out of memory");
-        int attempts = (int)db_get_long(res, i, 7, 1);
-        db = db_pool_acquire(n->app->pool, 2000);
-        if (!db) {
-            /* The lease runs out and the row is sent again: at least once. */
-            log_warn("notification %s: no database connection to record the send", id);
-            continue;
-        }
-        if (record(db, id, attempts, cfg->notify_max_backoff_s, sent ? why : NULL) != 0)
-            log_warn("notification %s: recording failed: %s", id, db_error_message(db));
+    if (sent)
+        log_warn("notification %s for %s not delivered (attempt %d): %s", id, db_get(res, 0, 5),
+                 attempts, why);
+}
+
+/* One round: up to notify_batch notifications, each claimed, sent and
+ * recorded in turn. Returns how many it claimed, or a negative code. */
+static int round_once(struct notifier *n, CURL *curl)
+{
+    int lease_s = lease_seconds(CONNECT_TIMEOUT_MS, SEND_TIMEOUT_MS);
+    int done = 0;
+    while (done < n->app->cfg->notify_batch) {
+        struct db_res *res = NULL;
+        struct db *db = db_pool_acquire(n->app->pool, 2000);
+        if (!db)
+            return done ? done : DB_EDOWN;
+        int rc = lease_claim(db, claim_sql, lease_s, &res);
         db_pool_release(n->app->pool, db);
-        if (sent)
-            log_warn("notification %s for %s not delivered (attempt %d): %s", id, db_get(res, i, 5),
-                     attempts, why);
+        if (rc <= 0)
+            return done ? done : rc;
+        send_one(n, curl, res);
+        db_res_free(res);
+        done++;
         pthread_mutex_lock(&n->lock);
         bool stop = n->stop;
         pthread_mutex_unlock(&n->lock);
         if (stop)
-            break; /* the rest of the batch comes due again when the lease ends */
+            break;
     }
-    db_res_free(res);
-    return (int)rows;
+    return done;
 }
 
 static void *worker(void *arg)
@@ -188,18 +179,27 @@ static void *worker(void *arg)
     log_set_request_id("notify");
     if (!curl)
         log_error("notifications: cannot initialise libcurl; none will be sent");
+    struct backoff wait = BACKOFF_INIT(IDLE_WAIT_MS, 10000);
+    struct condition db_down = { 0 };
     for (;;) {
-        int claimed = 0;
+        int claimed = 0, wait_ms = IDLE_WAIT_MS;
         if (curl && n->app->cfg->sms_gateway_url[0]) {
             claimed = round_once(n, curl);
-            if (claimed < 0)
-                log_warn("notifications: round failed (%d)", claimed);
+            if (claimed < 0) {
+                /* Once per change, then a growing wait: no line per round. */
+                condition_set(&db_down, "notifications", "database unreachable (%d); waiting",
+                              claimed);
+                wait_ms = backoff_next(&wait);
+            } else if (condition_clear(&db_down, "notifications", "database reachable again")) {
+                backoff_reset(&wait);
+            }
         }
         pthread_mutex_lock(&n->lock);
         if (!n->stop && claimed <= 0) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += IDLE_WAIT_MS * 1000000L;
+            until.tv_sec += wait_ms / 1000;
+            until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
@@ -242,7 +242,7 @@ int notify_start(struct notifier **out, struct app *app)
     return 0;
 }
 
-void notify_stop(struct notifier *n)
+void notify_request_stop(struct notifier *n)
 {
     if (!n)
         return;
@@ -250,6 +250,13 @@ void notify_stop(struct notifier *n)
     n->stop = true;
     pthread_cond_signal(&n->wake);
     pthread_mutex_unlock(&n->lock);
+}
+
+void notify_stop(struct notifier *n)
+{
+    if (!n)
+        return;
+    notify_request_stop(n);
     pthread_join(n->thread, NULL);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->wake);

@@ -24,7 +24,7 @@ static char intake[128], operator_[128], courier[128], secret[128];
 static pid_t gateway_pid;
 static int gateway_port;
 static char gateway_dir[64], gateway_out[400], gateway_down[400], gateway_portfile[400];
-static char gateway_slow[400];
+static char gateway_slow[400], gateway_hang[400], gateway_log[400];
 
 static int gateway_start(const char *dir)
 {
@@ -34,6 +34,8 @@ static int gateway_start(const char *dir)
     snprintf(gateway_out, sizeof(gateway_out), "%s/sms.jsonl", dir);
     snprintf(gateway_down, sizeof(gateway_down), "%s/sms.down", dir);
     snprintf(gateway_slow, sizeof(gateway_slow), "%s/sms.slow", dir);
+    snprintf(gateway_hang, sizeof(gateway_hang), "%s/sms.hang", dir);
+    snprintf(gateway_log, sizeof(gateway_log), "%s/sms.log", dir);
     harness_bin("emu-smsgw", bin, sizeof(bin));
     gateway_pid = fork();
     if (gateway_pid < 0)
@@ -41,7 +43,7 @@ static int gateway_start(const char *dir)
     if (gateway_pid == 0) {
         execl(bin, "emu-smsgw", "--out", gateway_out, "--port-file", gateway_portfile,
               "--fail-file", gateway_down, "--slow-file", gateway_slow, "--delay-ms", "7000",
-              (char *)NULL);
+              "--hang-file", gateway_hang, "--log", gateway_log, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
@@ -102,6 +104,8 @@ static int group_teardown(void **state)
     unlink(gateway_out);
     unlink(gateway_down);
     unlink(gateway_slow);
+    unlink(gateway_hang);
+    unlink(gateway_log);
     unlink(gateway_portfile);
     rmdir(gateway_dir);
     return rc;
@@ -283,6 +287,64 @@ static void test_slow_gateway(void **state)
     verify_gateway(170);
 }
 
+/* Two instances and a gateway that accepts connections and never answers:
+ * each notification is sent by one instance at a time (a send holds its
+ * lease until it times out), and every one arrives, once, when the gateway
+ * answers again. The gateway logs every request it receives, repeats
+ * included. */
+static void test_hanging_gateway_two_instances(void **state)
+{
+    (void)state;
+    struct service second = svc;
+    second.pid = 0;
+    assert_int_equal(harness_start(&second), 0);
+    unlink(gateway_log);
+    FILE *f = fopen(gateway_hang, "w");
+    assert_non_null(f);
+    fclose(f);
+    for (int i = REQUESTS + 14; i < REQUESTS + 18; i++)
+        five_changes(&svc, &second, i);
+    sleep(20); /* several sends time out on both instances */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long hang_end = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    unlink(gateway_hang);
+    wait_all_delivered();
+    verify_gateway(190);
+    assert_int_equal(harness_stop(&second, false), 0);
+
+    /* No id was received again while an earlier send of it was in flight:
+     * while the gateway hung, a send ended only at its time-out, so two
+     * receipts of one id are at least that far apart. */
+    f = fopen(gateway_log, "r");
+    assert_non_null(f);
+    json_t *last = json_object();
+    long long ms;
+    char id[100];
+    int receipts = 0, repeats = 0;
+    long long closest = -1;
+    while (fscanf(f, "%lld %99s", &ms, id) == 2) {
+        if (ms >= hang_end)
+            continue; /* answered now: a retry may follow at once */
+        receipts++;
+        json_t *prev = json_object_get(last, id);
+        if (prev) {
+            long long gap = ms - json_integer_value(prev);
+            repeats++;
+            if (closest < 0 || gap < closest)
+                closest = gap;
+            if (gap < 4900)
+                fail_msg("notification %s received twice %lld ms apart", id, gap);
+        }
+        json_object_set_new(last, id, json_integer(ms));
+    }
+    fclose(f);
+    json_decref(last);
+    printf("%d receipts, %d repeats after a time-out (closest %lld ms apart)\n", receipts, repeats,
+           closest);
+    assert_true(receipts >= 4);
+}
+
 /* The emulator keeps one line per id, as a gateway that de-duplicates. */
 static void test_gateway_deduplicates(void **state)
 {
@@ -313,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_outage_loses_nothing),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_slow_gateway),
+        cmocka_unit_test(test_hanging_gateway_two_instances),
         cmocka_unit_test(test_gateway_deduplicates),
     };
     return cmocka_run_group_tests_name("notify", tests, group_setup, group_teardown);

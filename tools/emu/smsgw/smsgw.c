@@ -1,7 +1,7 @@
 /* emu-smsgw — a stand-in SMS gateway for tests and the demo.
  *
  *   emu-smsgw --out FILE [--port N] [--port-file FILE] [--fail-file FILE]
- *             [--delay-ms N [--slow-file FILE]]
+ *             [--delay-ms N [--slow-file FILE]] [--hang-file FILE] [--log FILE]
  *
  * A tiny HTTP/1.1 server on 127.0.0.1. Each POSTed JSON body whose "id" it
  * has not seen is appended to FILE as one line (ids already in FILE count as
@@ -9,7 +9,10 @@
  * as a gateway that de-duplicates would. While the fail file exists every
  * request is answered 503 and nothing is written: an outage. --delay-ms
  * makes each answer slow: always, or while the slow file exists when one is
- * named. It links nothing of the product. */
+ * named. While the hang file exists, requests are read and never answered
+ * (the connection stays open until the file goes): a gateway that accepts
+ * and hangs. --log appends "<ms> <id>" for every request received, repeats
+ * included (ms: CLOCK_MONOTONIC). It links nothing of the product. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -152,6 +155,9 @@ static void on_stop(int sig)
 int main(int argc, char **argv)
 {
     const char *out = NULL, *port_file = NULL, *fail_file = NULL, *slow_file = NULL;
+    const char *hang_file = NULL, *log_file = NULL;
+    int hung[256];
+    int n_hung = 0;
     int port = 0, delay_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--out") == 0)
@@ -166,6 +172,10 @@ int main(int argc, char **argv)
             slow_file = argv[i + 1];
         else if (strcmp(argv[i], "--delay-ms") == 0)
             delay_ms = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--hang-file") == 0)
+            hang_file = argv[i + 1];
+        else if (strcmp(argv[i], "--log") == 0)
+            log_file = argv[i + 1];
     }
     if (!out) {
         fprintf(stderr, "usage: emu-smsgw --out FILE [--port N] [--port-file FILE]"
@@ -202,6 +212,12 @@ int main(int argc, char **argv)
     }
     static char buf[MAX_REQUEST];
     while (!stopping) {
+        struct stat st;
+        if (n_hung > 0 && !(hang_file && stat(hang_file, &st) == 0)) {
+            for (int i = 0; i < n_hung; i++)
+                close(hung[i]);
+            n_hung = 0;
+        }
         struct pollfd p = { .fd = ls, .events = POLLIN };
         if (poll(&p, 1, 200) <= 0)
             continue;
@@ -211,7 +227,19 @@ int main(int argc, char **argv)
         char *method = NULL;
         char *body = read_request(fd, buf, sizeof(buf), &method);
         char id[MAX_ID];
-        struct stat st;
+        if (log_file && body && extract_id(body, id)) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            FILE *lf = fopen(log_file, "a");
+            if (lf) {
+                fprintf(lf, "%lld %s\n", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, id);
+                fclose(lf);
+            }
+        }
+        if (hang_file && stat(hang_file, &st) == 0 && n_hung < 256) {
+            hung[n_hung++] = fd; /* read, never answered */
+            continue;
+        }
         if (delay_ms > 0 && (!slow_file || stat(slow_file, &st) == 0))
             usleep((useconds_t)delay_ms * 1000);
         if (!body) {
