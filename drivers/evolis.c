@@ -399,9 +399,10 @@ out_release:
 /* One pass over the bus: 0 with the printer open, -ENODEV when it is not
  * there, -EBUSY when it is not found but a candidate was held by another
  * handle (possibly ours, possibly another station probing it). Candidates
- * are tried in three rounds: the device known to be this printer, devices
- * not known yet, then devices known to be others (an address reused). */
-static int scan_bus(struct printer_dev *dev, const char *serial)
+ * are tried in rounds: the device known to be this printer, devices not
+ * known yet, then (when others is set) devices known to be other printers
+ * or to be silent (an address reused, a printer that answers again). */
+static int scan_bus(struct printer_dev *dev, const char *serial, bool others)
 {
     struct evolis *ev = dev->priv;
     libusb_device **list = NULL;
@@ -427,7 +428,7 @@ static int scan_bus(struct printer_dev *dev, const char *serial)
             round[i] = (signed char)known_match(list[i], serial);
     }
     static const int rounds[] = { 1, 0, -1 };
-    for (size_t r = 0; r < sizeof(rounds) / sizeof(rounds[0]) && rc; r++) {
+    for (size_t r = 0; r < (others ? 3u : 2u) && rc; r++) {
         for (ssize_t i = 0; i < n && rc; i++) {
             if (round[i] != rounds[r])
                 continue;
@@ -436,6 +437,8 @@ static int scan_bus(struct printer_dev *dev, const char *serial)
                 rc = 0;
             else if (one == -EBUSY)
                 busy = true;
+            else if (one == -ETIMEDOUT)
+                known_set(list[i], ""); /* silent: tried last from now on */
         }
     }
     free(round);
@@ -457,12 +460,14 @@ static int evolis_open(struct printer_dev *dev, const char *serial)
     rc = usb_errno(libusb_init(&ev->usb));
     if (rc)
         return rc;
-    rc = scan_bus(dev, serial);
+    rc = scan_bus(dev, serial, true);
+    /* A busy candidate is tried again; devices known to be other
+     * printers (or silent) are not probed again for it. */
     for (int i = 1; rc == -EBUSY && i < EVOLIS_SCAN_TRIES; i++) {
         struct timespec pause = { 0, (long)i * EVOLIS_SCAN_PAUSE_MS * 1000000L };
 
         nanosleep(&pause, NULL);
-        rc = scan_bus(dev, serial);
+        rc = scan_bus(dev, serial, false);
     }
     if (rc) {
         libusb_exit(ev->usb);

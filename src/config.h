@@ -21,6 +21,12 @@ struct config {
     int port;
     char *database; /* libpq connection string; empty: the PG* environment */
     int db_pool_size;
+    int db_connect_timeout_s;    /* giving up on a connection attempt */
+    int db_statement_timeout_ms; /* one statement at most */
+    int db_lock_timeout_ms;      /* waiting for a row or table lock at most */
+    int db_idle_tx_timeout_ms;   /* a transaction left idle is ended by the server */
+    int db_keepalive_idle_s;     /* TCP keepalives: a dead peer is found in */
+    int db_acquire_timeout_ms;   /* a request waits this long for a pooled connection */
     int max_connections;
     int per_ip_connections;
     int connection_timeout_s;

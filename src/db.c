@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 struct db {
     PGconn *conn;
+    int last_rc; /* of the last statement: 0 or a DB_* code */
     char constraint[128];
     char message[256];
 };
@@ -23,13 +25,48 @@ struct db_res {
     PGresult *res;
 };
 
-int db_connect(struct db **out, const char *conninfo, char *errbuf, size_t errlen)
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug("database: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+/* Opens a connection with opts' time-outs and keepalives (opts may be
+ * NULL: libpq's and the server's defaults). The settings come first, so
+ * that the connection string can override any of them. */
+static int connect_with(struct db **out, const char *conninfo, const struct db_options *opts,
+                        char *errbuf, size_t errlen)
 {
     *out = NULL;
     struct db *db = calloc(1, sizeof(*db));
     if (!db)
         return -ENOMEM;
-    db->conn = PQconnectdb(conninfo ? conninfo : "");
+    const char *keys[8];
+    const char *values[8];
+    char timeout[16], idle[16], interval[16], options[200];
+    int n = 0;
+    if (opts) {
+        snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
+        snprintf(idle, sizeof(idle), "%d", opts->keepalive_idle_s);
+        snprintf(interval, sizeof(interval), "%d",
+                 opts->keepalive_idle_s > 1 ? opts->keepalive_idle_s / 2 : 1);
+        snprintf(options, sizeof(options),
+                 "-c statement_timeout=%d -c lock_timeout=%d"
+                 " -c idle_in_transaction_session_timeout=%d",
+                 opts->statement_timeout_ms, opts->lock_timeout_ms, opts->idle_tx_timeout_ms);
+        keys[n] = "connect_timeout", values[n++] = timeout;
+        keys[n] = "keepalives", values[n++] = "1";
+        keys[n] = "keepalives_idle", values[n++] = idle;
+        keys[n] = "keepalives_interval", values[n++] = interval;
+        keys[n] = "keepalives_count", values[n++] = "3";
+        keys[n] = "options", values[n++] = options;
+    }
+    keys[n] = "dbname", values[n++] = conninfo ? conninfo : "";
+    keys[n] = NULL, values[n] = NULL;
+    db->conn = PQconnectdbParams(keys, values, 1);
+    /* What the server says outside a statement (a termination notice) is
+     * for the debug log, not stderr: the pool logs the outage once. */
+    PQsetNoticeProcessor(db->conn, quiet_notice, NULL);
     if (PQstatus(db->conn) != CONNECTION_OK) {
         if (errbuf)
             snprintf(errbuf, errlen, "%s", PQerrorMessage(db->conn));
@@ -38,6 +75,11 @@ int db_connect(struct db **out, const char *conninfo, char *errbuf, size_t errle
     }
     *out = db;
     return 0;
+}
+
+int db_connect(struct db **out, const char *conninfo, char *errbuf, size_t errlen)
+{
+    return connect_with(out, conninfo, NULL, errbuf, errlen);
 }
 
 void db_close(struct db *db)
@@ -58,13 +100,24 @@ static int classify(const char *sqlstate)
         return DB_EINVALID;
     if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
         return DB_ERETRY;
+    /* statement time-out, lock time-out, idle-in-transaction time-out */
+    if (strcmp(sqlstate, "57014") == 0 || strcmp(sqlstate, "55P03") == 0 ||
+        strcmp(sqlstate, "25P03") == 0)
+        return DB_EBUSY;
     if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0)
         return DB_EDOWN;
     return DB_EOTHER;
 }
 
-int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
-            const char *const *params)
+/* A statement that changes nothing when it runs twice: opening a
+ * transaction, or a read. */
+static bool safe_to_repeat(const char *sql)
+{
+    return strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "SELECT", 6) == 0;
+}
+
+static int exec_once(struct db *db, struct db_res **res, const char *sql, int nparams,
+                     const char *const *params)
 {
     if (res)
         *res = NULL;
@@ -95,6 +148,27 @@ int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
         rc = DB_EDOWN;
     PQclear(r);
     return rc;
+}
+
+int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
+            const char *const *params)
+{
+    bool outside = PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+    int rc = exec_once(db, res, sql, nparams, params);
+    /* The connection died under a statement that may run again (outside
+     * a transaction, nothing half done): once more, on a fresh one. */
+    if (rc == DB_EDOWN && outside && safe_to_repeat(sql) && PQstatus(db->conn) != CONNECTION_OK) {
+        PQreset(db->conn);
+        if (PQstatus(db->conn) == CONNECTION_OK)
+            rc = exec_once(db, res, sql, nparams, params);
+    }
+    db->last_rc = rc;
+    return rc;
+}
+
+bool db_unavailable(const struct db *db)
+{
+    return db && (db->last_rc == DB_EDOWN || db->last_rc == DB_EBUSY);
 }
 
 int db_begin(struct db *db)
@@ -166,12 +240,16 @@ struct db_pool {
     pthread_mutex_t lock;
     pthread_cond_t freed;
     char *conninfo;
+    struct db_options opts;
+    bool have_opts;
     int size;
     int nfree;
     struct db **free_list; /* connections not in use; NULL slots are not yet open */
+    bool down;             /* the last connection attempt failed (logged once) */
 };
 
-int db_pool_open(struct db_pool **out, const char *conninfo, int size)
+int db_pool_open(struct db_pool **out, const char *conninfo, int size,
+                 const struct db_options *opts)
 {
     *out = NULL;
     struct db_pool *p = calloc(1, sizeof(*p));
@@ -185,12 +263,49 @@ int db_pool_open(struct db_pool **out, const char *conninfo, int size)
         free(p);
         return -ENOMEM;
     }
+    if (opts) {
+        p->opts = *opts;
+        p->have_opts = true;
+    }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->freed, NULL);
     p->size = size;
     p->nfree = size; /* slots; connections open lazily */
     *out = p;
     return 0;
+}
+
+/* Whether an idle connection is still usable without a round trip: the
+ * server has nothing to say to an idle session, so anything readable on
+ * its socket is the server going away (terminated, restarted) or EOF. */
+bool db_alive(struct db *db)
+{
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return false;
+    struct pollfd pfd = { .fd = PQsocket(db->conn), .events = POLLIN };
+    if (pfd.fd < 0)
+        return false;
+    int n = poll(&pfd, 1, 0);
+    if (n == 0)
+        return true;
+    if (n < 0 || !PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)
+        return false;
+    /* Readable but still up (a notice): treat it as suspect all the same. */
+    return !(pfd.revents & (POLLHUP | POLLERR));
+}
+
+/* Notes whether the database answered a connection attempt; logs only
+ * when that changes. */
+static void pool_note(struct db_pool *pool, bool up, const char *err)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool was_down = pool->down;
+    pool->down = !up;
+    pthread_mutex_unlock(&pool->lock);
+    if (!up && !was_down)
+        log_error("database unreachable: %s", err);
+    else if (up && was_down)
+        log_info("database reachable again");
 }
 
 struct db *db_pool_acquire(struct db_pool *pool, int timeout_ms)
@@ -215,26 +330,37 @@ struct db *db_pool_acquire(struct db_pool *pool, int timeout_ms)
     pool->free_list[pool->nfree] = NULL;
     pthread_mutex_unlock(&pool->lock);
 
-    /* Opening or resetting happens outside the lock: it can take a while. */
-    if (db && PQstatus(db->conn) != CONNECTION_OK) {
-        PQreset(db->conn);
-        if (PQstatus(db->conn) != CONNECTION_OK) {
-            db_close(db);
-            db = NULL;
-        }
+    /* Opening or replacing happens outside the lock: it can take a while.
+     * A connection the server dropped is replaced before it is used. */
+    if (db && !db_alive(db)) {
+        db_close(db);
+        db = NULL;
     }
     if (!db) {
-        char err[256];
-        if (db_connect(&db, pool->conninfo, err, sizeof(err)) != 0) {
-            log_error("database connection failed: %s", err);
+        char err[256] = "";
+        if (connect_with(&db, pool->conninfo, pool->have_opts ? &pool->opts : NULL, err,
+                         sizeof(err)) != 0) {
+            err[strcspn(err, "\n")] = '\0';
+            pool_note(pool, false, err);
             pthread_mutex_lock(&pool->lock);
             pool->free_list[pool->nfree++] = NULL;
             pthread_cond_signal(&pool->freed);
             pthread_mutex_unlock(&pool->lock);
             return NULL;
         }
+        pool_note(pool, true, NULL);
     }
     return db;
+}
+
+int db_pool_connect(struct db_pool *pool, struct db **out)
+{
+    char err[256] = "";
+    int rc =
+        connect_with(out, pool->conninfo, pool->have_opts ? &pool->opts : NULL, err, sizeof(err));
+    err[strcspn(err, "\n")] = '\0';
+    pool_note(pool, rc == 0, err);
+    return rc;
 }
 
 void db_pool_release(struct db_pool *pool, struct db *db)

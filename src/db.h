@@ -13,13 +13,15 @@ struct db_res;  /* the rows of one statement */
 /* Errors, negative like -errno. DB_ECONFLICT is a unique violation, DB_EINVALID
  * a check, foreign-key, not-null or bad-value violation, DB_ERETRY a
  * serialisation failure or deadlock (the transaction may be retried),
- * DB_EDOWN a lost or refused connection. */
+ * DB_EDOWN a lost or refused connection, DB_EBUSY a statement or lock
+ * time-out (the database is there but too busy to answer in time). */
 enum {
     DB_ECONFLICT = -1001,
     DB_EINVALID = -1002,
     DB_ERETRY = -1003,
     DB_EDOWN = -1004,
     DB_EOTHER = -1005,
+    DB_EBUSY = -1006,
 };
 
 /* Opens one connection. conninfo may be empty (libpq reads PG* variables).
@@ -59,13 +61,41 @@ bool db_is_null(const struct db_res *res, size_t row, int col);
 long db_get_long(const struct db_res *res, size_t row, int col, long fallback);
 void db_res_free(struct db_res *res);
 
+/* True when the last statement on db failed because the database could not
+ * be reached or was too busy to answer in time (DB_EDOWN, DB_EBUSY): the
+ * caller should answer "try again later", not "failed". NULL-safe. */
+bool db_unavailable(const struct db *db);
+
+/* What every pooled connection is opened with. */
+struct db_options {
+    int connect_timeout_s;
+    int statement_timeout_ms;
+    int lock_timeout_ms;
+    int idle_tx_timeout_ms;
+    int keepalive_idle_s; /* probes every half of it after, 3 lost: dead */
+};
+
 /* Pool. db_pool_acquire waits up to timeout_ms for a free connection and
- * returns NULL when none came; a connection found broken is reset first. */
-int db_pool_open(struct db_pool **out, const char *conninfo, int size);
+ * returns NULL when none came or the database cannot be reached (logged
+ * once per change, not per call). A connection the server dropped is
+ * replaced before it is handed out. Statements on a pooled connection that
+ * are safe to repeat (BEGIN, SELECT outside a transaction) are retried
+ * once on a fresh connection when the connection dies under them. opts may
+ * be NULL (no time-outs of our own). */
+int db_pool_open(struct db_pool **out, const char *conninfo, int size,
+                 const struct db_options *opts);
 struct db *db_pool_acquire(struct db_pool *pool, int timeout_ms);
 /* Returns a connection; any open transaction is rolled back. NULL-safe. */
 void db_pool_release(struct db_pool *pool, struct db *db);
 void db_pool_close(struct db_pool *pool);
+
+/* A connection of its own, outside the pool, opened with the pool's
+ * settings (for a session that must stay on one connection, such as an
+ * advisory lock). Returns 0 or DB_EDOWN (logged by the pool as any). */
+int db_pool_connect(struct db_pool *pool, struct db **out);
+
+/* Whether an idle connection is still up, asked without a round trip. */
+bool db_alive(struct db *db);
 
 /* Runs the numbered migrations in dir that the database has not seen yet,
  * each in its own transaction, under an advisory lock. Refuses to run when an
@@ -73,7 +103,7 @@ void db_pool_close(struct db_pool *pool);
 int db_migrate(struct db *db, const char *dir, char *msg, size_t msglen);
 
 /* The schema version this build expects: the highest migration it ships. */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 /* The database's schema version (0 when none), or a negative code. */
 int db_schema_version(struct db *db);

@@ -85,8 +85,25 @@ void http_problem(struct http_req *rq, int status, const char *code, const char 
     rq->reply_type = "application/problem+json";
 }
 
+/* Seconds a client is told to wait when the database cannot answer. */
+#define HTTP_RETRY_AFTER_S 2
+
+/* The database cannot answer now: 503 with Retry-After, never 500. */
+static void db_unavailable_reply(struct http_req *rq)
+{
+    http_problem(rq, 503, "unavailable", "Service unavailable",
+                 "The database is not reachable or too busy; try again later.", NULL);
+    snprintf(rq->retry_after, sizeof(rq->retry_after), "%d", HTTP_RETRY_AFTER_S);
+}
+
 void http_internal_error(struct http_req *rq, const char *what)
 {
+    if (db_unavailable(rq->db)) {
+        /* Logged once per change by the pool, or a time-out: no line per call. */
+        log_debug("%s %s: database unavailable: %s", rq->method, rq->path, what);
+        db_unavailable_reply(rq);
+        return;
+    }
     log_error("%s %s failed: %s", rq->method, rq->path, what);
     http_problem(rq, 500, "internal", "Internal error",
                  "The server failed to complete the request; it has been logged.", NULL);
@@ -96,13 +113,9 @@ struct db *http_db(struct http_req *rq)
 {
     if (rq->db)
         return rq->db;
-    rq->db = db_pool_acquire(rq->app->pool, 5000);
-    if (!rq->db) {
-        log_error("no database connection available");
-        http_problem(rq, 503, "unavailable", "Service unavailable",
-                     "The database is not reachable; try again later.", NULL);
-        snprintf(rq->retry_after, sizeof(rq->retry_after), "5");
-    }
+    rq->db = db_pool_acquire(rq->app->pool, rq->app->cfg->db_acquire_timeout_ms);
+    if (!rq->db)
+        db_unavailable_reply(rq);
     return rq->db;
 }
 

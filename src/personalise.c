@@ -13,6 +13,7 @@ static const uint8_t emrtd_aid[] = { 0xA0, 0x00, 0x00, 0x02, 0x47, 0x10, 0x01 };
 
 /* Step names: stable strings, recorded as spoil reasons. */
 #define STEP_BUILD      "build_files"
+#define STEP_SIGN_CHECK "check_signature"
 #define STEP_SELECT_APP "select_application"
 #define STEP_TRIES      "read_transport_key_tries"
 #define STEP_VERIFY     "verify_transport_key"
@@ -217,12 +218,52 @@ static int read_file(struct encoder *enc, const struct lds_file *f, size_t chunk
     return 0;
 }
 
-int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
-                const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
-                struct perso_result *res)
+int personalise_prepare(const struct holder *h, struct signer *ds, struct perso_data *d,
+                        struct perso_result *res)
 {
-    struct lds l = { 0 };
-    struct tlv_buf bac;
+    if (!res || !d)
+        return -EINVAL;
+    memset(res, 0, sizeof(*res));
+    res->tries_left = -1;
+    memset(d, 0, sizeof(*d));
+    tlv_buf_init(&d->bac);
+    if (!h || !ds)
+        return fail(res, STEP_BUILD, 0, -EINVAL, 0, "missing argument");
+    int r = lds_build(h, ds, &d->l);
+    if (!r)
+        r = lds_bac_material(h, &d->bac);
+    if (r) {
+        perso_data_free(d);
+        return fail(res, STEP_BUILD, 0, r, 0, r == -EINVAL ? "holder data refused" : NULL);
+    }
+    /* The files as an inspection system will check them: a signer that
+     * signs wrongly is found here, not on a card. */
+    struct lds_dg dgs[] = {
+        { d->l.file[LDS_DG1].dg, d->l.file[LDS_DG1].data, d->l.file[LDS_DG1].len },
+        { d->l.file[LDS_DG11].dg, d->l.file[LDS_DG11].data, d->l.file[LDS_DG11].len },
+    };
+    struct lds_check chk;
+    r = lds_check(d->l.file[LDS_SOD].data, d->l.file[LDS_SOD].len, dgs, 2, NULL, &chk);
+    if (r || !chk.signature_valid || !chk.hashes_match || !chk.content_type_ok) {
+        perso_data_free(d);
+        return fail(res, STEP_SIGN_CHECK, LDS_FID_SOD, r ? r : -EBADMSG, 0,
+                    chk.error[0] ? chk.error : "signature does not verify");
+    }
+    return 0;
+}
+
+void perso_data_free(struct perso_data *d)
+{
+    if (!d)
+        return;
+    lds_free(&d->l);
+    tlv_buf_free(&d->bac);
+}
+
+int personalise_write(struct encoder *enc, const struct perso_data *d,
+                      const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
+                      struct perso_result *res)
+{
     uint8_t *back[LDS_NFILES] = { NULL };
     const struct encoder_card *card;
     struct apdu sel_app = {
@@ -236,11 +277,11 @@ int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
         return -EINVAL;
     memset(res, 0, sizeof(*res));
     res->tries_left = -1;
-    tlv_buf_init(&bac);
-    if (!enc || !h || !ds || !transport_key) {
+    if (!enc || !d || !transport_key) {
         r = fail(res, STEP_BUILD, 0, -EINVAL, 0, "missing argument");
         goto out;
     }
+    const struct lds *l = &d->l;
     card = encoder_card(enc);
     if (!card) {
         r = fail(res, STEP_SELECT_APP, 0, -ENOTCONN, 0, NULL);
@@ -249,68 +290,87 @@ int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
     wchunk = chunk_limit(card->max_command_data, opts ? opts->max_chunk : 0);
     rchunk = chunk_limit(card->max_response_data, opts ? opts->max_chunk : 0);
 
-    /* Everything that can fail without a card fails before touching it. */
-    r = lds_build(h, ds, &l);
-    if (!r)
-        r = lds_bac_material(h, &bac);
-    if (r) {
-        fail(res, STEP_BUILD, 0, r, 0, r == -EINVAL ? "holder data refused" : NULL);
-        goto out_lds;
-    }
-
     if ((r = expect_ok(enc, res, STEP_SELECT_APP, 0, &sel_app, NULL)) ||
         (r = authenticate(enc, transport_key, min_tries, res)))
-        goto out_lds;
+        goto out;
 
     for (int i = 0; i < LDS_NFILES; i++) {
-        const struct lds_file *f = &l.file[i];
+        const struct lds_file *f = &l->file[i];
 
         back[i] = malloc(f->len);
         if (!back[i]) {
             r = fail(res, STEP_READ, f->fid, -ENOMEM, 0, NULL);
-            goto out_lds;
+            goto out;
         }
         /* Read back while the file is still selected: no extra SELECT. */
         if ((r = write_file(enc, f, wchunk, res)) || (r = read_file(enc, f, rchunk, back[i], res)))
-            goto out_lds;
+            goto out;
         if (memcmp(back[i], f->data, f->len)) {
             r = fail(res, STEP_CHECK, f->fid, -EBADMSG, 0, NULL);
-            goto out_lds;
+            goto out;
         }
     }
     /* What the card holds, checked as a border control would check it:
 	 * the SOD's signature, and each data group's hash against the SOD. */
     {
         struct lds_dg dgs[] = {
-            { l.file[LDS_DG1].dg, back[LDS_DG1], l.file[LDS_DG1].len },
-            { l.file[LDS_DG11].dg, back[LDS_DG11], l.file[LDS_DG11].len },
+            { l->file[LDS_DG1].dg, back[LDS_DG1], l->file[LDS_DG1].len },
+            { l->file[LDS_DG11].dg, back[LDS_DG11], l->file[LDS_DG11].len },
         };
         struct lds_check chk;
 
-        r = lds_check(back[LDS_SOD], l.file[LDS_SOD].len, dgs, 2, NULL, &chk);
+        r = lds_check(back[LDS_SOD], l->file[LDS_SOD].len, dgs, 2, NULL, &chk);
         if (r || !chk.signature_valid || !chk.hashes_match || !chk.content_type_ok) {
             r = fail(res, STEP_CHECK, LDS_FID_SOD, r ? r : -EBADMSG, 0,
                      chk.error[0] ? chk.error : NULL);
-            goto out_lds;
+            goto out;
         }
     }
     {
         struct apdu put_bac = {
-            .ins = 0xDA, .p1 = 0x00, .p2 = 0x62, .data = bac.data, .lc = bac.len
+            .ins = 0xDA, .p1 = 0x00, .p2 = 0x62, .data = d->bac.data, .lc = d->bac.len
         };
         struct apdu lock = { .ins = 0xDA, .p1 = 0xDE, .p2 = 0xAD };
 
         if ((r = expect_ok(enc, res, STEP_BAC, 0, &put_bac, NULL)) ||
             (r = expect_ok(enc, res, STEP_LOCK, 0, &lock, NULL)))
-            goto out_lds;
+            goto out;
     }
     r = 0;
-out_lds:
+out:
     for (int i = 0; i < LDS_NFILES; i++)
         free(back[i]);
-    lds_free(&l);
-out:
-    tlv_buf_free(&bac);
     res->apdus = encoder_apdu_count(enc);
+    return r;
+}
+
+int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
+                const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
+                struct perso_result *res)
+{
+    struct perso_data d;
+
+    if (!res)
+        return -EINVAL;
+    if (!enc || !transport_key) {
+        memset(res, 0, sizeof(*res));
+        res->tries_left = -1;
+        return fail(res, STEP_BUILD, 0, -EINVAL, 0, "missing argument");
+    }
+    if (!encoder_card(enc)) {
+        memset(res, 0, sizeof(*res));
+        res->tries_left = -1;
+        int r = fail(res, STEP_SELECT_APP, 0, -ENOTCONN, 0, NULL);
+        res->apdus = encoder_apdu_count(enc);
+        return r;
+    }
+    /* Everything that can fail without a card fails before touching it. */
+    int r = personalise_prepare(h, ds, &d, res);
+    if (r) {
+        res->apdus = encoder_apdu_count(enc);
+        return r;
+    }
+    r = personalise_write(enc, &d, transport_key, opts, res);
+    perso_data_free(&d);
     return r;
 }

@@ -11,6 +11,7 @@
 #include "encoder.h"
 #include "lds.h"
 #include "signer.h"
+#include "tlv.h"
 
 #define PERSO_KEY_LEN 8
 
@@ -52,6 +53,33 @@ struct perso_opts {
 int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
                 const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
                 struct perso_result *res);
+
+/* A card's data, built and checked before a blank card is fed: the LDS
+ * files (SOD signed) and the BAC material. */
+struct perso_data {
+    struct lds l;
+    struct tlv_buf bac;
+};
+
+/*
+ * Builds the files of h, signs the SOD with ds and checks the signature and
+ * the hashes as an inspection system would, touching no card. Returns 0 and
+ * fills *d (free with perso_data_free), or the error, with res naming the
+ * step: "build_files" with -EINVAL when the holder's data cannot go on a
+ * chip (the request cannot be produced as it is), "build_files" with the
+ * signer's error or "check_signature" when the Document Signer failed.
+ */
+int personalise_prepare(const struct holder *h, struct signer *ds, struct perso_data *d,
+                        struct perso_result *res);
+
+/* Frees what personalise_prepare built. NULL-safe; idempotent after it. */
+void perso_data_free(struct perso_data *d);
+
+/* Writes prepared data to the card connected on enc (as personalise(),
+ * from SELECT on). */
+int personalise_write(struct encoder *enc, const struct perso_data *d,
+                      const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
+                      struct perso_result *res);
 
 /* A short English meaning of a status word ("not enough memory"), or
  * "unexpected" for words CARD.md does not list. */

@@ -126,6 +126,7 @@ static const char *outcome_name(enum job_outcome o)
     case JOB_SPOILED:
         return "spoiled";
     case JOB_NOT_TAKEN:
+    case JOB_REFUSED:
         return "cancelled";
     case JOB_UNKNOWN:
         return "unknown";
@@ -171,6 +172,7 @@ int production_finish(struct db *db, const struct job *job, const struct job_res
                       job->card_serial);
         break;
     case JOB_NOT_TAKEN:
+    case JOB_REFUSED:
         rc = db_query(db, NULL,
                       "UPDATE cards SET state = 'available', request_id = NULL, station_id = NULL,"
                       " updated_at = now() WHERE serial = $1",
@@ -204,6 +206,13 @@ int production_finish(struct db *db, const struct job *job, const struct job_res
         rc = db_query(db, NULL,
                       "UPDATE requests SET production_station = NULL WHERE id = $1::bigint",
                       job->request_id);
+    } else if (outcome == JOB_REFUSED) {
+        /* No card can be made of it as it is: held for an operator with
+         * the reason, and no blank spent on it. */
+        rc = db_query(db, NULL,
+                      "UPDATE requests SET production_station = NULL, hold_reason = $2,"
+                      " updated_at = now() WHERE id = $1::bigint",
+                      job->request_id, reason);
     } else {
         /* Back to the queue for a new card; held for an operator once too
          * many cards were spoiled for it, with the reasons. */
@@ -232,6 +241,7 @@ int production_finish(struct db *db, const struct job *job, const struct job_res
         rc = production_step(db, job,
                              outcome == JOB_PRODUCED    ? "job.produced"
                              : outcome == JOB_NOT_TAKEN ? "job.card_not_taken"
+                             : outcome == JOB_REFUSED   ? "job.refused"
                                                         : "card.spoiled",
                              detail);
     if (!rc)
@@ -310,16 +320,37 @@ int production_station_state(struct db *db, const char *station_id, const char *
                     station_id, state, reason);
 }
 
-int production_station_ready(struct db *db, const char *station_id)
+int production_station_ready(struct db *db, const char *station_id, char reason[32])
 {
     struct db_res *res = NULL;
-    int rc = db_query(
-        db, &res, "SELECT NOT paused AND state <> 'error' FROM stations WHERE id = $1", station_id);
+    if (reason)
+        reason[0] = '\0';
+    int rc = db_query(db, &res,
+                      "SELECT NOT paused AND state <> 'error',"
+                      " CASE WHEN state = 'error' THEN coalesce(error_reason, '') ELSE '' END"
+                      " FROM stations WHERE id = $1",
+                      station_id);
     if (rc)
         return rc;
     int ready = db_rows(res) == 1 && strcmp(db_get(res, 0, 0), "t") == 0;
+    if (reason && db_rows(res) == 1)
+        snprintf(reason, 32, "%s", db_get(res, 0, 1));
     db_res_free(res);
     return ready;
+}
+
+int production_station_heal(struct db *db, const char *station_id, const char *reason)
+{
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res,
+                      "UPDATE stations SET state = 'idle', error_reason = NULL, updated_at = now()"
+                      " WHERE id = $1 AND state = 'error' AND error_reason = $2 RETURNING id",
+                      station_id, reason);
+    if (rc)
+        return rc;
+    int healed = db_rows(res) == 1;
+    db_res_free(res);
+    return healed;
 }
 
 int production_card_data(struct db *db, const char *request_no, struct job *job)

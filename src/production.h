@@ -40,6 +40,8 @@ enum job_outcome {
     JOB_SPOILED,   /* the card was rejected or is known bad */
     JOB_NOT_TAKEN, /* no card left the feeder: it is still blank stock */
     JOB_UNKNOWN,   /* the card's fate is unknown: spoiled, operator told */
+    JOB_REFUSED,   /* the request's data cannot be made into a card: no
+                    * card left the feeder; the request is held */
 };
 
 struct job_result {
@@ -78,8 +80,15 @@ int production_station_state(struct db *db, const char *station_id, const char *
                              const char *reason);
 
 /* Whether the station may take a job: not paused and not in error.
- * Returns 1, 0, or a DB_* code. */
-int production_station_ready(struct db *db, const char *station_id);
+ * Returns 1, 0, or a DB_* code. When reason is not NULL it receives the
+ * error reason of a station in error ("" otherwise). */
+int production_station_ready(struct db *db, const char *station_id, char reason[32]);
+
+/* Ends an error the worker raised and can see gone (the reader is back):
+ * the station is idle again, unless the error changed meanwhile (an
+ * operator resumed it, another fault). Returns 1 when it was ended, 0
+ * when the station was not in that error, or a DB_* code. */
+int production_station_heal(struct db *db, const char *station_id, const char *reason);
 
 /* The data a request's card carries, as a station would print it: the
  * holder's fields of job, the card serial of the request's last produced or

@@ -22,7 +22,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long the station workers get to stop (their part of the 10 s a stop
+ * may take). */
+#define STATIONS_STOP_MS 5000
 
 /* Every endpoint of API.md: method, path, who may call it, body, handler. */
 static const struct http_route routes[] = {
@@ -97,7 +102,14 @@ int server_run(struct config *cfg, const char *port_file)
         log_warn("no master key at %s: courier signatures cannot be verified",
                  cfg->master_key_file);
 
-    rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);
+    struct db_options dbo = {
+        .connect_timeout_s = cfg->db_connect_timeout_s,
+        .statement_timeout_ms = cfg->db_statement_timeout_ms,
+        .lock_timeout_ms = cfg->db_lock_timeout_ms,
+        .idle_tx_timeout_ms = cfg->db_idle_tx_timeout_ms,
+        .keepalive_idle_s = cfg->db_keepalive_idle_s,
+    };
+    rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size, &dbo);
     if (rc)
         goto out;
     struct db *db = db_pool_acquire(app.pool, 5000);
@@ -153,13 +165,23 @@ int server_run(struct config *cfg, const char *port_file)
     log_info("stopping on signal %d", sig);
     rc = 0;
 out:
+    /* Every worker starts its end at once; each then gets its share of the
+     * 10 s a stop may take. */
     app.stopping = 1;
-    stations_stop(stations);
+    notify_request_stop(notifier);
+    /* Whatever the devices do, the stations get this long; a worker stuck
+     * in a device call is left to the exit (start-up recovery resolves
+     * its job), and the pool it may still use is left open. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    bool stopped =
+        stations_stop(stations, now.tv_sec * 1000L + now.tv_nsec / 1000000L + STATIONS_STOP_MS);
     http_stop(http);
     notify_stop(notifier);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
-    db_pool_close(app.pool);
+    if (stopped)
+        db_pool_close(app.pool);
     memset(app.master_key, 0, sizeof(app.master_key));
     return rc;
 }

@@ -8,6 +8,7 @@
  * unknown" with the station put in error for an operator. */
 #include "station.h"
 #include "app.h"
+#include "backoff.h"
 #include "config.h"
 #include "db.h"
 #include "encoder.h"
@@ -18,6 +19,7 @@
 #include "printer.h"
 #include "production.h"
 #include "signer.h"
+#include "stations.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,16 @@
 #define IDLE_POLL_MS       200
 #define CARD_WAIT_MS       5000
 #define PRINTER_TIMEOUT_MS 30000
+/* Waits while the database or a device does not answer. */
+#define RETRY_MIN_MS 250
+#define RETRY_MAX_MS 5000
+/* An instance refused a station another holds looks again this often. */
+#define REFUSED_RETRY_MS 30000
+/* The advisory lock class of stations (the second key is the id's hash). */
+#define STATION_LOCK_CLASS "7304"
+/* How long a stopping worker keeps trying to record an outcome; after it,
+ * the job stays in progress for start-up recovery to resolve. */
+#define STOP_RECORD_MS 2000
 
 struct station {
     struct app *app;
@@ -42,9 +54,18 @@ struct station {
     struct printer *printer;
     struct encoder *encoder;
     struct signer *signer;
-    bool was_in_error;
-    bool reported_offline;
+    bool was_in_error; /* an operator's resume: reset the printer first */
+    bool announced;    /* the station's state says what the devices do */
+    bool printer_checked;
     bool last_job_ok; /* the last job was produced: skip the status round */
+    char who[48];     /* "station ID", for the log */
+    struct backoff db_wait, dev_wait, refused_wait;
+    struct condition db_down, printer_down, reader_down, signer_down, refused;
+    struct db *lock_db; /* holds the station's advisory lock while it is ours */
+    bool needs_recover; /* the station was just taken: resolve its jobs first */
+    pthread_mutex_t done_lock;
+    pthread_cond_t done_cond;
+    bool done;
 };
 
 struct stations {
@@ -56,6 +77,23 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
+}
+
+/* Sleeps ms, or less when the service is stopping. */
+static void pause_ms(struct station *s, int ms)
+{
+    while (ms > 0 && !s->app->stopping) {
+        int step = ms < 50 ? ms : 50;
+        sleep_ms(step);
+        ms -= step;
+    }
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 /* ---- devices ---- */
@@ -87,6 +125,24 @@ static int open_encoder(struct station *s)
     if (s->encoder)
         return 0;
     return encoder_open(&encoder_pcsc_ops, s->cfg->reader, 0, &s->encoder);
+}
+
+/* Whether the reader is there and its service answers, asked of PC/SC
+ * without waiting: 0, or why not. A reader found gone is closed, so that
+ * the next check opens it afresh (a restarted pcscd needs a new context). */
+static int check_reader(struct station *s)
+{
+    int rc = open_encoder(s);
+    if (!rc) {
+        rc = encoder_wait_card(s->encoder, 0);
+        if (rc == -ETIMEDOUT) /* no card in it: the reader is there */
+            rc = 0;
+    }
+    if (rc) {
+        encoder_close(s->encoder);
+        s->encoder = NULL;
+    }
+    return rc;
 }
 
 static int open_signer(struct station *s)
@@ -216,77 +272,143 @@ static void step_audit(struct station *s, const struct job *job, const char *act
     if (!db)
         return;
     if (production_step(db, job, action, detail) != 0)
-        log_warn("station %s: audit of %s failed", s->cfg->id, action);
+        log_warn("%s: audit of %s failed", s->who, action);
     db_pool_release(s->app->pool, db);
 }
 
-static void encode_chip(struct station *s, const struct job *job, struct job_result *r)
+/* The reader failed while a card was at the contact station: when PC/SC
+ * says the reader itself is gone, the station stops with reader_lost
+ * before another blank is fed, and comes back by itself (heal_station). */
+static const char *reader_fault(struct station *s, int rc, const char *otherwise)
 {
-    uint8_t key[PERSO_KEY_LEN];
-    struct holder h;
-    struct perso_result pr = { 0 };
-    int rc = load_transport_key(s, job->batch_no, key);
+    if (rc != -EIO && rc != -ENODEV && rc != -ETIMEDOUT && rc != -EBUSY)
+        return otherwise;
+    int why = check_reader(s);
+    if (!why)
+        return otherwise;
+    condition_set(&s->reader_down, s->who, "reader %s lost (%s)", s->cfg->reader, strerror(-why));
+    return "reader_lost";
+}
+
+/* Everything a card needs that can fail without a card, before a blank is
+ * fed: the face and its panels, and for an ID card the transport key, the
+ * Document Signer and the chip's files, signed and checked. A failure
+ * here leaves the blank in the feeder (JOB_NOT_TAKEN), and holds the
+ * request when its data cannot go on a card (JOB_REFUSED). */
+static int prepare_job(struct station *s, const struct job *job, bool family,
+                       struct printer_panels *panels, struct perso_data *pd,
+                       uint8_t key[PERSO_KEY_LEN], struct job_result *r)
+{
+    struct face_data fd;
+    struct face_image *img = NULL;
+    production_face_data(job, NULL, &fd);
+    int rc = face_render(&fd, &img);
+    if (!rc)
+        rc = face_to_panels(img, panels);
+    face_image_free(img);
+    if (rc == -EINVAL) {
+        set_result(r, JOB_REFUSED, "prepare", NULL,
+                   "the face cannot be printed: a field does not fit");
+        return rc;
+    }
     if (rc) {
-        set_result(r, JOB_SPOILED, "encode", "transport_key_missing",
+        set_result(r, JOB_NOT_TAKEN, "prepare", NULL, "face not rendered (%s)", strerror(-rc));
+        return rc;
+    }
+    if (family)
+        return 0;
+    rc = load_transport_key(s, job->batch_no, key);
+    if (rc) {
+        set_result(r, JOB_NOT_TAKEN, "prepare", "transport_key_missing",
                    "no usable transport key for batch %s", job->batch_no);
-        return;
+        return rc;
     }
     rc = open_signer(s);
     if (rc) {
-        set_result(r, JOB_SPOILED, "encode", "signer_unavailable",
-                   "document signer unavailable (%d)", rc);
-        goto out;
+        condition_set(&s->signer_down, s->who, "document signer unavailable (%s)", strerror(-rc));
+        set_result(r, JOB_NOT_TAKEN, "prepare", "signer_unavailable",
+                   "document signer unavailable (%s)", strerror(-rc));
+        return rc;
     }
-    rc = encoder_wait_card(s->encoder, CARD_WAIT_MS);
+    struct holder h;
+    struct perso_result pr = { 0 };
+    holder_from_job(job, &h);
+    rc = personalise_prepare(&h, s->signer, pd, &pr);
+    if (rc == -EINVAL && pr.step && strcmp(pr.step, "build_files") == 0) {
+        set_result(r, JOB_REFUSED, "prepare", NULL, "chip data cannot be built: %s", pr.reason);
+    } else if (rc == -ENOMEM) {
+        set_result(r, JOB_NOT_TAKEN, "prepare", NULL, "out of memory");
+    } else if (rc) {
+        /* The signer failed or signed wrongly: open it afresh next time. */
+        signer_close(s->signer);
+        s->signer = NULL;
+        condition_set(&s->signer_down, s->who, "document signer failed: %s", pr.reason);
+        set_result(r, JOB_NOT_TAKEN, "prepare", "signer_unavailable", "%s", pr.reason);
+    }
+    return rc;
+}
+
+static void encode_chip(struct station *s, const struct job *job, const struct perso_data *pd,
+                        const uint8_t key[PERSO_KEY_LEN], struct job_result *r)
+{
+    struct perso_result pr = { 0 };
+    int rc = check_reader(s);
+    if (!rc)
+        rc = encoder_wait_card(s->encoder, CARD_WAIT_MS);
     if (!rc)
         rc = encoder_connect(s->encoder);
     if (rc) {
-        set_result(r, JOB_SPOILED, "encode", rc == -ETIMEDOUT ? "no_card_in_reader" : NULL,
+        set_result(r, JOB_SPOILED, "encode",
+                   reader_fault(s, rc, rc == -ETIMEDOUT ? "no_card_in_reader" : NULL),
                    "card not reachable in the reader (%s)", strerror(-rc));
-        goto out;
+        return;
     }
-    holder_from_job(job, &h);
-    rc = personalise(s->encoder, &h, s->signer, key, NULL, &pr);
+    rc = personalise_write(s->encoder, pd, key, NULL, &pr);
     encoder_disconnect(s->encoder);
     if (rc) {
         /* A refused transport key is the batch's problem, not the card's:
-         * stop the station before another card of the batch is tried. */
+         * stop the station before another card of the batch is tried. A
+         * card pulled mid-write leaves the reader there: only the card
+         * is spoiled. */
         bool key_refused = pr.step && strcmp(pr.step, "verify_transport_key") == 0;
-        set_result(r, JOB_SPOILED, "encode", key_refused ? "transport_key_refused" : NULL, "%s",
+        set_result(r, JOB_SPOILED, "encode",
+                   key_refused ? "transport_key_refused" : reader_fault(s, rc, NULL), "%s",
                    pr.reason[0] ? pr.reason : "personalisation failed");
-        goto out;
+        return;
     }
     char detail[96];
     snprintf(detail, sizeof(detail), "{\"apdus\":%lu}", pr.apdus);
     step_audit(s, job, "chip.encoded", detail);
     r->outcome = JOB_PRODUCED;
-out:
-    memset(key, 0, sizeof(key));
 }
 
 static void run_job(struct station *s, const struct job *job, struct job_result *r)
 {
     enum printer_fault fault = PRINTER_FAULT_NONE;
-    struct face_image *img = NULL;
     struct printer_panels panels = { 0 };
+    struct perso_data pd = { 0 };
+    uint8_t key[PERSO_KEY_LEN] = { 0 };
     bool family = strcmp(job->kind, "family_record") == 0;
     memset(r, 0, sizeof(*r));
+
+    if (prepare_job(s, job, family, &panels, &pd, key, r) != 0)
+        goto out;
 
     int rc = printer_feed_to_chip(s->printer, &fault);
     if (rc == PRINTER_E_FAULT && fault != PRINTER_FAULT_CARD_JAM) {
         /* Refused before moving: the blank is still in the feeder. */
         set_result(r, JOB_NOT_TAKEN, "feed", printer_fault_name(fault), "%s",
                    printer_fault_name(fault));
-        return;
+        goto out;
     }
     if (rc) {
         printer_failed(s, rc, fault, "feed", r);
-        return;
+        goto out;
     }
     step_audit(s, job, "card.fed", NULL);
 
     if (!family) {
-        encode_chip(s, job, r);
+        encode_chip(s, job, &pd, key, r);
         if (r->outcome != JOB_PRODUCED) {
             enum printer_fault rf = PRINTER_FAULT_NONE;
             if (printer_reject(s->printer, &rf) != 0) {
@@ -296,25 +418,10 @@ static void run_job(struct station *s, const struct job *job, struct job_result 
                            rf != PRINTER_FAULT_NONE ? printer_fault_name(rf) : "reject_failed",
                            "%.140s", why);
             }
-            return;
+            goto out;
         }
     }
 
-    struct face_data fd;
-    production_face_data(job, NULL, &fd);
-    rc = face_render(&fd, &img);
-    if (!rc)
-        rc = face_to_panels(img, &panels);
-    if (rc) {
-        enum printer_fault rf = PRINTER_FAULT_NONE;
-        if (printer_reject(s->printer, &rf) == 0)
-            set_result(r, JOB_SPOILED, "render", NULL, "face could not be rendered (%d)", rc);
-        else
-            set_result(r, JOB_UNKNOWN, "render",
-                       rf != PRINTER_FAULT_NONE ? printer_fault_name(rf) : "reject_failed",
-                       "face not rendered; reject failed");
-        goto out;
-    }
     rc = printer_print_front(s->printer, &panels, &fault);
     if (rc) {
         printer_failed(s, rc, fault, "print", r);
@@ -328,34 +435,86 @@ static void run_job(struct station *s, const struct job *job, struct job_result 
     }
     set_result(r, JOB_PRODUCED, "eject", NULL, "ok");
 out:
+    perso_data_free(&pd);
     face_panels_free(&panels);
-    face_image_free(img);
+    memset(key, 0, sizeof(key));
+}
+
+/* A connection for the worker, or NULL after waiting a while when the
+ * database does not answer (logged once until it answers again). */
+static struct db *worker_db(struct station *s)
+{
+    struct db *db = db_pool_acquire(s->app->pool, 1000);
+    if (!db) {
+        condition_set(&s->db_down, s->who, "database unreachable; waiting");
+        pause_ms(s, backoff_next(&s->db_wait));
+    }
+    return db;
+}
+
+/* Gives back a connection after a statement that returned rc. */
+static void worker_db_done(struct station *s, struct db *db, int rc)
+{
+    if (rc == DB_EDOWN || rc == DB_EBUSY) {
+        condition_set(&s->db_down, s->who, "database unreachable; waiting");
+        db_pool_release(s->app->pool, db);
+        pause_ms(s, backoff_next(&s->db_wait));
+        return;
+    }
+    db_pool_release(s->app->pool, db);
+    if (condition_clear(&s->db_down, s->who, "database reachable again"))
+        backoff_reset(&s->db_wait);
 }
 
 /* Records the outcome; retried until it lands, because a job the
- * database does not know the end of would be spoiled at the next start. */
+ * database does not know the end of would be spoiled at the next start.
+ * A stopping service gives up after STOP_RECORD_MS: the job stays in
+ * progress and start-up recovery resolves it. */
 static void finish(struct station *s, const struct job *job, const struct job_result *r)
 {
-    for (int attempt = 0;; attempt++) {
-        struct db *db = db_pool_acquire(s->app->pool, 5000);
-        int rc = db ? production_finish(db, job, r, s->app->cfg->spoil_limit) : DB_EDOWN;
+    long stop_at = 0;
+    for (;;) {
+        if (s->app->stopping && !stop_at)
+            stop_at = now_ms() + STOP_RECORD_MS;
+        if (stop_at && now_ms() > stop_at) {
+            log_warn("%s: stopping before the outcome of %s was recorded; start-up recovery"
+                     " resolves it",
+                     s->who, job->request_no);
+            return;
+        }
+        struct db *db = db_pool_acquire(s->app->pool, 1000);
+        if (!db) {
+            condition_set(&s->db_down, s->who,
+                          "database unreachable; holding the outcome of %s until it answers",
+                          job->request_no);
+            sleep_ms(backoff_next(&s->db_wait) / (stop_at ? 4 : 1));
+            continue;
+        }
+        int rc = production_finish(db, job, r, s->app->cfg->spoil_limit);
+        if (rc == 0) {
+            worker_db_done(s, db, 0);
+            return;
+        }
+        if (rc == DB_EDOWN || rc == DB_EBUSY)
+            condition_set(&s->db_down, s->who,
+                          "database unreachable; holding the outcome of %s until it answers",
+                          job->request_no);
+        else
+            condition_set(&s->db_down, s->who, "recording the outcome of %s failed (%d)",
+                          job->request_no, rc);
         db_pool_release(s->app->pool, db);
-        if (rc == 0)
-            return;
-        log_error("station %s: recording the outcome of %s failed (%d); retrying", s->cfg->id,
-                  job->request_no, rc);
-        if (s->app->stopping && attempt > 50)
-            return;
-        sleep_ms(200);
+        sleep_ms(backoff_next(&s->db_wait) / (stop_at ? 4 : 1));
     }
 }
 
-static void set_state(struct station *s, const char *state, const char *reason)
+static int set_state(struct station *s, const char *state, const char *reason)
 {
-    struct db *db = db_pool_acquire(s->app->pool, 5000);
-    if (db)
-        production_station_state(db, s->cfg->id, state, reason);
-    db_pool_release(s->app->pool, db);
+    struct db *db = worker_db(s);
+    if (!db)
+        return DB_EDOWN;
+    int rc = production_station_state(db, s->cfg->id, state, reason);
+    worker_db_done(s, db, rc);
+    return rc;
 }
 
 /* Brings the printer to a known state when the worker starts: a card left
@@ -369,118 +528,269 @@ static void clear_card_path(struct station *s)
         printer_reject(s->printer, &f);
 }
 
-static void *worker(void *arg)
+/* A device is not there: the station shows it (once), and the worker
+ * waits a growing while before it looks again. */
+static void device_down(struct station *s, bool changed, const char *state, const char *reason)
 {
-    struct station *s = arg;
+    if (changed || s->announced) {
+        if (set_state(s, state, reason) == 0)
+            s->announced = false;
+    }
+    pause_ms(s, backoff_next(&s->dev_wait));
+}
+
+/* Opens and checks the devices before a job. True when the station can
+ * take one; otherwise it has shown why and waited. */
+static bool devices_ready(struct station *s)
+{
+    int prc = open_printer(s);
+    if (prc != 0) {
+        bool changed = condition_set(&s->printer_down, s->who, "printer %s not reachable (%s)",
+                                     s->cfg->printer_serial, strerror(-prc));
+        device_down(s, changed, "offline", "printer not found");
+        return false;
+    }
+    if (!s->printer_checked) {
+        clear_card_path(s);
+        s->printer_checked = true;
+    }
+    if (s->was_in_error) {
+        /* An operator resumed the station: reset the printer first. */
+        enum printer_fault f;
+        printer_reset(s->printer, &f);
+        s->was_in_error = false;
+        s->last_job_ok = false;
+    }
+    /* Between two jobs that went well the printer is known to be ready;
+     * asking costs a round of status commands per card. */
+    struct printer_status pst = { .fault = PRINTER_FAULT_NONE };
+    int src = s->last_job_ok ? 0 : printer_status(s->printer, &pst);
+    if (src == 0 && pst.fault != PRINTER_FAULT_NONE) {
+        log_warn("%s: printer reports %s", s->who, printer_fault_name(pst.fault));
+        set_state(s, "error", printer_fault_name(pst.fault));
+        return false;
+    }
+    if (src != 0) {
+        bool changed =
+            condition_set(&s->printer_down, s->who, "printer status failed (%s)", strerror(-src));
+        device_down(s, changed, "offline", "printer not answering");
+        return false;
+    }
+    condition_clear(&s->printer_down, s->who, "printer %s ready", s->cfg->printer_serial);
+    /* The reader is asked before every blank is fed, so that a lost
+     * reader costs no card. */
+    int erc = check_reader(s);
+    if (erc != 0) {
+        bool changed = condition_set(&s->reader_down, s->who, "reader %s lost (%s)", s->cfg->reader,
+                                     strerror(-erc));
+        device_down(s, changed || s->announced, "error", "reader_lost");
+        return false;
+    }
+    condition_clear(&s->reader_down, s->who, "reader %s back", s->cfg->reader);
+    backoff_reset(&s->dev_wait);
+    if (!s->announced && set_state(s, "idle", NULL) == 0)
+        s->announced = true;
+    return true;
+}
+
+static bool heals_by_itself(const char *reason)
+{
+    return strcmp(reason, "reader_lost") == 0 || strcmp(reason, "signer_unavailable") == 0;
+}
+
+/* A station in an error its worker can see end by itself: reader_lost
+ * (the reader answers again) and signer_unavailable (the Document Signer
+ * opens again). Returns true when the error was ended. */
+static bool heal_station(struct station *s, const char *reason)
+{
+    int rc;
+    struct condition *c;
+    if (strcmp(reason, "reader_lost") == 0) {
+        rc = check_reader(s);
+        c = &s->reader_down;
+    } else if (strcmp(reason, "signer_unavailable") == 0) {
+        rc = open_signer(s);
+        c = &s->signer_down;
+    } else {
+        return false;
+    }
+    if (rc) {
+        condition_set(c, s->who, "%s (%s); waiting", reason, strerror(-rc));
+        pause_ms(s, backoff_next(&s->dev_wait));
+        return false;
+    }
+    struct db *db = worker_db(s);
+    if (!db)
+        return false;
+    rc = production_station_heal(db, s->cfg->id, reason);
+    worker_db_done(s, db, rc < 0 ? rc : 0);
+    if (rc == 1) {
+        condition_clear(c, s->who, "%s ended; the station is idle again", reason);
+        backoff_reset(&s->dev_wait);
+        s->announced = true;
+        return true;
+    }
+    return false;
+}
+
+/* One live owner per station: the worker holds a session advisory lock on
+ * a connection of its own for as long as it drives the station. Another
+ * instance configured with the same station finds it taken, refuses it
+ * (logged once, shown in GET /v1/stations) and never touches its jobs; it
+ * looks again every REFUSED_RETRY_MS, so it takes over once the holder
+ * stopped. A holder that lost its connection (a database restart) takes
+ * its lock again at once. True when the station is this worker's. */
+static bool own_station(struct station *s)
+{
+    if (s->lock_db && db_alive(s->lock_db))
+        return true;
+    if (s->lock_db) {
+        db_close(s->lock_db);
+        s->lock_db = NULL;
+    }
+    struct db *ldb = NULL;
+    if (db_pool_connect(s->app->pool, &ldb) != 0) {
+        condition_set(&s->db_down, s->who, "database unreachable; waiting");
+        pause_ms(s, backoff_next(&s->db_wait));
+        return false;
+    }
+    struct db_res *res = NULL;
+    int rc = db_query(
+        ldb, &res, "SELECT pg_try_advisory_lock(" STATION_LOCK_CLASS ", hashtext($1))", s->cfg->id);
+    bool got = rc == 0 && db_rows(res) == 1 && strcmp(db_get(res, 0, 0), "t") == 0;
+    db_res_free(res);
+    if (!got) {
+        db_close(ldb);
+        if (rc) {
+            condition_set(&s->db_down, s->who, "database unreachable; waiting");
+            pause_ms(s, backoff_next(&s->db_wait));
+            return false;
+        }
+        if (condition_set(&s->refused, s->who,
+                          "held by another live instance; instance %s refuses it",
+                          s->app->cfg->instance)) {
+            struct db *db = worker_db(s);
+            if (db)
+                worker_db_done(s, db, station_refused(db, s->cfg->id, s->app->cfg->instance));
+        }
+        /* Soon at first (a holder that just died is gone in a moment), then
+         * every REFUSED_RETRY_MS. */
+        pause_ms(s, backoff_next(&s->refused_wait));
+        return false;
+    }
+    struct db *db = worker_db(s);
+    rc = db ? station_take(db, s->cfg, s->app->cfg->instance) : DB_EDOWN;
+    if (db)
+        worker_db_done(s, db, rc);
+    if (rc) {
+        db_close(ldb); /* releases the lock: taken again on the next round */
+        return false;
+    }
+    s->lock_db = ldb;
+    backoff_reset(&s->refused_wait);
+    s->needs_recover = true;
+    s->announced = false;
+    condition_clear(&s->refused, s->who, "taken by instance %s", s->app->cfg->instance);
+    return true;
+}
+
+static void run_worker(struct station *s)
+{
     struct app *app = s->app;
     char actor[64];
     snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
 
-    struct db *db = NULL;
-    while (!app->stopping && !(db = db_pool_acquire(app->pool, 1000)))
-        ;
-    if (db) {
-        int n = production_recover(db, s->cfg->id, actor);
-        if (n > 0)
-            log_warn("station %s: %d job(s) in flight at the last stop were resolved", s->cfg->id,
-                     n);
-        db_pool_release(app->pool, db);
-    }
-    bool printer_checked = false;
-
     while (!app->stopping) {
-        db = db_pool_acquire(app->pool, 1000);
+        if (!own_station(s))
+            continue;
+        if (s->needs_recover) {
+            struct db *db = worker_db(s);
+            if (!db)
+                continue;
+            int n = production_recover(db, s->cfg->id, actor);
+            worker_db_done(s, db, n < 0 ? n : 0);
+            if (n > 0)
+                log_warn("%s: %d job(s) in flight at the last stop were resolved", s->who, n);
+            if (n < 0)
+                continue;
+            s->needs_recover = false;
+        }
+
+        char reason[32] = "";
+        struct db *db = worker_db(s);
         if (!db)
             continue;
-        int ready = production_station_ready(db, s->cfg->id);
-        db_pool_release(app->pool, db);
-        if (ready != 1) {
-            if (ready == 0)
-                s->was_in_error = true;
-            sleep_ms(IDLE_POLL_MS);
+        int ready = production_station_ready(db, s->cfg->id, reason);
+        worker_db_done(s, db, ready < 0 ? ready : 0);
+        if (ready < 0)
+            continue;
+        if (ready == 0) {
+            if (heals_by_itself(reason)) {
+                heal_station(s, reason); /* waits when it cannot */
+            } else {
+                if (reason[0])
+                    s->was_in_error = true;
+                pause_ms(s, IDLE_POLL_MS);
+            }
             continue;
         }
-        int prc = open_printer(s);
-        if (prc != 0) {
-            if (!s->reported_offline)
-                log_warn("station %s: printer %s not reachable (%s)", s->cfg->id,
-                         s->cfg->printer_serial, strerror(-prc));
-            s->reported_offline = true;
-            set_state(s, "offline", "printer not found");
-            sleep_ms(1000);
+        if (!devices_ready(s))
             continue;
-        }
-        if (!printer_checked) {
-            clear_card_path(s);
-            printer_checked = true;
-        }
-        if (s->was_in_error) {
-            /* An operator resumed the station: reset the printer first. */
-            enum printer_fault f;
-            printer_reset(s->printer, &f);
-            s->was_in_error = false;
-        }
-        /* Between two jobs that went well the printer is known to be
-         * ready; asking costs a round of status commands per card. */
-        struct printer_status pst = { .fault = PRINTER_FAULT_NONE };
-        int src = s->last_job_ok ? 0 : printer_status(s->printer, &pst);
-        if (src == 0 && pst.fault != PRINTER_FAULT_NONE) {
-            log_warn("station %s: printer reports %s", s->cfg->id, printer_fault_name(pst.fault));
-            set_state(s, "error", printer_fault_name(pst.fault));
-            continue;
-        }
-        if (src != 0) {
-            log_warn("station %s: printer status failed (%s)", s->cfg->id, strerror(-src));
-            sleep_ms(500);
-            continue;
-        }
-        int erc = open_encoder(s);
-        if (erc != 0) {
-            if (!s->reported_offline)
-                log_warn("station %s: reader %s not reachable (%s)", s->cfg->id, s->cfg->reader,
-                         strerror(-erc));
-            s->reported_offline = true;
-            set_state(s, "offline", "reader not found");
-            sleep_ms(1000);
-            continue;
-        }
-        if (s->reported_offline) {
-            log_info("station %s: printer and reader ready", s->cfg->id);
-            s->reported_offline = false;
-            set_state(s, "idle", NULL);
-        }
 
         struct job job;
-        db = db_pool_acquire(app->pool, 1000);
+        db = worker_db(s);
         if (!db)
             continue;
         int rc = production_claim(db, s->cfg->id, app->cfg->instance, &job);
-        db_pool_release(app->pool, db);
+        worker_db_done(s, db, rc == -ENOENT || rc == -ENOSPC ? 0 : rc);
         if (rc == -ENOENT || rc == -ENOSPC) {
             s->last_job_ok = false;
             if (rc == -ENOSPC)
-                log_debug("station %s: no blank card available", s->cfg->id);
-            sleep_ms(IDLE_POLL_MS);
+                log_debug("%s: no blank card available", s->who);
+            pause_ms(s, IDLE_POLL_MS);
             continue;
         }
         if (rc) {
-            log_error("station %s: claim failed (%d)", s->cfg->id, rc);
-            sleep_ms(1000);
+            if (rc != DB_EDOWN && rc != DB_EBUSY) {
+                log_error("%s: claim failed (%d)", s->who, rc);
+                pause_ms(s, backoff_next(&s->db_wait));
+            }
             continue;
         }
-        log_info("station %s: %s on card %s", s->cfg->id, job.request_no, job.card_serial);
+        log_info("%s: %s on card %s", s->who, job.request_no, job.card_serial);
         struct job_result result;
         run_job(s, &job, &result);
         finish(s, &job, &result);
         s->last_job_ok = result.outcome == JOB_PRODUCED;
+        if (result.outcome == JOB_REFUSED)
+            log_warn("%s: %s held: %s", s->who, job.request_no, result.reason);
         if (result.station_error[0])
-            log_warn("station %s: in error (%s) until an operator resumes it", s->cfg->id,
-                     result.station_error);
+            log_warn("%s: in error (%s)%s", s->who, result.station_error,
+                     heals_by_itself(result.station_error) ? "; it resumes by itself when that ends"
+                                                           : " until an operator resumes it");
     }
-    set_state(s, "offline", "service stopped");
+}
+
+static void *worker(void *arg)
+{
+    struct station *s = arg;
+    run_worker(s);
+    if (s->lock_db) {
+        struct db *db = db_pool_acquire(s->app->pool, 500);
+        if (db) {
+            production_station_state(db, s->cfg->id, "offline", "service stopped");
+            db_pool_release(s->app->pool, db);
+        }
+        db_close(s->lock_db); /* the station is free for another instance */
+        s->lock_db = NULL;
+    }
     printer_close(s->printer);
     encoder_close(s->encoder);
     signer_close(s->signer);
+    pthread_mutex_lock(&s->done_lock);
+    s->done = true;
+    pthread_cond_broadcast(&s->done_cond);
+    pthread_mutex_unlock(&s->done_lock);
     return NULL;
 }
 
@@ -496,11 +806,14 @@ int stations_start(struct app *app, struct stations **out)
         struct station *s = &all->st[i];
         s->app = app;
         s->cfg = &app->cfg->stations[i];
-        /* The state left by the last stop says nothing of the devices now:
-         * the station says it is ready once they answer. */
-        s->reported_offline = true;
+        snprintf(s->who, sizeof(s->who), "station %s", s->cfg->id);
+        s->db_wait = (struct backoff)BACKOFF_INIT(RETRY_MIN_MS, RETRY_MAX_MS);
+        s->dev_wait = (struct backoff)BACKOFF_INIT(RETRY_MIN_MS, RETRY_MAX_MS);
+        s->refused_wait = (struct backoff)BACKOFF_INIT(RETRY_MIN_MS, REFUSED_RETRY_MS);
+        pthread_mutex_init(&s->done_lock, NULL);
+        pthread_cond_init(&s->done_cond, NULL);
         if (pthread_create(&s->thread, NULL, worker, s) != 0) {
-            stations_stop(all);
+            stations_stop(all, 0);
             return -EAGAIN;
         }
         s->started = true;
@@ -510,12 +823,45 @@ int stations_start(struct app *app, struct stations **out)
     return 0;
 }
 
-void stations_stop(struct stations *all)
+bool stations_stop(struct stations *all, long deadline_ms)
 {
     if (!all)
-        return;
-    for (int i = 0; i < all->count; i++)
-        if (all->st[i].started)
-            pthread_join(all->st[i].thread, NULL);
-    free(all);
+        return true;
+    bool all_done = true;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long left = deadline_ms > 0 ? deadline_ms - now_ms() : 0;
+    if (left < 0)
+        left = 0;
+    until.tv_sec += left / 1000;
+    until.tv_nsec += (left % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    for (int i = 0; i < all->count; i++) {
+        struct station *s = &all->st[i];
+        if (!s->started)
+            continue;
+        pthread_mutex_lock(&s->done_lock);
+        while (!s->done) {
+            if (deadline_ms <= 0)
+                pthread_cond_wait(&s->done_cond, &s->done_lock);
+            else if (pthread_cond_timedwait(&s->done_cond, &s->done_lock, &until) == ETIMEDOUT)
+                break;
+        }
+        bool done = s->done;
+        pthread_mutex_unlock(&s->done_lock);
+        if (!done) {
+            /* Stuck in a device call: left to the process's exit; its job
+             * stays in progress for start-up recovery. */
+            log_warn("%s: still in a device call at the stop deadline; left behind", s->who);
+            all_done = false;
+            continue;
+        }
+        pthread_join(s->thread, NULL);
+    }
+    if (all_done)
+        free(all);
+    return all_done;
 }

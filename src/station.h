@@ -6,6 +6,8 @@
 #ifndef CARDD_STATION_H
 #define CARDD_STATION_H
 
+#include <stdbool.h>
+
 struct app;
 struct stations;
 
@@ -13,7 +15,11 @@ struct stations;
  * -errno; with no station configured it starts nothing and returns 0. */
 int stations_start(struct app *app, struct stations **out);
 
-/* Asks every worker to stop after the job in hand, and waits. NULL-safe. */
-void stations_stop(struct stations *s);
+/* Waits for every worker to stop (app->stopping set first) until
+ * deadline_ms (CLOCK_MONOTONIC milliseconds; 0: no deadline). A worker
+ * still inside a device call then is left to the process's exit: its job
+ * stays in progress for start-up recovery. Returns true when every worker
+ * stopped (and s was freed). NULL-safe. */
+bool stations_stop(struct stations *s, long deadline_ms);
 
 #endif

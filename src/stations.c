@@ -11,20 +11,37 @@
 
 int stations_register(struct db *db, const struct config *cfg)
 {
+    /* A station another instance holds keeps its row: the worker takes it
+     * (station_take) only once it holds the station's lock. */
     for (int i = 0; i < cfg->station_count; i++) {
         const struct station_config *st = &cfg->stations[i];
         int rc =
             db_query(db, NULL,
                      "INSERT INTO stations (id, instance, printer_driver, printer_serial, reader)"
-                     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
-                     " instance = EXCLUDED.instance, printer_driver = EXCLUDED.printer_driver,"
-                     " printer_serial = EXCLUDED.printer_serial, reader = EXCLUDED.reader,"
-                     " updated_at = now()",
+                     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
                      st->id, cfg->instance, st->printer_driver, st->printer_serial, st->reader);
         if (rc)
             return rc;
     }
     return 0;
+}
+
+int station_take(struct db *db, const struct station_config *st, const char *instance)
+{
+    return db_query(db, NULL,
+                    "INSERT INTO stations (id, instance, printer_driver, printer_serial, reader)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                    " instance = EXCLUDED.instance, printer_driver = EXCLUDED.printer_driver,"
+                    " printer_serial = EXCLUDED.printer_serial, reader = EXCLUDED.reader,"
+                    " refused_by = NULL, refused_at = NULL, updated_at = now()",
+                    st->id, instance, st->printer_driver, st->printer_serial, st->reader);
+}
+
+int station_refused(struct db *db, const char *station_id, const char *instance)
+{
+    return db_query(db, NULL,
+                    "UPDATE stations SET refused_by = $2, refused_at = now() WHERE id = $1",
+                    station_id, instance);
 }
 
 int stations_fetch(struct db *db, struct db_res **res)
@@ -37,7 +54,8 @@ int stations_fetch(struct db *db, struct db_res **res)
         " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
         "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
         " (SELECT p.card_serial FROM production_attempts p"
-        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1)"
+        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
+        " s.refused_by, rfc3339(s.refused_at)"
         " FROM stations s ORDER BY s.id",
         0, NULL);
 }
@@ -60,19 +78,24 @@ void stations_list(struct http_req *rq)
                 ? json_null()
                 : json_pack("{s:s, s:s?}", "request_no", db_get(res, r, STATION_COL_JOB_REQUEST),
                             "card_serial", db_get(res, r, STATION_COL_JOB_CARD));
+        json_t *refused =
+            db_is_null(res, r, STATION_COL_REFUSED_BY)
+                ? json_null()
+                : json_pack("{s:s, s:s}", "instance", db_get(res, r, STATION_COL_REFUSED_BY), "at",
+                            db_get(res, r, STATION_COL_REFUSED_AT));
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s?, s:b, s:{s:I, s:I}, s:s, s:o}",
-                            "id", db_get(res, r, STATION_COL_ID), "instance",
-                            db_get(res, r, STATION_COL_INSTANCE), "printer", "driver",
-                            db_get(res, r, STATION_COL_PRINTER_DRIVER), "serial",
-                            db_get(res, r, STATION_COL_PRINTER_SERIAL), "reader",
-                            db_get(res, r, STATION_COL_READER), "state",
-                            db_get(res, r, STATION_COL_STATE), "reason",
-                            db_get(res, r, STATION_COL_REASON), "paused",
-                            strcmp(db_get(res, r, STATION_COL_PAUSED), "t") == 0, "counters",
-                            "produced", (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED, 0),
-                            "spoiled", (json_int_t)db_get_long(res, r, STATION_COL_SPOILED, 0),
-                            "updated_at", db_get(res, r, STATION_COL_UPDATED_AT), "job", job));
+            list,
+            json_pack(
+                "{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s?, s:b, s:{s:I, s:I}, s:s, s:o, s:o}", "id",
+                db_get(res, r, STATION_COL_ID), "instance", db_get(res, r, STATION_COL_INSTANCE),
+                "printer", "driver", db_get(res, r, STATION_COL_PRINTER_DRIVER), "serial",
+                db_get(res, r, STATION_COL_PRINTER_SERIAL), "reader",
+                db_get(res, r, STATION_COL_READER), "state", db_get(res, r, STATION_COL_STATE),
+                "reason", db_get(res, r, STATION_COL_REASON), "paused",
+                strcmp(db_get(res, r, STATION_COL_PAUSED), "t") == 0, "counters", "produced",
+                (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED, 0), "spoiled",
+                (json_int_t)db_get_long(res, r, STATION_COL_SPOILED, 0), "updated_at",
+                db_get(res, r, STATION_COL_UPDATED_AT), "job", job, "refused", refused));
     }
     db_res_free(res);
     http_json(rq, 200, json_pack("{s:o}", "stations", list));

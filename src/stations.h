@@ -10,9 +10,22 @@ struct db;
 struct db_res;
 struct config;
 
-/* Records this instance's configured stations (insert or update), so that
- * every instance sharing the database shows them. Returns 0 or a DB_* code. */
+struct station_config;
+
+/* Records this instance's configured stations that no instance recorded
+ * yet, so that every instance sharing the database shows them; a station
+ * already there is left to its worker (station_take). Returns 0 or a DB_*
+ * code. */
 int stations_register(struct db *db, const struct config *cfg);
+
+/* The worker of instance holds the station's lock: the station is this
+ * instance's, with this configuration; an earlier refusal is cleared.
+ * Returns 0 or a DB_* code. */
+int station_take(struct db *db, const struct station_config *st, const char *instance);
+
+/* instance is configured with a station another live instance holds, and
+ * refuses it: shown in GET /v1/stations. Returns 0 or a DB_* code. */
+int station_refused(struct db *db, const char *station_id, const char *instance);
 
 /* The columns of a stations_fetch() row, in order. */
 enum station_col {
@@ -29,6 +42,8 @@ enum station_col {
     STATION_COL_UPDATED_AT,  /* RFC 3339 */
     STATION_COL_JOB_REQUEST, /* the request in production there, or NULL */
     STATION_COL_JOB_CARD,    /* and its card serial, or NULL */
+    STATION_COL_REFUSED_BY,  /* an instance that refused it (another holds it), or NULL */
+    STATION_COL_REFUSED_AT,  /* RFC 3339, when it last did */
 };
 
 /* Every station, ordered by id, one row each with the columns of enum

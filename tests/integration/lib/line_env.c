@@ -138,15 +138,18 @@ int line_env_card(const struct line_env *env, int k, const char *line, char *rep
     return rc;
 }
 
-/* Starts host h: its pcscd with one vpcd entry (two readers), the two
- * emulated cards and the emu-printer holding its stations. */
-static int start_host(struct line_env *env, int h, int cycle_ms)
+/* Writes host h's reader.conf for a fresh vpcd port pair and starts its
+ * pcscd; the client reaches it through a symbolic link of the host's own
+ * (host->csock), re-pointed at each start, as a real host's clients reach
+ * /run/pcscd/pcscd.comm whichever pcscd serves it. */
+static int start_pcscd(struct line_env *env, int h)
 {
     struct line_host *host = &env->host[h];
-    char path[600], bin[512], conf[300];
+    char path[600], conf[300], target[300];
     int port = free_port_pair();
     if (port < 0)
         return -EADDRINUSE;
+    host->vpcd_port = port;
     snprintf(conf, sizeof(conf), "%s/pcsc%d", env->dir, h);
     mkdir(conf, 0755);
     snprintf(path, sizeof(path), "%s/vpcd", conf);
@@ -171,11 +174,16 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
         NULL
     };
     host->pcscd = spawn_logged(pargv, path);
-    snprintf(host->csock, sizeof(host->csock), "/proc/%d/root/run/pcscd/pcscd.comm",
-             (int)host->pcscd);
+    snprintf(target, sizeof(target), "/proc/%d/root/run/pcscd/pcscd.comm", (int)host->pcscd);
+    snprintf(host->csock, sizeof(host->csock), "%s/pcscd%d.comm", env->dir, h);
+    char tmp[320];
+    snprintf(tmp, sizeof(tmp), "%s.new", host->csock);
+    unlink(tmp);
+    if (symlink(target, tmp) != 0 || rename(tmp, host->csock) != 0)
+        return -errno;
     int i;
     for (i = 0; i < 200; i++) {
-        if (access(host->csock, F_OK) == 0 && tcp_listening(port) && tcp_listening(port + 1))
+        if (access(target, F_OK) == 0 && tcp_listening(port) && tcp_listening(port + 1))
             break;
         sleep_ms(25);
     }
@@ -183,6 +191,71 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
         fprintf(stderr, "line_env: pcscd of host %d did not come up (see %s)\n", h, path);
         return -ETIMEDOUT;
     }
+    return 0;
+}
+
+/* Starts the emulated card of station k on its host's current vpcd port. */
+static int start_card(struct line_env *env, int k)
+{
+    char path[600], bin[512], portstr[16];
+    int h = k / LINE_STATIONS_PER_HOST, slot = k % LINE_STATIONS_PER_HOST;
+    snprintf(portstr, sizeof(portstr), "%d", env->host[h].vpcd_port + slot);
+    snprintf(path, sizeof(path), "%s/card%d.log", env->dir, k);
+    unlink(env->card_control[k]);
+    char *cargv[] = { (char *)harness_bin("emu-card", bin, sizeof(bin)),
+                      "--vpcd-port",
+                      portstr,
+                      "--control",
+                      env->card_control[k],
+                      "--outdir",
+                      env->chips[k],
+                      NULL };
+    env->card[k] = spawn_logged(cargv, path);
+    for (int i = 0; i < 200 && access(env->card_control[k], F_OK) != 0; i++)
+        sleep_ms(10);
+    return access(env->card_control[k], F_OK) == 0 ? 0 : -ETIMEDOUT;
+}
+
+static void stop_pid(pid_t *pid, int sig)
+{
+    if (*pid > 0) {
+        kill(*pid, sig);
+        waitpid(*pid, NULL, 0);
+        *pid = 0;
+    }
+}
+
+int line_env_pcscd_stop(struct line_env *env, int h)
+{
+    if (h < 0 || h >= env->hosts)
+        return -EINVAL;
+    stop_pid(&env->host[h].pcscd, SIGKILL);
+    return 0;
+}
+
+int line_env_pcscd_start(struct line_env *env, int h)
+{
+    if (h < 0 || h >= env->hosts || env->host[h].pcscd > 0)
+        return -EINVAL;
+    /* A port the killed vpcd had a card connected on may sit in TIME_WAIT:
+     * the new pcscd gets new ports, and the host's cards follow them. */
+    int first = h * LINE_STATIONS_PER_HOST;
+    for (int k = first; k < first + LINE_STATIONS_PER_HOST && k < env->n; k++)
+        stop_pid(&env->card[k], SIGTERM);
+    int rc = start_pcscd(env, h);
+    for (int k = first; !rc && k < first + LINE_STATIONS_PER_HOST && k < env->n; k++)
+        rc = start_card(env, k);
+    return rc;
+}
+
+/* Starts host h: its pcscd with one vpcd entry (two readers), the two
+ * emulated cards and the emu-printer holding its stations. */
+static int start_host(struct line_env *env, int h, int cycle_ms)
+{
+    struct line_host *host = &env->host[h];
+    int rc = start_pcscd(env, h);
+    if (rc)
+        return rc;
 
     const char *extra[64];
     int ne = 0;
@@ -199,20 +272,7 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
         snprintf(env->printer_control[k], sizeof(env->printer_control[k]), "%s/printer%d.sock",
                  env->dir, k);
         mkdir(env->chips[k], 0755);
-        char portstr[16];
-        snprintf(portstr, sizeof(portstr), "%d", port + slot);
-        snprintf(path, sizeof(path), "%s/card%d.log", env->dir, k);
-        char *cargv[] = { (char *)harness_bin("emu-card", bin, sizeof(bin)),
-                          "--vpcd-port",
-                          portstr,
-                          "--control",
-                          env->card_control[k],
-                          "--outdir",
-                          env->chips[k],
-                          NULL };
-        env->card[k] = spawn_logged(cargv, path);
-        for (i = 0; i < 200 && access(env->card_control[k], F_OK) != 0; i++)
-            sleep_ms(10);
+        start_card(env, k);
         if (slot > 0) {
             extra[ne++] = "--serial";
             extra[ne++] = env->serial[k];
@@ -233,7 +293,7 @@ static int start_host(struct line_env *env, int h, int cycle_ms)
         }
     }
     extra[ne] = NULL;
-    int rc = usb_env_start(&host->usb, env->serial[first], extra);
+    rc = usb_env_start(&host->usb, env->serial[first], extra);
     if (rc) {
         fprintf(stderr, "line_env: emu-printer of host %d did not start (%d)\n", h, rc);
         return rc;

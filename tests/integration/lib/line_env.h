@@ -19,7 +19,8 @@
 
 struct line_host {
     pid_t pcscd;
-    char csock[300];
+    int vpcd_port;   /* of the host's first reader; the second is the next */
+    char csock[300]; /* a symbolic link to the current pcscd's socket */
     struct usb_env usb;
 };
 
@@ -58,6 +59,14 @@ void line_env_unexport(void);
  * the answer line. 0 when it starts with "ok". */
 int line_env_printer(const struct line_env *env, int k, const char *line, char *reply, size_t len);
 int line_env_card(const struct line_env *env, int k, const char *line, char *reply, size_t len);
+
+/* Kills host h's pcscd (SIGKILL), as a crash would; its readers are gone
+ * for the host's service until line_env_pcscd_start(). 0 or -EINVAL. */
+int line_env_pcscd_stop(struct line_env *env, int h);
+
+/* Starts host h's pcscd again behind the same client socket path (new vpcd
+ * ports; the host's emulated cards are restarted on them). 0 or -errno. */
+int line_env_pcscd_start(struct line_env *env, int h);
 
 /* Stops everything and removes the folder (kept when LINE_ENV_KEEP=1). */
 void line_env_stop(struct line_env *env);
