@@ -81,6 +81,9 @@ void date_format(long day, char out[11])
     out[10] = '\0';
 }
 
+/* 10000-01-01T00:00:00Z */
+#define TIMESTAMP_END_S 253402300800LL
+
 int timestamp_parse_us(const char *s, int64_t *out)
 {
     int y, mo, d;
@@ -127,6 +130,10 @@ int timestamp_parse_us(const char *s, int64_t *out)
      * of the next minute. */
     long days = days_from_civil(y, mo, d);
     int64_t secs = (int64_t)days * 86400 + hh * 3600L + mi * 60L + ss - offset;
+    /* A leap second or an offset can carry 9999-12-31 into year 10000,
+     * which no four-digit timestamp can write back: refused. */
+    if (secs * 1000000 + fraction_us >= TIMESTAMP_END_S * 1000000)
+        return -EINVAL;
     *out = secs * 1000000 + fraction_us;
     return 0;
 }
