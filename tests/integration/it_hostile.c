@@ -175,7 +175,7 @@ static int group_setup(void **state)
     if (harness_token(&svc, "admin", "root-admin", admin, sizeof(admin)) ||
         harness_token(&svc, "operator", "op-hostile", operator_, sizeof(operator_)) ||
         harness_token(&svc, "intake", "absher-hostile", intake, sizeof(intake)) ||
-        harness_token(&svc, "branch", "ruh-oly-desk", branch_staff, sizeof(branch_staff)) ||
+        harness_branch_token(&svc, "RUH-OLY", "ruh-oly-desk", branch_staff, sizeof(branch_staff)) ||
         flow_courier_add(&svc, "fastpost", courier, sizeof(courier), secret, sizeof(secret)))
         return -1;
     if (harness_start(&svc) != 0)
