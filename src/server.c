@@ -3,6 +3,7 @@
 #include "app.h"
 #include "auth.h"
 #include "branch.h"
+#include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
 #include "dispatch.h"
@@ -43,7 +44,8 @@ static const struct http_route routes[] = {
     { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
     { "POST", "/v1/cards/{}/destroy", ROLE_OPERATOR, ROUTE_BODY, card_destroy },
     { "POST", "/v1/dispatches", ROLE_OPERATOR, ROUTE_BODY, dispatches_create },
-    { "POST", "/v1/courier/events", ROLE_COURIER, ROUTE_BODY | ROUTE_SIGNED, courier_events_post },
+    { "POST", "/v1/courier/events", ROLE_COURIER, ROUTE_BODY | ROUTE_SIGNED | ROUTE_LARGE_BODY,
+      courier_events_post },
     { "GET", "/v1/courier/parcels/{}", ROLE_COURIER, ROUTE_SIGNED, courier_parcel_get },
     { "POST", "/v1/branches/{}/handover", ROLE_BRANCH, ROUTE_BODY, branches_handover },
     { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
@@ -92,6 +94,11 @@ int server_run(struct config *cfg, const char *port_file)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!clientaddr_list_valid(cfg->trusted_proxies)) {
+        log_error("trusted_proxies is not a list of addresses and networks: %s",
+                  cfg->trusted_proxies);
+        return -EINVAL;
+    }
     rc = auth_load_master_key(cfg->master_key_file, app.master_key);
     if (rc == -EPERM) {
         log_error("master key %s is readable by others; refusing to start", cfg->master_key_file);
@@ -131,6 +138,8 @@ int server_run(struct config *cfg, const char *port_file)
         goto out;
     }
     rc = ratelimit_new(&app.track_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
+    if (!rc)
+        rc = ratelimit_new(&app.handover_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
     if (!rc)
         rc = metrics_new(&app.metrics);
     if (rc)
@@ -180,6 +189,7 @@ out:
     notify_stop(notifier);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
+    ratelimit_free(app.handover_limit);
     if (stopped)
         db_pool_close(app.pool);
     memset(app.master_key, 0, sizeof(app.master_key));
