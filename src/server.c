@@ -19,6 +19,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -160,6 +161,6 @@ out:
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
     db_pool_close(app.pool);
-    memset(app.master_key, 0, sizeof(app.master_key));
+    OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
     return rc;
 }

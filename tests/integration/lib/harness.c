@@ -62,7 +62,9 @@ int harness_sql(char *out, size_t outlen, const char *sql)
     return run_sql_in(db ? db : "postgres", sql, out, outlen);
 }
 
-static int run_process(char *const argv[], char *out, size_t outlen)
+/* Runs argv[0] and waits; its standard output (and its standard error too
+ * when with_stderr) is copied to out, trimmed. Returns the exit status. */
+static int run_process(char *const argv[], bool with_stderr, char *out, size_t outlen)
 {
     int pipefd[2];
     if (pipe(pipefd) != 0)
@@ -72,6 +74,8 @@ static int run_process(char *const argv[], char *out, size_t outlen)
         return -1;
     if (pid == 0) {
         dup2(pipefd[1], 1);
+        if (with_stderr)
+            dup2(pipefd[1], 2);
         close(pipefd[0]);
         close(pipefd[1]);
         execv(argv[0], argv);
@@ -113,7 +117,7 @@ int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, 
         argv[n++] = (char *)a;
     va_end(ap);
     argv[n] = NULL;
-    return run_process(argv, out, outlen);
+    return run_process(argv, false, out, outlen);
 }
 
 int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len)
@@ -150,7 +154,7 @@ static int write_service_config(struct service *svc, const char *keys_owner,
     return 0;
 }
 
-int harness_setup(struct service *svc, const char *extra_config)
+int harness_setup_unmigrated(struct service *svc, const char *extra_config)
 {
     static int counter;
     char dbname[64], sql[128];
@@ -166,11 +170,24 @@ int harness_setup(struct service *svc, const char *extra_config)
     char out[256];
     if (harness_ctl(svc, out, sizeof(out), "keys", "init", NULL) != 0)
         return -1;
+    return 0;
+}
+
+int harness_migrate(struct service *svc, char *out, size_t outlen)
+{
     char bin[512];
     char *argv[] = { (char *)harness_bin("cardd", bin, sizeof(bin)), (char *)"-c", svc->config,
                      (char *)"migrate", NULL };
-    if (run_process(argv, out, sizeof(out)) != 0) {
-        fprintf(stderr, "harness: migrate failed\n");
+    return run_process(argv, true, out, outlen);
+}
+
+int harness_setup(struct service *svc, const char *extra_config)
+{
+    char out[512];
+    if (harness_setup_unmigrated(svc, extra_config) != 0)
+        return -1;
+    if (harness_migrate(svc, out, sizeof(out)) != 0) {
+        fprintf(stderr, "harness: migrate failed: %s\n", out);
         return -1;
     }
     return 0;
