@@ -122,11 +122,6 @@ static int run_process_input(char *const argv[], const char *input, bool with_st
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-static int run_process(char *const argv[], char *out, size_t outlen)
-{
-    return run_process_input(argv, NULL, false, out, outlen);
-}
-
 static int ctl_va(struct service *svc, const char *input, char *out, size_t outlen, const char *arg,
                   va_list ap)
 {
