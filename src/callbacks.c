@@ -1,6 +1,7 @@
 /* callbacks.c — the callback outbox and its worker (see callbacks.h). */
 #include "callbacks.h"
 #include "app.h"
+#include "claim.h"
 #include "db.h"
 #include "journal.h"
 #include "log.h"
@@ -276,10 +277,9 @@ static int claim(struct callback_worker *w)
     int free_slots = w->nslots - w->in_flight;
     if (free_slots <= 0)
         return 0;
-    char limit[16], claim_ms[24];
+    char limit[16], claim_for[24];
     snprintf(limit, sizeof(limit), "%d", free_slots);
-    snprintf(claim_ms, sizeof(claim_ms), "%ld",
-             (long)cfg->callback_timeout_ms + CALLBACK_CLAIM_MARGIN_S * 1000L);
+    snprintf(claim_for, sizeof(claim_for), "%ld", claim_ms(cfg->callback_timeout_ms, 1));
     struct db *db = db_pool_acquire(w->app->pool, 2000);
     if (!db)
         return DB_EDOWN;
@@ -299,7 +299,7 @@ static int claim(struct callback_worker *w)
         " FROM due WHERE c.id = due.id"
         " RETURNING c.id, c.callback_id, c.payload->>'request_no', c.payload::text, c.attempts,"
         "  (SELECT encode(secret_salt, 'hex') FROM platform_secret)",
-        limit, w->claimer, claim_ms);
+        limit, w->claimer, claim_for);
     db_pool_release(w->app->pool, db);
     if (rc)
         return rc;

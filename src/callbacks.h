@@ -15,9 +15,8 @@
  * for a different request, and new ones are claimed while others wait on the
  * platform, so one slow or failing request never holds back the others; the
  * SMS worker is a thread of its own. A claim (claimed_by, claim_until) is
- * committed before the send and lasts the send's time-out and
- * CALLBACK_CLAIM_MARGIN_S more, so two instances never send one callback at
- * once. 2xx: sent. 408, 429, 5xx, network errors: tried again after a capped
+ * committed before the send and lasts the send's time-out and a margin
+ * (claim.h), so two instances never send one callback at once. 2xx: sent. 408, 429, 5xx, network errors: tried again after a capped
  * exponential backoff with jitter, or Retry-After when that is longer. Any
  * other answer: the callback is 'failed' and its request's later callbacks
  * wait behind it until an operator retries (cardctl callbacks retry). */
@@ -33,7 +32,6 @@ struct app;
 struct db;
 struct callback_worker;
 
-#define CALLBACK_CLAIM_MARGIN_S 30
 /* Retry-After is honoured up to a day. */
 #define CALLBACK_MAX_RETRY_AFTER_S 86400
 

@@ -63,7 +63,7 @@ static const struct config_key keys[] = {
     { "notify_max_backoff_s", CT_INT, S(notify_max_backoff_s), "300", 1, 86400,
       "longest wait between two attempts at one notification" },
     /* Status callbacks to the approval platform (callbacks.h). A send may
-     * take callback_timeout_ms; its claim lasts that long and 30 s more. */
+     * take callback_timeout_ms; its claim lasts that long and a margin (claim.h). */
     { "platform_callback_url", CT_STRING, S(platform_callback_url), "", 0, 0,
       "URL status callbacks are POSTed to; empty: callbacks wait" },
     { "callback_connect_timeout_ms", CT_INT, S(callback_connect_timeout_ms), "3000", 100, 60000,

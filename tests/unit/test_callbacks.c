@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "callbacks.h"
+#include "claim.h"
 
 static void backoff_doubles_up_to_the_cap(void **state)
 {
@@ -62,6 +63,16 @@ static void which_answers_are_tried_again(void **state)
         assert_false(callbacks_retryable(stop[i]));
 }
 
+/* A claim outlives the sends it covers, and the recording after them. */
+static void claim_outlives_the_sends(void **state)
+{
+    (void)state;
+    assert_int_equal(claim_ms(10000, 1), 10000 + CLAIM_MARGIN_MS);
+    assert_int_equal(claim_ms(5000, 50), 250000 + CLAIM_MARGIN_MS);
+    assert_int_equal(claim_ms(5000, 0), 5000 + CLAIM_MARGIN_MS);
+    assert_true(claim_ms(2000, 1) > 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -69,6 +80,7 @@ int main(void)
         cmocka_unit_test(jitter_takes_off_at_most_half),
         cmocka_unit_test(retry_after_is_honoured_when_longer),
         cmocka_unit_test(which_answers_are_tried_again),
+        cmocka_unit_test(claim_outlives_the_sends),
     };
     return cmocka_run_group_tests_name("callbacks", tests, NULL, NULL);
 }
