@@ -173,7 +173,6 @@ static int group_setup(void **state)
         return -1;
     if (harness_token(&svc, "intake", "absher-approvals", intake, sizeof(intake)) ||
         harness_token(&svc, "operator", "op-reem", operator_, sizeof(operator_)) ||
-        harness_token(&svc, "branch", "branch-desk", desk, sizeof(desk)) ||
         flow_courier_add(&svc, "naqel", courier, sizeof(courier), courier_secret,
                          sizeof(courier_secret)))
         return -1;
@@ -449,6 +448,7 @@ static void test_whole_chain(void **state)
     char branch_id[40] = "", path[96], body[128];
     flow_sql(branch_id, sizeof(branch_id), "SELECT branch_id FROM parcels WHERE tracking_no = '%s'",
              t_branch);
+    assert_int_equal(harness_branch_token(&svc, branch_id, "desk-cb", desk, sizeof(desk)), 0);
     snprintf(path, sizeof(path), "/v1/branches/%s/handover", branch_id);
     snprintf(body, sizeof(body), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", branch,
              nid_branch);
