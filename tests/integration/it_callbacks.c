@@ -26,7 +26,7 @@
 
 #define OTHER_SECRET "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
-static struct service svc;
+static struct service svc, second; /* second: a second instance, for one test */
 static char intake[128], operator_[128], desk[128], courier[128], courier_secret[128];
 static char platform_secret[128];
 static char dir[64], extra[1024];
@@ -209,6 +209,8 @@ static int group_teardown(void **state)
 {
     (void)state;
     int rc = harness_stop(&svc, false);
+    if (second.pid > 0 && harness_stop(&second, false) != 0)
+        rc = -1;
     pid_t pids[] = { platform_pid, sms_pid };
     for (int i = 0; i < 2; i++)
         if (pids[i] > 0) {
@@ -650,7 +652,6 @@ static void test_refused_request(void **state)
 static void test_two_instances_hanging_platform(void **state)
 {
     (void)state;
-    struct service second;
     char extra2[1200];
     snprintf(extra2, sizeof(extra2), "%sinstance = second\n", extra);
     assert_int_equal(harness_clone(&svc, &second, extra2), 0);
