@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -389,6 +390,95 @@ static int cmd_callbacks_retry(struct ctl *ctl, int argc, char **argv)
         return db_failed(ctl, "cannot retry the callbacks", rc);
     printf("%ld failed callback(s) waiting again\n", count);
     return 0;
+}
+
+/* The witness's token, typed by the witness: read from the terminal with
+ * echo off (or one line of standard input when it is not a terminal), never
+ * from the command line, where other users could see it. */
+static int read_witness_token(char *out, size_t len)
+{
+    FILE *in = stdin;
+    struct termios saved, quiet;
+    bool tty = isatty(fileno(in)) && tcgetattr(fileno(in), &saved) == 0;
+    if (tty) {
+        fprintf(stderr, "witness: a second operator types their token: ");
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(in), TCSAFLUSH, &quiet);
+    }
+    char *line = fgets(out, (int)len, in);
+    if (tty) {
+        tcsetattr(fileno(in), TCSAFLUSH, &saved);
+        fprintf(stderr, "\n");
+    }
+    if (!line)
+        return -1;
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+/* Checks the witness for a hand-made card change; 0 with witness filled. */
+static int witness_of(struct ctl *ctl, struct identity *witness)
+{
+    char token[256];
+    const char *why = NULL;
+    if (read_witness_token(token, sizeof(token)) != 0) {
+        fprintf(stderr, "cardctl: no witness token given\n");
+        return 1;
+    }
+    int rc = need_db(ctl) ? DB_EDOWN : auth_witness(ctl->db, token, NULL, witness, &why);
+    OPENSSL_cleanse(token, sizeof(token));
+    if (rc == -EACCES) {
+        fprintf(stderr, "cardctl: refused: %s\n", why);
+        return 1;
+    }
+    return rc ? db_failed(ctl, "cannot check the witness", rc) : 0;
+}
+
+static int card_change_result(struct ctl *ctl, int rc, const char *serial, const char *state,
+                              const char *rule)
+{
+    if (rc == -ENOENT) {
+        fprintf(stderr, "cardctl: no card %s\n", serial);
+        return 1;
+    }
+    if (rc == -EBUSY) {
+        fprintf(stderr, "cardctl: card %s is %s; %s\n", serial, state, rule);
+        return 1;
+    }
+    return rc ? db_failed(ctl, "cannot change the card", rc) : 0;
+}
+
+static int cmd_card_spoil(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 3 || !argv[2][0] || strlen(argv[2]) > 200)
+        return bad_usage(ctl);
+    struct identity witness;
+    char state[16];
+    int rc = witness_of(ctl, &witness);
+    if (rc)
+        return rc;
+    rc = stock_card_spoil(ctl->db, argv[1], argv[2], actor(ctl), witness.name, state);
+    rc = card_change_result(ctl, rc, argv[1], state, "only an available blank can be spoiled");
+    if (!rc)
+        printf("card %s spoiled by %s, witnessed by %s\n", argv[1], actor(ctl), witness.name);
+    return rc;
+}
+
+static int cmd_card_destroy(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 2)
+        return bad_usage(ctl);
+    struct identity witness;
+    char state[16];
+    int rc = witness_of(ctl, &witness);
+    if (rc)
+        return rc;
+    rc = stock_card_destroy(ctl->db, argv[1], actor(ctl), witness.name, state);
+    rc = card_change_result(ctl, rc, argv[1], state, "only a spoiled card is destroyed");
+    if (!rc)
+        printf("card %s destroyed by %s, witnessed by %s\n", argv[1], actor(ctl), witness.name);
+    return rc;
 }
 
 typedef int (*import_fn)(struct db *, FILE *, char *, size_t);
@@ -901,6 +991,10 @@ static const struct command {
       "card read [--trust PEM] [--timeout MS] [READER]   (exit 0 consistent, 1 not, 3 no reader or card)" },
     { "card", "face", cmd_card_face,
       "card face REQUEST_NO OUT.png   (the card's face; a preview before production)" },
+    { "card", "spoil", cmd_card_spoil,
+      "card spoil SERIAL REASON   (an available blank; a second operator types their token)" },
+    { "card", "destroy", cmd_card_destroy,
+      "card destroy SERIAL   (a spoiled card; a second operator types their token)" },
     { "stations", NULL, cmd_stations, "stations" },
     { "station", "pause", cmd_station_pause, "station pause ID" },
     { "station", "resume", cmd_station_resume, "station resume ID   (also clears an error)" },
