@@ -193,6 +193,11 @@ struct callback_worker {
     struct transfer *slots; /* callback_max_in_flight of them; easy == NULL: free */
     int nslots, in_flight;
     unsigned seed;
+    /* Whether the platform is failing to take callbacks, and why: a change
+     * is logged once, each attempt only at debug level, so an outage of
+     * many requests does not flood the log. */
+    bool failing;
+    char failing_why[300];
 };
 
 static bool stopping(struct callback_worker *w)
@@ -366,6 +371,10 @@ static void record(struct callback_worker *w, struct transfer *t, CURLcode cc)
         return;
     }
     int rc;
+    if (sent && w->failing) {
+        log_info("callbacks: the platform takes them again");
+        w->failing = false;
+    }
     if (sent) {
         rc = db_query(db, NULL,
                       "UPDATE callbacks SET state = 'sent', sent_at = now(), claimed_by = NULL,"
@@ -384,8 +393,14 @@ static void record(struct callback_worker *w, struct transfer *t, CURLcode cc)
                       " last_status = nullif($3::integer, 0), last_error = $4"
                       " WHERE id = $1::bigint AND state = 'waiting' AND claimed_by = $5",
                       t->id, wait_ms, code, why, w->claimer);
-        log_warn("callback %s (%s #%d) not delivered: %s; next try in %ld ms", t->callback_id,
-                 t->request_no, t->attempts, why, wait);
+        if (!w->failing || strcmp(w->failing_why, why) != 0)
+            log_warn("callbacks: the platform does not take them (%s); they wait and are tried"
+                     " again",
+                     why);
+        w->failing = true;
+        snprintf(w->failing_why, sizeof(w->failing_why), "%s", why);
+        log_debug("callback %s (%s #%d) not delivered: %s; next try in %ld ms", t->callback_id,
+                  t->request_no, t->attempts, why, wait);
     } else {
         rc =
             db_query(db, NULL,
