@@ -3,7 +3,7 @@
 #include "app.h"
 #include "backoff.h"
 #include "db.h"
-#include "lease.h"
+#include "claim.h"
 #include "log.h"
 
 #include <curl/curl.h>
@@ -85,8 +85,8 @@ static int gateway_post(CURL *curl, const char *url, const char *body, char *why
 
 /* Takes the earliest due notification whose request has no earlier one
  * pending, not taken by another instance, and leases it ($1 seconds): the
- * lease outlives the slowest send, so no other instance sends it while
- * this one does. */
+ * lease outlives the slowest send (claim.h), so no other instance sends it
+ * while this one does. */
 static const char claim_sql[] =
     "WITH due AS ("
     "  SELECT n.id FROM notifications n"
@@ -114,6 +114,27 @@ static int record(struct db *db, const char *id, int attempts, int max_backoff, 
         "UPDATE notifications SET next_attempt_at = now() + make_interval(secs => $2::integer),"
         " last_error = $3 WHERE id = $1::bigint AND delivered_at IS NULL",
         id, wait, why);
+}
+
+/* Claims one notification in a transaction of its own, committed before
+ * the send. Returns 1 with *row, 0 when none is due, or a DB_* code. */
+static int claim_one(struct db *db, int lease_s, struct db_res **row)
+{
+    char lease[16];
+    snprintf(lease, sizeof(lease), "%d", lease_s);
+    *row = NULL;
+    int rc = db_begin(db);
+    if (!rc)
+        rc = db_query(db, row, claim_sql, lease);
+    if (!rc)
+        rc = db_commit(db);
+    if (rc || db_rows(*row) == 0) {
+        db_rollback(db);
+        db_res_free(*row);
+        *row = NULL;
+        return rc;
+    }
+    return 1;
 }
 
 /* Sends one claimed notification and records how it went. */
@@ -149,14 +170,15 @@ static void send_one(struct notifier *n, CURL *curl, struct db_res *res)
  * recorded in turn. Returns how many it claimed, or a negative code. */
 static int round_once(struct notifier *n, CURL *curl)
 {
-    int lease_s = lease_seconds(CONNECT_TIMEOUT_MS, SEND_TIMEOUT_MS);
+    /* The send's time-out covers its connection too. */
+    int lease_s = (int)((claim_ms(SEND_TIMEOUT_MS, 1) + 999) / 1000);
     int done = 0;
     while (done < n->app->cfg->notify_batch) {
         struct db_res *res = NULL;
         struct db *db = db_pool_acquire(n->app->pool, 2000);
         if (!db)
             return done ? done : DB_EDOWN;
-        int rc = lease_claim(db, claim_sql, lease_s, &res);
+        int rc = claim_one(db, lease_s, &res);
         db_pool_release(n->app->pool, db);
         if (rc <= 0)
             return done ? done : rc;

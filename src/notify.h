@@ -3,7 +3,7 @@
  *
  * Delivery is at least once and in order per request: a notification is not
  * sent while an earlier one of the same request is still pending. Rows are
- * claimed one at a time with FOR UPDATE SKIP LOCKED and leased (lease.h)
+ * claimed one at a time with FOR UPDATE SKIP LOCKED and leased (claim.h)
  * for longer than the slowest send, so several instances can share one
  * database and none sends a row another is sending; a lease that runs out
  * (an instance that died mid-send) makes the row due again. A failed send is retried with

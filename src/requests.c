@@ -67,6 +67,55 @@ static bool has_arabic(const char *s)
     return false;
 }
 
+/* The names rule (API.md): what intake accepts can always go on a chip and
+ * a face, so nothing accepted fails later. Arabic names: Arabic letters,
+ * the marks of Arabic names and spaces; no control, format (bidi) or other
+ * character. */
+static bool arabic_name_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned cp;
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        /* Arabic block: two-byte UTF-8, D8 80 .. DB BF (U+0600..U+06FF). */
+        if (*p < 0xD8 || *p > 0xDB || (p[1] & 0xC0) != 0x80)
+            return false;
+        cp = ((unsigned)(*p & 0x1F) << 6) | (p[1] & 0x3F);
+        p += 2;
+        bool letter =
+            (cp >= 0x0621 && cp <= 0x064A) || (cp >= 0x0671 && cp <= 0x06D3) || cp == 0x06D5;
+        bool mark = (cp >= 0x064B && cp <= 0x065F) || cp == 0x0670;
+        if (!letter && !mark)
+            return false;
+    }
+    return true;
+}
+
+/* Latin names: capitals, spaces, '-' and an apostrophe, with at least a
+ * given name and a surname (the last word, as the chip's MRZ takes it)
+ * that each keep a letter in the MRZ, where '-' and spaces become '<' and
+ * apostrophes are dropped. */
+static bool latin_name_ok(const char *s)
+{
+    if (!all_of(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ '-"))
+        return false;
+    const char *end = s + strlen(s);
+    while (end > s && end[-1] == ' ')
+        end--;
+    const char *last = end;
+    while (last > s && last[-1] != ' ')
+        last--;
+    bool surname = false, given = false;
+    for (const char *p = last; p < end; p++)
+        surname |= *p >= 'A' && *p <= 'Z';
+    for (const char *p = s; p < last; p++)
+        given |= *p >= 'A' && *p <= 'Z';
+    return surname && given;
+}
+
 static void check_holder(json_t *body, time_t now, json_t *errors)
 {
     json_t *h = json_object_get(body, "holder");
@@ -75,11 +124,10 @@ static void check_holder(json_t *body, time_t now, json_t *errors)
         return;
     }
     const char *s = want_string(h, "name_ar", "holder.name_ar", MAX_TEXT, errors);
-    if (s && !has_arabic(s))
+    if (s && (!has_arabic(s) || !arabic_name_ok(s)))
         fail(errors, "holder.name_ar", "script");
     s = want_string(h, "name_en", "holder.name_en", 100, errors);
-    if (s && (!all_of(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz '-") ||
-              strspn(s, " '-") == strlen(s)))
+    if (s && !latin_name_ok(s))
         fail(errors, "holder.name_en", "format");
     s = want_string(h, "birth_date", "holder.birth_date", 10, errors);
     long day;

@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,7 +193,7 @@ out:
     notify_request_stop(notifier);
     /* Whatever the devices do, the stations get this long; a worker stuck
      * in a device call is left to the exit (start-up recovery resolves
-     * its job), and the pool it may still use is left open. */
+     * its job). */
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     bool stopped =
@@ -200,11 +201,19 @@ out:
     http_stop(http);
     notify_stop(notifier);
     callbacks_stop(callbacks);
+    if (!stopped) {
+        /* A station thread is still inside a device call and may use what
+         * this frame and main() own: nothing is freed under it; the
+         * process ends here, and start-up recovery resolves its job. */
+        OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
+        log_warn("stopped with a station still in a device call");
+        fflush(NULL);
+        exit(rc == 0 ? 0 : 1);
+    }
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
     ratelimit_free(app.handover_limit);
-    if (stopped)
-        db_pool_close(app.pool);
+    db_pool_close(app.pool);
     OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
     return rc;
 }

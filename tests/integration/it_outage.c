@@ -56,26 +56,6 @@ static char accepted[MAX_ACCEPTED][40];
 static int n_accepted;
 static volatile int load_stop;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long sql_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long sql_long(const char *fmt, ...)
-{
-    char sql[1024], out[64] = "";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    if (harness_sql(out, sizeof(out), sql) != 0)
-        return -1;
-    return atol(out);
-}
-
 static int start(void)
 {
     line_env_export(&line, 0);
@@ -229,9 +209,9 @@ static long log_size(void)
 static double timed_get(const char *path, long *status)
 {
     struct reply r;
-    double t0 = now_s();
+    double t0 = flow_now();
     int rc = http_get(&svc, operator_, path, &r);
-    double dt = now_s() - t0;
+    double dt = flow_now() - t0;
     *status = rc == 0 ? r.status : -1;
     if (rc == 0)
         reply_free(&r);
@@ -295,22 +275,9 @@ static int group_teardown(void **state)
 
 static void check_stock(void)
 {
-    assert_int_equal(sql_long("SELECT count(*) FROM cards"), CARDS);
-    assert_int_equal(
-        sql_long("SELECT count(*) FROM cards WHERE state = 'used'"),
-        sql_long("SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"));
-    assert_int_equal(
-        sql_long("SELECT count(*) FROM cards c WHERE c.state = 'in_production' AND NOT EXISTS"
-                 " (SELECT 1 FROM production_attempts p WHERE p.card_serial = c.serial"
-                 "  AND p.outcome = 'in_progress')"),
-        0);
-    assert_int_equal(
-        sql_long("SELECT count(*) FROM production_attempts p WHERE p.outcome = 'in_progress'"
-                 " AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.serial = p.card_serial"
-                 "  AND c.state = 'in_production')"),
-        0);
-    assert_int_equal(
-        sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason IS NULL"), 0);
+    const char *problem = flow_stock_problem(CARDS);
+    if (problem)
+        fail_msg("stock: %s", problem);
 }
 
 static void test_database_restart_and_terminate_under_load(void **state)
@@ -323,14 +290,14 @@ static void test_database_restart_and_terminate_under_load(void **state)
     /* PostgreSQL stops for OUTAGE_S seconds. */
     long mark = log_size();
     assert_int_equal(pg_cluster("stop"), 0);
-    double down_at = now_s();
+    double down_at = flow_now();
     double worst_health = 0;
     bool said_not_ready = false;
-    while (now_s() - down_at < OUTAGE_S) {
+    while (flow_now() - down_at < OUTAGE_S) {
         struct reply r;
-        double t0 = now_s();
+        double t0 = flow_now();
         assert_int_equal(http_get(&svc, NULL, "/healthz", &r), 0);
-        double dt = now_s() - t0;
+        double dt = flow_now() - t0;
         assert_int_equal(r.status, 200);
         reply_free(&r);
         if (dt > worst_health)
@@ -345,15 +312,15 @@ static void test_database_restart_and_terminate_under_load(void **state)
     assert_true(worst_health < 0.1);
     assert_true(said_not_ready);
     assert_int_equal(pg_cluster("start"), 0);
-    double until = now_s() + 20;
+    double until = flow_now() + 20;
     do {
         timed_get("/readyz", &status);
         if (status == 200)
             break;
         usleep(100000);
-    } while (now_s() < until);
+    } while (flow_now() < until);
     assert_int_equal(status, 200);
-    printf("ready again %.1f s after the database started\n", now_s() - down_at - OUTAGE_S);
+    printf("ready again %.1f s after the database started\n", flow_now() - down_at - OUTAGE_S);
     /* What the outage wrote to the log, from the stop until the service
      * was ready again. */
     long lines = log_lines_since(mark, NULL);
@@ -362,9 +329,9 @@ static void test_database_restart_and_terminate_under_load(void **state)
     sleep(3);
 
     /* Every connection of the service is terminated at once. */
-    assert_true(sql_long("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                         " AND backend_type = 'client backend'") > 0);
+    assert_true(flow_count("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                           " AND backend_type = 'client backend'") > 0);
     sleep(4);
     load_end();
 
@@ -383,17 +350,17 @@ static void test_database_restart_and_terminate_under_load(void **state)
     assert_true(status_count[201] > 10);
     /* Every request answered 201 is there. */
     for (int i = 0; i < n_accepted; i++)
-        if (sql_long("SELECT count(*) FROM requests WHERE request_no = '%s'", accepted[i]) != 1)
+        if (flow_count("SELECT count(*) FROM requests WHERE request_no = '%s'", accepted[i]) != 1)
             fail_msg("request %s was answered 201 and is not in the database", accepted[i]);
     int n = n_accepted;
     pthread_mutex_unlock(&seen_lock);
 
     /* Production resumed by itself: every accepted request is made. */
-    until = now_s() + 240;
+    until = flow_now() + 240;
     long made = 0;
-    while (now_s() < until) {
-        made = sql_long("SELECT count(*) FROM requests WHERE request_no LIKE 'RQ-OU%%'"
-                        " AND status = 'produced'");
+    while (flow_now() < until) {
+        made = flow_count("SELECT count(*) FROM requests WHERE request_no LIKE 'RQ-OU%%'"
+                          " AND status = 'produced'");
         if (made >= n)
             break;
         sleep(1);
@@ -419,22 +386,22 @@ static void test_stop_with_database_down(void **state)
     free(req);
     assert_int_equal(pg_cluster("stop"), 0);
     sleep(2);
-    double t0 = now_s();
+    double t0 = flow_now();
     assert_int_equal(harness_stop(&svc, false), 0);
-    double dt = now_s() - t0;
+    double dt = flow_now() - t0;
     printf("SIGTERM to exit with the database down: %.2f s\n", dt);
     assert_true(dt < 10.0);
     assert_int_equal(pg_cluster("start"), 0);
     assert_int_equal(start(), 0);
-    double until = now_s() + 60;
-    while (sql_long("SELECT count(*) FROM requests WHERE request_no = '%s'"
-                    " AND status = 'produced'",
-                    no) != 1 &&
-           now_s() < until)
+    double until = flow_now() + 60;
+    while (flow_count("SELECT count(*) FROM requests WHERE request_no = '%s'"
+                      " AND status = 'produced'",
+                      no) != 1 &&
+           flow_now() < until)
         usleep(200000);
     assert_int_equal(
-        sql_long("SELECT count(*) FROM requests WHERE request_no = '%s' AND status = 'produced'",
-                 no),
+        flow_count("SELECT count(*) FROM requests WHERE request_no = '%s' AND status = 'produced'",
+                   no),
         1);
     check_stock();
 }
@@ -456,9 +423,9 @@ static void test_lock_held_on_requests(void **state)
         harness_fresh_no("RQ-OL", no, sizeof(no));
         harness_fresh_nid(nid);
         char *req = sample_request(no, nid, "national_id", "lost");
-        double t0 = now_s();
+        double t0 = flow_now();
         assert_int_equal(http_post_json(&svc, intake, "/v1/requests", req, &r), 0);
-        double dt = now_s() - t0;
+        double dt = flow_now() - t0;
         free(req);
         printf("POST /v1/requests under the lock: %ld in %.2f s\n", r.status, dt);
         assert_int_equal(r.status, 503);
@@ -471,9 +438,9 @@ static void test_lock_held_on_requests(void **state)
         assert_int_equal(status, 503);
         assert_true(dt < STATEMENT_MS / 1000.0 + 1.0);
 
-        t0 = now_s();
+        t0 = flow_now();
         assert_int_equal(http_get(&svc, NULL, "/healthz", &r), 0);
-        dt = now_s() - t0;
+        dt = flow_now() - t0;
         assert_int_equal(r.status, 200);
         reply_free(&r);
         assert_true(dt < 0.1);
@@ -481,9 +448,9 @@ static void test_lock_held_on_requests(void **state)
 
     /* A stop while the lock is still held (and the stations keep asking
      * for work) takes less than 10 s. */
-    double t0 = now_s();
+    double t0 = flow_now();
     assert_int_equal(harness_stop(&svc, false), 0);
-    double dt = now_s() - t0;
+    double dt = flow_now() - t0;
     printf("SIGTERM to exit with the lock held: %.2f s\n", dt);
     assert_true(dt < 10.0);
     PQfinish(locker);

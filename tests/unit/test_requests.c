@@ -315,7 +315,25 @@ static void kind_and_reason(void **state)
 static void holder_fields(void **state)
 {
     struct fixture *f = *state;
+    set_str(f->body, "holder.name_en", "MOHAMMED O'NEIL-SMITH");
+    expect_errors(f, "");
+    /* The names rule: capitals; a given name and a surname that each keep
+     * a letter in the MRZ; Arabic letters and marks only. */
     set_str(f->body, "holder.name_en", "Mohammed O'Neil-Smith");
+    expect_errors(f, "holder.name_en:format\n");
+    set_str(f->body, "holder.name_en", "MOHAMMED");
+    expect_errors(f, "holder.name_en:format\n");
+    set_str(f->body, "holder.name_en", "MOHAMMED -'");
+    expect_errors(f, "holder.name_en:format\n");
+    set_str(f->body, "holder.name_en", "' - SMITH");
+    expect_errors(f, "holder.name_en:format\n");
+    set_str(f->body, "holder.name_en", "MOHAMMED AL-QAHTANI ");
+    expect_errors(f, "");
+    set_str(f->body, "holder.name_ar", "محمد \u200fالقحطاني");
+    expect_errors(f, "holder.name_ar:script\n");
+    set_str(f->body, "holder.name_ar", "محمد Smith");
+    expect_errors(f, "holder.name_ar:script\n");
+    set_str(f->body, "holder.name_ar", "مُحَمَّد القحطاني");
     expect_errors(f, "");
     set_str(f->body, "holder.name_ar", "MOHAMMED");
     set_str(f->body, "holder.name_en", " - ");

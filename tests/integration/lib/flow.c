@@ -113,3 +113,46 @@ int flow_sql(char *out, size_t outlen, const char *fmt, ...)
     va_end(ap);
     return harness_sql(out, outlen, sql);
 }
+
+long flow_count(const char *fmt, ...)
+{
+    char sql[4096], out[64] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (harness_sql(out, sizeof(out), sql) != 0)
+        return -1;
+    return atol(out);
+}
+
+double flow_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *flow_stock_problem(long cards)
+{
+    if (flow_count("SELECT count(*) FROM cards") != cards)
+        return "cards received and cards in the table differ";
+    if (flow_count("SELECT count(*) FROM cards c WHERE c.state = 'in_production' AND NOT EXISTS"
+                   " (SELECT 1 FROM production_attempts p WHERE p.card_serial = c.serial"
+                   "  AND p.outcome = 'in_progress')") != 0)
+        return "a card in production without a job in progress";
+    if (flow_count("SELECT count(*) FROM production_attempts p WHERE p.outcome = 'in_progress'"
+                   " AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.serial = p.card_serial"
+                   "  AND c.state = 'in_production')") != 0)
+        return "a job in progress without its card in production";
+    if (flow_count("SELECT count(*) FROM cards WHERE state = 'used'") !=
+        flow_count("SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"))
+        return "used cards and produced jobs differ";
+    if (flow_count("SELECT count(*) FROM cards WHERE state = 'spoiled' AND spoil_reason IS NULL"))
+        return "a spoiled card without a reason";
+    if (flow_count("SELECT coalesce(sum(cards_spoiled), 0) FROM stations") !=
+        flow_count(
+            "SELECT count(*) FROM production_attempts WHERE outcome IN ('spoiled','unknown')"))
+        return "station spoiled counters and spoiled cards differ";
+    return NULL;
+}

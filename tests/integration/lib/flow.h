@@ -36,4 +36,17 @@ const char *flow_str(json_t *obj, const char *key);
 /* One field of one row: harness_sql with a formatted statement. */
 int flow_sql(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A number from the test database (the first field of a statement built as
+ * printf would), or -1 when the statement fails. */
+long flow_count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Seconds on the monotonic clock. */
+double flow_now(void);
+
+/* NULL when the production bookkeeping adds up for a stock of cards
+ * blanks: every card counted once, a card in production belongs to one job
+ * in progress and back, used cards match produced attempts, spoiled cards
+ * say why and count on their stations; else which rule failed. */
+const char *flow_stock_problem(long cards);
+
 #endif
