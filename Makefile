@@ -38,7 +38,7 @@ LIBS    := $(PKG_LIBS) -lpthread -lm
 # The service core and the drivers form one static library; the service,
 # the CLI and the tests link it.
 CORE_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard drivers/*.c)
-CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 CORE_LIB := $(BUILD)/libcardd.a
 
 # Emulators live in tools/emu/<name>/ and link nothing of the product.
@@ -66,6 +66,18 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The pages (web/) are compiled into the service: nothing else to install.
+WEB_FILES := $(shell find web -type f ! -name '.*' 2>/dev/null)
+
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   web/"
+	@scripts/embed-web.sh web > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
