@@ -100,10 +100,13 @@ function showStations(list) {
 function showSummary(s) {
   const box = $('summary');
   box.textContent = '';
-  const items = [['Waiting', s.waiting], ['Held', s.held], ['In production', s.in_production],
-    ['Made today', s.produced_today], ['Spoiled today', s.spoiled_today], ['At risk', s.at_risk]];
-  for (const [label, v] of items) {
+  const items = [['Waiting', s.waiting, 'waiting'], ['Held', s.held, 'held'],
+    ['In production', s.in_production, 'in_production'], ['Made today', s.produced_today, 'produced_today'],
+    ['Spoiled today', s.spoiled_today, 'spoiled_today'], ['At risk', s.at_risk, 'at_risk']];
+  for (const [label, v, key] of items) {
     const d = el('div');
+    d.dataset.key = key;
+    d.dataset.value = String(v);
     d.append(el('b', v), el('span', label, 'muted small'));
     box.append(d);
   }
