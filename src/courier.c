@@ -360,7 +360,18 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
         moved = status_changed || st.failed_attempts != stored_failed ||
                 strcmp(branch_id, stored_branch ? stored_branch : "") != 0 ||
                 strcmp(collect_by, stored_collect ? stored_collect : "") != 0;
-        if (status_changed) {
+        /* The parcel first: the holder's notification names its branch and
+         * the last day to collect. */
+        if (moved) {
+            char failed[16];
+            snprintf(failed, sizeof(failed), "%d", st.failed_attempts);
+            rc = db_query(db, NULL,
+                          "UPDATE parcels SET failed_attempts = $2::integer, branch_id = $3,"
+                          " collect_by = $4::date WHERE id = $1::bigint",
+                          parcel_id, failed, branch_id[0] ? branch_id : NULL,
+                          collect_by[0] ? collect_by : NULL);
+        }
+        if (!rc && status_changed) {
             char at[21];
             if (st.status_at)
                 timestamp_format(st.status_at, at);
@@ -369,15 +380,6 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
             if (!rc && strcmp(st.status, "redirected_to_branch") == 0)
                 log_info("parcel %s goes back to branch %s after %d failed attempts",
                          ev->tracking_no, branch_id, st.failed_attempts);
-        }
-        if (!rc && moved) {
-            char failed[16];
-            snprintf(failed, sizeof(failed), "%d", st.failed_attempts);
-            rc = db_query(db, NULL,
-                          "UPDATE parcels SET failed_attempts = $2::integer, branch_id = $3,"
-                          " collect_by = $4::date WHERE id = $1::bigint",
-                          parcel_id, failed, branch_id[0] ? branch_id : NULL,
-                          collect_by[0] ? collect_by : NULL);
         }
         if (!rc && moved)
             rc = db_query(db, NULL,

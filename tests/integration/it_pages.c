@@ -197,6 +197,37 @@ static void test_requests_for_the_pages(void **state)
     status_of(at_branch, status);
     assert_string_equal(status, "ready_for_collection");
 
+    /* The holder's SMS name the branch, and the last day once the card is there. */
+    char sms[1024], want[256];
+    flow_sql(want, sizeof(want),
+             "SELECT b.name_en || '. Last day to collect: ' || to_char(p.collect_by, 'YYYY-MM-DD')"
+             " FROM parcels p JOIN branches b ON b.branch_id = p.branch_id"
+             " JOIN requests r ON r.id = p.request_id WHERE r.request_no = '%s'",
+             at_branch);
+    flow_sql(sms, sizeof(sms),
+             "SELECT n.text_en FROM notifications n JOIN requests r ON r.id = n.request_id"
+             " WHERE r.request_no = '%s' AND n.status = 'ready_for_collection'",
+             at_branch);
+    assert_non_null(strstr(sms, want));
+    flow_sql(want, sizeof(want),
+             "SELECT b.name_ar || '. آخر يوم للاستلام: ' || to_char(p.collect_by, 'YYYY-MM-DD')"
+             " FROM parcels p JOIN branches b ON b.branch_id = p.branch_id"
+             " JOIN requests r ON r.id = p.request_id WHERE r.request_no = '%s'",
+             at_branch);
+    flow_sql(sms, sizeof(sms),
+             "SELECT n.text_ar FROM notifications n JOIN requests r ON r.id = n.request_id"
+             " WHERE r.request_no = '%s' AND n.status = 'ready_for_collection'",
+             at_branch);
+    assert_non_null(strstr(sms, want));
+    flow_sql(sms, sizeof(sms),
+             "SELECT n.text_en || ' ' || n.text_ar FROM notifications n"
+             " JOIN requests r ON r.id = n.request_id JOIN parcels p ON p.request_id = r.id"
+             " JOIN branches b ON b.branch_id = p.branch_id WHERE r.request_no = '%s'"
+             " AND n.status = 'redirected_to_branch' AND strpos(n.text_en, b.name_en) > 0"
+             " AND strpos(n.text_ar, b.name_ar) > 0",
+             at_branch);
+    assert_true(sms[0] != '\0');
+
     /* A spoiled card holds a request (spoil_limit = 1): one station
      * paused, the other's next card answers an error. */
     operator_post("/v1/stations/st2/pause");
