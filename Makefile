@@ -6,13 +6,15 @@
 #   make check CC=clang  the same built with clang (into build-clang)
 #   make valgrind   the driver and unit tests under valgrind
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
-#   make demo       the whole chain on emulated devices and a private database
+#   make demo       the whole chain on emulated devices and a private database;
+#                   it prints the pages' URLs (make demo KEEP=1: up until Ctrl-C)
 #   make format     apply .clang-format to the tree (make format-check: fail on drift)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 SAN     ?= 0
+KEEP    ?= 0
 CC      ?= cc
 
 # Each compiler and each sanitizer builds into a folder of its own, so that
@@ -169,7 +171,7 @@ bench:
 demo:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) scripts/demo.sh
+	@BUILD=$(BUILD) KEEP=$(KEEP) scripts/demo.sh
 
 install: $(BUILD)/cardd $(BUILD)/cardctl
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cardd/sql $(DESTDIR)$(PREFIX)/share/cardd/reference

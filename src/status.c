@@ -55,13 +55,13 @@ void status_branch_text(const char *code, const struct status_branch *branch, ch
     if (!ready && strcmp(code, "redirected_to_branch") != 0)
         return;
     if (ready && branch->collect_by) {
-        append(ar, arlen, " الفرع: %s. آخر يوم للاستلام: %s.", branch->name_ar, branch->collect_by);
-        append(en, enlen, " Branch: %s. Last day to collect: %s.", branch->name_en,
+        append(ar, arlen, ". الفرع: %s. آخر يوم للاستلام: %s.", branch->name_ar, branch->collect_by);
+        append(en, enlen, ". Branch: %s. Last day to collect: %s.", branch->name_en,
                branch->collect_by);
     } else {
-        append(ar, arlen, " الفرع: %s.%s", branch->name_ar,
+        append(ar, arlen, ". الفرع: %s.%s", branch->name_ar,
                " سنرسل لك آخر يوم للاستلام عند وصول البطاقة إلى الفرع.");
-        append(en, enlen, " Branch: %s.%s", branch->name_en,
+        append(en, enlen, ". Branch: %s.%s", branch->name_en,
                " We will send you the last day to collect when the card is there.");
     }
 }
