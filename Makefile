@@ -8,6 +8,7 @@
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
 #   make demo       the whole chain on emulated devices and a private database;
 #                   it prints the pages' URLs (make demo KEEP=1: up until Ctrl-C)
+#   make screenshots  the pages' screenshots in docs/screenshots (their browser test)
 #   make format     apply .clang-format to the tree (make format-check: fail on drift)
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -65,7 +66,7 @@ BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
 
 BINS := $(BUILD)/cardd $(BUILD)/cardctl $(EMU_BINS)
 
-.PHONY: all deps check unit integration valgrind bench demo install clean format format-check
+.PHONY: screenshots all deps check unit integration valgrind bench demo install clean format format-check
 all: $(BINS)
 
 deps:
@@ -157,6 +158,12 @@ unit:
 integration:
 	@$(MAKE) --no-print-directory tests-build
 	@BUILD=$(BUILD) tests/run.sh integration
+
+# The pages' screenshots for the README, taken by their browser test.
+screenshots:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) ONLY=it_pages PAGES_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots tests/run.sh integration
 
 valgrind:
 	@scripts/deps.sh
