@@ -153,11 +153,25 @@ static void test_arabic_round_trip(void **state)
     harness_fresh_nid(nid);
     harness_fresh_no("RQ-IT", no, sizeof(no));
     json_t *j = sample_json(no, nid, "family_record", "lost");
-    /* Letters with shadda and hamza, a ZWNJ, and a non-BMP character. */
-    const char *name = "عبدُالرَّحمن بن سعود آل سعود‌ \xF0\x9F\x8C\xB4";
-    json_object_set_new(json_object_get(j, "holder"), "name_ar", json_string(name));
+    /* A name with a ZWNJ (a format character) and a non-BMP character
+     * cannot be a holder's name (API.md, names): 422. */
+    json_object_set_new(
+        json_object_get(j, "holder"), "name_ar",
+        json_string("عبدُالرَّحمن بن سعود آل سعود‌ \xF0\x9F\x8C\xB4"));
     char *body = json_dumps(j, JSON_COMPACT);
     struct reply r;
+    submit(body, &r);
+    assert_int_equal(r.status, 422);
+    assert_string_equal(problem_code_for(&r, "holder.name_ar"), "script");
+    reply_free(&r);
+    free(body);
+    /* Letters with shadda, hamza and madda; a non-BMP character in the
+     * street, which is free text. */
+    const char *name = "عبدُالرَّحمن بن سعود آل سعود";
+    json_object_set_new(json_object_get(j, "holder"), "name_ar", json_string(name));
+    json_object_set_new(json_object_get(j, "address"), "street",
+                        json_string("شارع التخصصي \xF0\x9F\x8C\xB4"));
+    body = json_dumps(j, JSON_COMPACT);
     submit(body, &r);
     assert_int_equal(r.status, 201);
     reply_free(&r);
@@ -171,6 +185,7 @@ static void test_arabic_round_trip(void **state)
     assert_memory_equal(got, name, strlen(name));
     /* The raw body carries the UTF-8 bytes themselves, not \u escapes. */
     assert_non_null(strstr(r.body, "عبدُالرَّحمن"));
+    assert_non_null(strstr(r.body, "\xF0\x9F\x8C\xB4"));
     assert_int_equal(json_array_size(json_object_get(r.json, "events")), 1);
     assert_int_equal(json_array_size(json_object_get(r.json, "documents")), 2);
     assert_true(json_is_null(json_object_get(r.json, "dispatch")));
