@@ -10,7 +10,8 @@ PACKAGES="make gcc pkg-config ca-certificates curl openssl procps iproute2
   pcscd libpcsclite-dev vsmartcard-vpcd
   libusb-1.0-0-dev umockdev libumockdev-dev
   libpango1.0-dev libcairo2-dev fonts-noto-core fonts-dejavu-core
-  valgrind jq clang-format"
+  valgrind jq clang-format
+  softhsm2 libp11-kit-dev opensc"
 
 missing=""
 for p in $PACKAGES; do

@@ -142,7 +142,9 @@ static int write_service_config(struct service *svc, const char *keys_owner,
         keys_owner = svc->dir;
     fprintf(f,
             "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
-            "log_level = info\n",
+            "log_level = info\n"
+            /* The test PKI's key is a file; a test of the token says signer = pkcs11. */
+            "signer = file\nallow_file_signer = 1\n",
             harness_src("sql", path, sizeof(path)), keys_owner, keys_owner);
     if (extra_config)
         fputs(extra_config, f);
