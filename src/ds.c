@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -49,6 +50,34 @@ int ds_config_check(const struct config *cfg, char *why, size_t len)
     return -EINVAL;
 }
 
+/* A PIN the token refused is not tried again until the PIN file changes:
+ * a token locks its PIN after a few wrong tries, and stations ask every
+ * second. */
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stat pin_refused;
+static bool pin_was_refused;
+
+static bool pin_unchanged_since_refused(const char *path)
+{
+    struct stat st;
+    bool same;
+
+    pthread_mutex_lock(&pin_lock);
+    same = pin_was_refused && stat(path, &st) == 0 && st.st_ino == pin_refused.st_ino &&
+           st.st_dev == pin_refused.st_dev && st.st_size == pin_refused.st_size &&
+           st.st_mtim.tv_sec == pin_refused.st_mtim.tv_sec &&
+           st.st_mtim.tv_nsec == pin_refused.st_mtim.tv_nsec;
+    pthread_mutex_unlock(&pin_lock);
+    return same;
+}
+
+static void pin_refused_now(const char *path, bool refused)
+{
+    pthread_mutex_lock(&pin_lock);
+    pin_was_refused = refused && stat(path, &pin_refused) == 0;
+    pthread_mutex_unlock(&pin_lock);
+}
+
 int ds_open(const struct config *cfg, struct signer **out)
 {
     char why[256], cert[4096], key[4096], pin[4096];
@@ -71,7 +100,14 @@ int ds_open(const struct config *cfg, struct signer **out)
         .pin_file = pin,
         .cert_path = cert,
     };
-    return signer_open(&signer_pkcs11_ops, &pc, out);
+    if (pin_unchanged_since_refused(pin))
+        return -EACCES;
+    r = signer_open(&signer_pkcs11_ops, &pc, out);
+    if (r == -EACCES)
+        pin_refused_now(pin, true);
+    else if (r == 0)
+        pin_refused_now(pin, false);
+    return r;
 }
 
 const char *ds_strerror(int err)

@@ -248,7 +248,7 @@ static int find_slot(struct p11_token *t, CK_SLOT_ID *slot)
     int r = -ENODEV;
 
     if (F(t)->C_GetSlotList(CK_TRUE, NULL, &n) != CKR_OK)
-        return -EIO;
+        return -ENODEV;
     if (n == 0)
         return -ENODEV;
     slots = calloc(n, sizeof(*slots));
@@ -311,7 +311,7 @@ int p11_connect(struct p11_token *t)
     enter(t);
     r = connect_locked(t);
     leave();
-    if (r != -ENODEV)
+    if (r != -ENODEV && r != -EIO)
         return r;
     module_reset();
     enter(t);

@@ -47,6 +47,7 @@ struct station {
     bool reported_offline;
     bool last_job_ok; /* the last job was produced: skip the status round */
     bool signer_down; /* in error signer_unavailable: resumes by itself when it answers */
+    int signer_err;   /* the last reason logged */
 };
 
 struct stations {
@@ -269,8 +270,10 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
          * signature (the token went): the station waits for it. */
         bool signer_failed = pr.step && strcmp(pr.step, "build_files") == 0 && pr.err != -EINVAL &&
                              signer_ready(s) != 0;
-        if (signer_failed)
+        if (signer_failed) {
             s->signer_down = true;
+            s->signer_err = 0;
+        }
         set_result(r, JOB_SPOILED, "encode",
                    key_refused     ? "transport_key_refused"
                    : signer_failed ? "signer_unavailable"
@@ -423,6 +426,10 @@ static void *worker(void *arg)
             /* In error for the signer: back by itself once it answers. */
             int src = signer_ready(s);
             if (src) {
+                if (src != s->signer_err)
+                    log_warn("station %s: Document Signer still unavailable: %s", s->cfg->id,
+                             ds_strerror(src));
+                s->signer_err = src;
                 sleep_ms(1000);
                 continue;
             }
@@ -496,6 +503,7 @@ static void *worker(void *arg)
         if (sgn) {
             log_warn("station %s: in error (signer_unavailable): %s", s->cfg->id, ds_strerror(sgn));
             s->signer_down = true;
+            s->signer_err = sgn;
             set_state(s, "error", "signer_unavailable");
             continue;
         }

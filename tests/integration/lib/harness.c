@@ -62,6 +62,55 @@ int harness_sql(char *out, size_t outlen, const char *sql)
     return run_sql_in(db ? db : "postgres", sql, out, outlen);
 }
 
+long harness_sql_long(const char *fmt, ...)
+{
+    char sql[2048], out[64] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql) || harness_sql(out, sizeof(out), sql) != 0)
+        return -1;
+    return atol(out);
+}
+
+unsigned char *harness_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        *len = (size_t)n;
+    return buf;
+}
+
+bool harness_wait_sql(int seconds, const char *fmt, ...)
+{
+    char sql[2048], out[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql))
+        return false;
+    for (int i = 0; i < seconds * 10; i++) {
+        out[0] = '\0';
+        if (harness_sql(out, sizeof(out), sql) == 0 && atol(out) > 0)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
 static int run_process(char *const argv[], char *out, size_t outlen)
 {
     int pipefd[2];
