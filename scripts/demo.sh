@@ -261,8 +261,7 @@ OPERATOR=$("$CARDCTL" token create --role operator --name operator-huda)
 # The second operator witnesses destructions: the service checks that the
 # witness names an operator's token; the token itself is not needed here.
 "$CARDCTL" token create --role operator --name operator-yousef >/dev/null
-BRANCH=$("$CARDCTL" token create --role branch --name branch-malqa-desk1)
-echo "tokens: intake absher-approvals, operators operator-huda and operator-yousef, branch branch-malqa-desk1"
+echo "tokens: intake absher-approvals, operators operator-huda and operator-yousef"
 
 # The courier's token and signing secret are printed once, here only.
 courier=$("$CARDCTL" courier add fastpost)
@@ -510,6 +509,12 @@ api 200 POST /v1/courier/events "$COURIER_TOKEN" "$LAST_EVENT_BODY" "X-Signature
 # ===========================================================================
 step "Branch: the holder of $REDIRECTED collects the card at $BRANCH_ID"
 
+# A branch token belongs to one branch: the desk's token works there only.
+BRANCH=$("$CARDCTL" token create --role branch --branch "$BRANCH_ID" --name "desk1-$BRANCH_ID")
+echo "token desk1-$BRANCH_ID for branch $BRANCH_ID only:"
+api 403 POST "/v1/branches/NOT-$BRANCH_ID/handover" "$BRANCH" \
+    "{\"request_no\":\"$REDIRECTED\",\"national_id\":\"${NID[$REDIRECTED]}\"}" |
+    jq -c '{status, title, detail}' | sed 's/^/  another branch: /'
 
 echo "with someone else's national ID the branch learns nothing:"
 api 404 POST "/v1/branches/$BRANCH_ID/handover" "$BRANCH" \

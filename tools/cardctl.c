@@ -15,6 +15,7 @@
 #include "config.h"
 #include "db.h"
 #include "ids.h"
+#include "journal.h"
 #include "production.h"
 #include "refdata.h"
 #include "stations.h"
@@ -113,11 +114,30 @@ static const char *opt(int argc, char **argv, const char *name)
     return NULL;
 }
 
+/* Writes one audit line for a token change; detail names the token, never its value. */
+static int audit_token(struct ctl *ctl, const char *action, const char *name, const char *role,
+                       const char *branch)
+{
+    json_t *d = json_pack("{s:s}", "token", name);
+    if (d && role)
+        json_object_set_new(d, "role", json_string(role));
+    if (d && branch)
+        json_object_set_new(d, "branch", json_string(branch));
+    char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    int rc = detail ? audit(ctl->db, actor(ctl), action, NULL, NULL, NULL, detail) : -ENOMEM;
+    free(detail);
+    return rc;
+}
+
 static int cmd_token_create(struct ctl *ctl, int argc, char **argv)
 {
     const char *role = opt(argc, argv, "--role"), *name = opt(argc, argv, "--name");
+    const char *branch = opt(argc, argv, "--branch"), *expires = opt(argc, argv, "--expires");
+    long days = 0;
     if (!role || !name) {
-        fprintf(stderr, "usage: cardctl token create --role ROLE --name NAME\n");
+        fprintf(stderr, "usage: cardctl token create --role ROLE --name NAME [--branch ID]"
+                        " [--expires DAYS]\n");
         return 2;
     }
     if (!auth_role_bit(role)) {
@@ -125,21 +145,104 @@ static int cmd_token_create(struct ctl *ctl, int argc, char **argv)
                 role);
         return 2;
     }
+    if ((auth_role_bit(role) == ROLE_BRANCH) != (branch != NULL)) {
+        fprintf(stderr, "cardctl: a branch token needs --branch ID, and only a branch token takes"
+                        " one\n");
+        return 2;
+    }
+    if (expires && !parse_long(expires, 1, AUTH_MAX_EXPIRY_DAYS, &days)) {
+        fprintf(stderr, "cardctl: --expires is a number of days from 1 to %d\n",
+                AUTH_MAX_EXPIRY_DAYS);
+        return 2;
+    }
+    if (!name[0] || strlen(name) > 64) {
+        fprintf(stderr, "cardctl: NAME is 1 to 64 characters\n");
+        return 2;
+    }
     if (need_db(ctl))
         return 1;
     char token[AUTH_TOKEN_LEN + 1];
-    int rc = auth_token_create(ctl->db, role, name, token, NULL);
+    int rc = db_begin(ctl->db);
+    if (!rc)
+        rc = auth_token_create_for(ctl->db, role, name, branch, (int)days, token, NULL);
+    if (!rc) {
+        rc = audit_token(ctl, "token.created", name, role, branch);
+        if (!rc)
+            rc = db_commit(ctl->db);
+        if (rc)
+            OPENSSL_cleanse(token, sizeof(token));
+    }
+    db_rollback(ctl->db);
     if (rc == DB_ECONFLICT) {
         fprintf(stderr, "cardctl: a token named %s exists already\n", name);
         return 1;
     }
-    if (rc) {
-        fprintf(stderr, "cardctl: cannot create the token (%d)\n", rc);
+    if (rc == DB_EINVALID && branch) {
+        fprintf(stderr, "cardctl: no branch %s (cardctl branches import first)\n", branch);
         return 1;
     }
+    if (rc)
+        return db_failed(ctl, "cannot create the token", rc);
     /* Shown once: the database keeps only its hash. */
     printf("%s\n", token);
-    memset(token, 0, sizeof(token));
+    OPENSSL_cleanse(token, sizeof(token));
+    return 0;
+}
+
+static int cmd_token_list(struct ctl *ctl, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1)
+        return bad_usage(ctl);
+    if (need_db(ctl))
+        return 1;
+    struct db_res *res = NULL;
+    int rc = auth_token_list(ctl->db, &res);
+    if (rc)
+        return db_failed(ctl, "cannot list the tokens", rc);
+    static const char *const heading[] = { "NAME",      "ROLE",    "BRANCH", "CREATED",
+                                           "LAST USED", "EXPIRES", "REVOKED" };
+    int width[7];
+    for (int c = 0; c < 7; c++) {
+        width[c] = (int)strlen(heading[c]);
+        for (size_t r = 0; r < db_rows(res); r++) {
+            const char *v = db_get(res, r, c);
+            if (v && (int)strlen(v) > width[c])
+                width[c] = (int)strlen(v);
+        }
+    }
+    for (int c = 0; c < 7; c++)
+        printf("%-*s%s", width[c], heading[c], c < 6 ? "  " : "\n");
+    for (size_t r = 0; r < db_rows(res); r++)
+        for (int c = 0; c < 7; c++) {
+            const char *v = db_get(res, r, c);
+            printf("%-*s%s", c < 6 ? width[c] : 0, v ? v : "-", c < 6 ? "  " : "\n");
+        }
+    db_res_free(res);
+    return 0;
+}
+
+static int cmd_token_revoke(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 2 || !argv[1][0])
+        return bad_usage(ctl);
+    if (need_db(ctl))
+        return 1;
+    int rc = db_begin(ctl->db);
+    if (!rc)
+        rc = auth_token_revoke(ctl->db, argv[1]);
+    if (!rc)
+        rc = audit_token(ctl, "token.revoked", argv[1], NULL, NULL);
+    if (!rc)
+        rc = db_commit(ctl->db);
+    db_rollback(ctl->db);
+    if (rc == -ENOENT) {
+        fprintf(stderr, "cardctl: no token named %s\n", argv[1]);
+        return 1;
+    }
+    if (rc)
+        return db_failed(ctl, "cannot revoke the token", rc);
+    printf("token %s revoked\n", argv[1]);
     return 0;
 }
 
@@ -315,15 +418,8 @@ static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
         return db_failed(ctl, "cannot read the request", rc);
     bool family = strcmp(job.kind, "family_record") == 0;
     const char *serial = job.card_serial[0] ? job.card_serial : "PREVIEW";
-    struct face_data face = {
-        .kind = family ? FACE_FAMILY_RECORD : FACE_NATIONAL_ID,
-        .name_ar = job.name_ar,
-        .name_latin = job.name_en,
-        .national_id = job.national_id,
-        .birth_date = job.birth_date,
-        .expiry_date = job.expiry_date,
-        .card_serial = serial,
-    };
+    struct face_data face;
+    production_face_data(&job, serial, &face);
     rc = cli_card_face_render(&face, out);
     if (rc) {
         fprintf(stderr, "cardctl: cannot render the face of %s to %s: %s\n", request_no, out,
@@ -335,6 +431,10 @@ static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
     printf("%s: %s of %s, card %s%s, expiry %s\n", out,
            family ? "family record" : "national ID card", request_no, serial,
            job.card_serial[0] ? "" : " (no card yet)", job.expiry_date);
+    struct face_field fields[FACE_MAX_FIELDS];
+    size_t nf = face_fields(&face, fields);
+    for (size_t i = 0; i < nf; i++)
+        printf("  %s: %s\n", fields[i].label_en, fields[i].value);
     return 0;
 }
 
@@ -717,7 +817,11 @@ static const struct command {
     int (*run)(struct ctl *, int, char **); /* argv[0] is the last command word */
     const char *usage;
 } commands[] = {
-    { "token", "create", cmd_token_create, "token create --role ROLE --name NAME" },
+    { "token", "create", cmd_token_create,
+      "token create --role ROLE --name NAME [--branch ID] [--expires DAYS]   (prints it once)" },
+    { "token", "list", cmd_token_list,
+      "token list   (name, role, branch, created, last used, expires, revoked)" },
+    { "token", "revoke", cmd_token_revoke, "token revoke NAME   (refused from the next call on)" },
     { "courier", "add", cmd_courier_add,
       "courier add NAME   (prints its token and signing secret once)" },
     { "branches", "import", cmd_branches_import, "branches import FILE.csv" },

@@ -173,6 +173,15 @@ int harness_token(struct service *svc, const char *role, const char *name, char 
                : -1;
 }
 
+int harness_branch_token(struct service *svc, const char *branch, const char *name, char *token,
+                         size_t len)
+{
+    return harness_ctl(svc, token, len, "token", "create", "--role", "branch", "--branch", branch,
+                       "--name", name, NULL) == 0
+               ? 0
+               : -1;
+}
+
 /* Makes svc's private folder and config; keys and the master key live in
  * keys_owner's folder (svc's own when it is svc). */
 static int write_service_config(struct service *svc, const char *keys_owner,

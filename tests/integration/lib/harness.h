@@ -56,6 +56,9 @@ int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, 
 
 /* Creates a token for role and name through cardctl. Returns 0 or -1. */
 int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len);
+/* The same for a branch token, which belongs to one branch. */
+int harness_branch_token(struct service *svc, const char *branch, const char *name, char *token,
+                         size_t len);
 
 /* Runs an SQL statement through libpq in the test database; the first
  * field of the first row (or "") is copied to out. Returns 0 or -1. */
