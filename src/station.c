@@ -380,6 +380,16 @@ static void set_state(struct station *s, const char *state, const char *reason)
     db_pool_release(s->app->pool, db);
 }
 
+/* The signer's error is the worker's to clear, also one left by the last
+ * run; it clears no other. */
+static void clear_signer_error(struct station *s)
+{
+    struct db *db = db_pool_acquire(s->app->pool, 5000);
+    if (db)
+        production_station_clear(db, s->cfg->id, "signer_unavailable");
+    db_pool_release(s->app->pool, db);
+}
+
 /* Brings the printer to a known state when the worker starts: a card left
  * on the path by a crash goes to the reject box (its job is resolved by
  * production_recover as spoiled). */
@@ -409,6 +419,8 @@ static void *worker(void *arg)
         db_pool_release(app->pool, db);
     }
     bool printer_checked = false;
+    if (signer_ready(s) == 0)
+        clear_signer_error(s);
 
     while (!app->stopping) {
         ds_cert_watch(app->cfg);
@@ -425,7 +437,7 @@ static void *worker(void *arg)
             }
             s->signer_down = false;
             log_info("station %s: Document Signer available again", s->cfg->id);
-            set_state(s, "idle", NULL);
+            clear_signer_error(s);
         }
         db = db_pool_acquire(app->pool, 1000);
         if (!db)
