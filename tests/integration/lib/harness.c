@@ -74,6 +74,19 @@ long harness_sql_long(const char *fmt, ...)
     return atol(out);
 }
 
+int harness_ds_files(const char *keys_dir)
+{
+    char cmd[2048], path[600], script[512];
+    snprintf(cmd, sizeof(cmd),
+             "sh %s %s/pki >/dev/null 2>&1 && cp %s/pki/ds.key %s/pki/ds.pem %s/pki/csca.pem %s/",
+             harness_src("tests/make-test-pki.sh", script, sizeof(script)), keys_dir, keys_dir,
+             keys_dir, keys_dir, keys_dir);
+    if (system(cmd) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/ds.key", keys_dir);
+    return chmod(path, 0600) == 0 ? 0 : -1;
+}
+
 unsigned char *harness_slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

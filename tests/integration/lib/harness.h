@@ -71,6 +71,11 @@ long harness_sql_long(const char *fmt, ...) __attribute__((format(printf, 1, 2))
  * pass. Returns whether it got there. */
 bool harness_wait_sql(int seconds, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The test PKI (tests/make-test-pki.sh) in keys_dir/pki, and the file
+ * Document Signer (ds.key, ds.pem) and csca.pem in keys_dir: what an
+ * instance with stations needs to be ready. Returns 0 or -1. */
+int harness_ds_files(const char *keys_dir);
+
 /* A whole file in a malloc'd buffer (*len its size), or NULL. */
 unsigned char *harness_slurp(const char *path, size_t *len);
 
