@@ -11,6 +11,7 @@ PACKAGES="make gcc clang pkg-config ca-certificates curl openssl procps iproute2
   libusb-1.0-0-dev umockdev libumockdev-dev
   libpango1.0-dev libcairo2-dev fonts-noto-core fonts-dejavu-core
   valgrind jq clang-format
+  clang libclang-rt-14-dev llvm
   softhsm2 libp11-kit-dev opensc"
 
 missing=""

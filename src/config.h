@@ -47,6 +47,11 @@ struct config {
     char *pkcs11_key_label;
     char *pkcs11_pin_file; /* "": <keys_dir>/pkcs11.pin */
     int ds_cert_warn_days;
+    char *platform_callback_url; /* status callbacks; see callbacks.h */
+    int callback_connect_timeout_ms;
+    int callback_timeout_ms;
+    int callback_max_backoff_s;
+    int callback_max_in_flight;
     int station_count;
     struct station_config stations[CONFIG_MAX_STATIONS];
 };
