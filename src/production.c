@@ -339,7 +339,7 @@ int production_station_ready(struct db *db, const char *station_id, char reason[
     return ready;
 }
 
-int production_station_heal(struct db *db, const char *station_id, const char *reason)
+int production_station_clear(struct db *db, const char *station_id, const char *reason)
 {
     struct db_res *res = NULL;
     int rc = db_query(db, &res,

@@ -79,16 +79,16 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
 int production_station_state(struct db *db, const char *station_id, const char *state,
                              const char *reason);
 
+/* Clears the station's error if it is still the given reason (one the
+ * worker raised and saw go away, such as signer_unavailable); an error
+ * with another reason stays for an operator. Returns 1 when it was ended,
+ * 0 when the station was not in that error, or a DB_* code. */
+int production_station_clear(struct db *db, const char *station_id, const char *reason);
+
 /* Whether the station may take a job: not paused and not in error.
  * Returns 1, 0, or a DB_* code. When reason is not NULL it receives the
  * error reason of a station in error ("" otherwise). */
 int production_station_ready(struct db *db, const char *station_id, char reason[32]);
-
-/* Ends an error the worker raised and can see gone (the reader is back):
- * the station is idle again, unless the error changed meanwhile (an
- * operator resumed it, another fault). Returns 1 when it was ended, 0
- * when the station was not in that error, or a DB_* code. */
-int production_station_heal(struct db *db, const char *station_id, const char *reason);
 
 /* The data a request's card carries, as a station would print it: the
  * holder's fields of job, the card serial of the request's last produced or

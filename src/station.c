@@ -12,6 +12,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "db.h"
+#include "ds.h"
 #include "encoder.h"
 #include "face.h"
 #include "lds.h"
@@ -151,11 +152,25 @@ static int open_signer(struct station *s)
 {
     if (s->signer)
         return 0;
-    char key[4096], cert[4096];
-    snprintf(key, sizeof(key), "%s/ds.key", s->app->cfg->keys_dir);
-    snprintf(cert, sizeof(cert), "%s/ds.pem", s->app->cfg->keys_dir);
-    struct signer_file_config fc = { .key_path = key, .cert_path = cert };
-    return signer_open(&signer_file_ops, &fc, &s->signer);
+    return ds_open(s->app->cfg, &s->signer);
+}
+
+/* Whether the Document Signer answers now: token present, PIN taken, a
+ * usable certificate and its key (the pkcs11 signer also takes a new
+ * certificate here). Asked before a blank is claimed and fed. */
+static int signer_ready(struct station *s)
+{
+    const uint8_t *der;
+    size_t len;
+    int rc = open_signer(s);
+    if (!rc)
+        rc = signer_certificate(s->signer, &der, &len);
+    if (rc == -EACCES || rc == -ENOENT || rc == -EPERM || rc == -EINVAL || rc == -EBUSY) {
+        /* Not a passing absence: open afresh next time (a new PIN or key). */
+        signer_close(s->signer);
+        s->signer = NULL;
+    }
+    return rc;
 }
 
 /* The 8-byte transport key registered for a stock batch: a file
@@ -308,11 +323,11 @@ static int prepare_job(struct station *s, const struct job *job, bool family,
                    "no usable transport key for batch %s", job->batch_no);
         return rc;
     }
-    rc = open_signer(s);
+    rc = signer_ready(s);
     if (rc) {
-        condition_set(&s->signer_down, s->who, "document signer unavailable (%s)", strerror(-rc));
+        condition_set(&s->signer_down, s->who, "Document Signer unavailable: %s", ds_strerror(rc));
         set_result(r, JOB_NOT_TAKEN, "prepare", "signer_unavailable",
-                   "document signer unavailable (%s)", strerror(-rc));
+                   "Document Signer unavailable: %s", ds_strerror(rc));
         return rc;
     }
     struct holder h;
@@ -585,7 +600,8 @@ static bool heals_by_itself(const char *reason)
 
 /* A station in an error its worker can see end by itself: reader_lost
  * (the reader answers again) and signer_unavailable (the Document Signer
- * opens again). Returns true when the error was ended. */
+ * can sign again), also one left by the last run; an operator's errors
+ * stay for the operator. Returns true when the error was ended. */
 static bool heal_station(struct station *s, const char *reason)
 {
     int rc;
@@ -594,20 +610,21 @@ static bool heal_station(struct station *s, const char *reason)
         rc = check_reader(s);
         c = &s->reader_down;
     } else if (strcmp(reason, "signer_unavailable") == 0) {
-        rc = open_signer(s);
+        rc = signer_ready(s);
         c = &s->signer_down;
     } else {
         return false;
     }
     if (rc) {
-        condition_set(c, s->who, "%s (%s); waiting", reason, strerror(-rc));
+        condition_set(c, s->who, "%s (%s); waiting", reason,
+                      c == &s->signer_down ? ds_strerror(rc) : strerror(-rc));
         pause_ms(s, backoff_next(&s->dev_wait));
         return false;
     }
     struct db *db = worker_db(s);
     if (!db)
         return false;
-    rc = production_station_heal(db, s->cfg->id, reason);
+    rc = production_station_clear(db, s->cfg->id, reason);
     worker_db_done(s, db, rc < 0 ? rc : 0);
     if (rc == 1) {
         condition_clear(c, s->who, "%s ended; the station is idle again", reason);
@@ -686,6 +703,7 @@ static void run_worker(struct station *s)
     snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
 
     while (!app->stopping) {
+        ds_cert_watch(app->cfg);
         if (!own_station(s))
             continue;
         if (s->needs_recover) {
@@ -721,6 +739,17 @@ static void run_worker(struct station *s)
         }
         if (!devices_ready(s))
             continue;
+
+        /* No blank is claimed while the Document Signer cannot sign; the
+         * station comes back by itself when it does (heal_station). */
+        int sgn = signer_ready(s);
+        if (sgn) {
+            condition_set(&s->signer_down, s->who, "in error (signer_unavailable): %s",
+                          ds_strerror(sgn));
+            if (set_state(s, "error", "signer_unavailable") == 0)
+                s->announced = false;
+            continue;
+        }
 
         struct job job;
         db = worker_db(s);
