@@ -627,7 +627,8 @@ static bool heal_station(struct station *s, const char *reason)
     rc = production_station_clear(db, s->cfg->id, reason);
     worker_db_done(s, db, rc < 0 ? rc : 0);
     if (rc == 1) {
-        condition_clear(c, s->who, "%s ended; the station is idle again", reason);
+        condition_clear(c, s->who, "%s; the station is idle again",
+                        c == &s->signer_down ? "Document Signer available again" : "reader back");
         backoff_reset(&s->dev_wait);
         s->announced = true;
         return true;
