@@ -250,17 +250,18 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
         bool key_refused = pr.step && strcmp(pr.step, "verify_transport_key") == 0;
         /* The signer failed between the check before the feed and the
          * signature (the token went): the station waits for it. */
-        bool signer_failed = pr.step && strcmp(pr.step, "build_files") == 0 && pr.err != -EINVAL &&
-                             signer_ready(s) != 0;
+        bool signing = pr.step && strcmp(pr.step, "build_files") == 0 && pr.err != -EINVAL;
+        bool signer_failed = signing && signer_ready(s) != 0;
         if (signer_failed) {
             s->signer_down = true;
             s->signer_err = 0;
         }
-        set_result(r, JOB_SPOILED, "encode",
-                   key_refused     ? "transport_key_refused"
-                   : signer_failed ? "signer_unavailable"
-                                   : NULL,
-                   "%s", pr.reason[0] ? pr.reason : "personalisation failed");
+        if (signing)
+            set_result(r, JOB_SPOILED, "encode", signer_failed ? "signer_unavailable" : NULL,
+                       "build_files: the Document Signer failed: %s", ds_strerror(pr.err));
+        else
+            set_result(r, JOB_SPOILED, "encode", key_refused ? "transport_key_refused" : NULL, "%s",
+                       pr.reason[0] ? pr.reason : "personalisation failed");
         goto out;
     }
     char detail[96];
