@@ -702,7 +702,9 @@ static void test_two_instances_hanging_platform(void **state)
     snprintf(extra2, sizeof(extra2), "%sinstance = second\n", extra);
     assert_int_equal(harness_clone(&svc, &second, extra2), 0);
     assert_int_equal(harness_start(&second), 0);
-    long calls_before = json_array_size(platform_calls());
+    json_t *before = platform_calls();
+    long calls_before = (long)json_array_size(before);
+    json_decref(before);
 
     control("hang", "");
     char no[10][40];
