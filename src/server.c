@@ -21,6 +21,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,10 +32,13 @@ static const struct http_route routes[] = {
     { "POST", "/v1/requests", ROLE_INTAKE, ROUTE_BODY, requests_create },
     { "GET", "/v1/requests/{}", ROLE_INTAKE | ROLE_OPERATOR, 0, requests_get },
     { "POST", "/v1/requests/{}/cancel", ROLE_INTAKE, ROUTE_BODY_OPTIONAL, requests_cancel },
+    { "POST", "/v1/requests/{}/release", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, request_release },
     { "GET", "/v1/stations", ROLE_OPERATOR, 0, stations_list },
     { "POST", "/v1/stations/{}/pause", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_pause },
     { "POST", "/v1/stations/{}/resume", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_resume },
     { "GET", "/v1/production/queue", ROLE_OPERATOR, 0, production_queue },
+    { "GET", "/v1/production/summary", ROLE_OPERATOR, 0, production_summary },
+    { "GET", "/v1/production/at-risk", ROLE_OPERATOR, 0, production_at_risk },
     { "POST", "/v1/stock/batches", ROLE_OPERATOR, ROUTE_BODY, stock_batch_create },
     { "GET", "/v1/stock", ROLE_OPERATOR, 0, stock_list },
     { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
@@ -182,6 +186,6 @@ out:
     ratelimit_free(app.track_limit);
     ratelimit_free(app.handover_limit);
     db_pool_close(app.pool);
-    memset(app.master_key, 0, sizeof(app.master_key));
+    OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
     return rc;
 }
