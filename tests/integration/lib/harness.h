@@ -33,9 +33,10 @@ const char *harness_bin(const char *name, char *buf, size_t len);
 /* Path under the source tree ($CARDD_ROOT, else "."). */
 const char *harness_src(const char *rel, char *buf, size_t len);
 
-/* Creates a fresh database, points PGDATABASE at it, prepares a private
- * folder with a config file (extra lines appended as given), a master key,
- * and migrates. Returns 0 or -1. */
+/* Creates a fresh database owned by the owner role, points PGDATABASE at
+ * it, prepares a private folder with a config file (extra lines appended as
+ * given) in which cardd and cardctl connect as the service's role and cardd
+ * migrate as the owner, a master key, and migrates. Returns 0 or -1. */
 int harness_setup(struct service *svc, const char *extra_config);
 
 /* Prepares a second instance of the service on the same database, keys
@@ -65,8 +66,14 @@ int harness_branch_token(struct service *svc, const char *branch, const char *na
                          size_t len);
 
 /* Runs an SQL statement through libpq in the test database; the first
- * field of the first row (or "") is copied to out. Returns 0 or -1. */
+ * field of the first row (or "") is copied to out. Returns 0 or -1.
+ * harness_sql runs as the cluster's superuser (set-up and inspection that
+ * no role of the service may do, such as back-dating events); the others
+ * as the schema's owner (what cardd migrate connects as) and as the
+ * service's role (what cardd serve and cardctl connect as). */
 int harness_sql(char *out, size_t outlen, const char *sql);
+int harness_sql_as_owner(char *out, size_t outlen, const char *sql);
+int harness_sql_as_service(char *out, size_t outlen, const char *sql);
 
 /* When set, HTTP calls leave from this loopback address (e.g. "127.0.0.9"). */
 extern const char *harness_source_ip;
