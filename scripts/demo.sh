@@ -255,6 +255,9 @@ CREATE ROLE cardd_owner LOGIN PASSWORD '$OWNER_PW';
 CREATE ROLE cardd_service LOGIN PASSWORD '$SERVICE_PW';
 CREATE DATABASE cardd OWNER cardd_owner;
 SQL
+# From here on the superuser's password is not needed (libpq would prefer
+# it to the pgpass file).
+unset PGPASSWORD
 
 cat > "$RUN/cardd.conf" <<CONF
 port = 0
