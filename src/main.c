@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "migrate") == 0) {
         /* As the owner of the schema: its own connection setting. */
         struct db *db = NULL;
-        char msg[512];
+        char msg[512] = "";
         const char *conninfo = cfg.migrate_database[0] ? cfg.migrate_database : cfg.database;
         if (db_connect(&db, conninfo, msg, sizeof(msg)) != 0) {
             fprintf(stderr, "cardd: cannot connect: %s", msg);

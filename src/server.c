@@ -3,6 +3,7 @@
 #include "app.h"
 #include "auth.h"
 #include "branch.h"
+#include "callbacks.h"
 #include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
@@ -21,6 +22,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,6 +76,7 @@ int server_run(struct config *cfg, const char *port_file)
     struct app app = { .cfg = cfg };
     struct http_server *http = NULL;
     struct notifier *notifier = NULL;
+    struct callback_worker *callbacks = NULL;
     struct stations *stations = NULL;
     int rc;
     sigset_t stop_signals;
@@ -145,6 +148,15 @@ int server_run(struct config *cfg, const char *port_file)
     }
     if (!cfg->sms_gateway_url[0])
         log_warn("sms_gateway_url is empty: notifications wait until it is set");
+    rc = callbacks_start(&callbacks, &app);
+    if (rc) {
+        log_error("cannot start the callback worker");
+        goto out;
+    }
+    if (!cfg->platform_callback_url[0])
+        log_warn("platform_callback_url is empty: status callbacks wait until it is set");
+    else if (!app.have_master_key)
+        log_warn("no master key: status callbacks cannot be signed and wait");
 
     rc = http_start(&http, &app, routes, sizeof(routes) / sizeof(routes[0]));
     if (rc) {
@@ -171,10 +183,11 @@ out:
     stations_stop(stations);
     http_stop(http);
     notify_stop(notifier);
+    callbacks_stop(callbacks);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
     ratelimit_free(app.handover_limit);
     db_pool_close(app.pool);
-    memset(app.master_key, 0, sizeof(app.master_key));
+    OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
     return rc;
 }
