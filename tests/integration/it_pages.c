@@ -359,6 +359,10 @@ static void test_dashboard(void **state)
     assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'station.resumed'"
                               " AND station_id = 'st1' AND actor = 'op-noura'"),
                      1);
+    /* Paused and resumed from the page (the set-up paused it once too). */
+    assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'station.paused'"
+                              " AND station_id = 'st2' AND actor = 'op-noura'"),
+                     2);
     char state_[32];
     flow_sql(state_, sizeof(state_), "SELECT state FROM stations WHERE id = '%s'", "st1");
     assert_true(strcmp(state_, "idle") == 0 || strcmp(state_, "busy") == 0);
