@@ -310,6 +310,14 @@ int production_station_state(struct db *db, const char *station_id, const char *
                     station_id, state, reason);
 }
 
+int production_station_clear(struct db *db, const char *station_id, const char *reason)
+{
+    return db_query(db, NULL,
+                    "UPDATE stations SET state = 'idle', error_reason = NULL, updated_at = now()"
+                    " WHERE id = $1 AND state = 'error' AND error_reason = $2",
+                    station_id, reason);
+}
+
 int production_station_ready(struct db *db, const char *station_id)
 {
     struct db_res *res = NULL;

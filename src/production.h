@@ -77,6 +77,11 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
 int production_station_state(struct db *db, const char *station_id, const char *state,
                              const char *reason);
 
+/* Clears the station's error if it is still the given reason (one the
+ * worker raised and saw go away, such as signer_unavailable); an error
+ * with another reason stays for an operator. Returns 0 or a DB error. */
+int production_station_clear(struct db *db, const char *station_id, const char *reason);
+
 /* Whether the station may take a job: not paused and not in error.
  * Returns 1, 0, or a DB_* code. */
 int production_station_ready(struct db *db, const char *station_id);

@@ -7,6 +7,7 @@
 #include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
+#include "ds.h"
 #include "dispatch.h"
 #include "http.h"
 #include "log.h"
@@ -109,6 +110,16 @@ int server_run(struct config *cfg, const char *port_file)
     if (!app.have_master_key)
         log_warn("no master key at %s: courier signatures cannot be verified",
                  cfg->master_key_file);
+
+    if (cfg->station_count > 0) {
+        /* Stations sign chips: only with a signer production accepts. */
+        char why[256];
+        if (ds_config_check(cfg, why, sizeof(why)) != 0) {
+            log_error("%s; refusing to start", why);
+            return -EPERM;
+        }
+        ds_cert_watch(cfg);
+    }
 
     rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);
     if (rc)
