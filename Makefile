@@ -3,6 +3,7 @@
 #   make            build the service, the operator CLI and the emulators
 #   make check      unit and integration tests (installs what is missing)
 #   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make check TSAN=1 the same under ThreadSanitizer (into build-tsan)
 #   make check CC=clang  the same built with clang (into build-clang)
 #   make valgrind   the driver and unit tests under valgrind
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
@@ -13,13 +14,17 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 SAN     ?= 0
+TSAN    ?= 0
 CC      ?= cc
 
 # Each compiler and each sanitizer builds into a folder of its own, so that
 # builds never mix objects: build, build-san, build-clang, build-san-clang.
 CC_SUFFIX := $(if $(findstring clang,$(notdir $(firstword $(CC)))),-clang,)
 
-ifeq ($(SAN),1)
+ifeq ($(TSAN),1)
+BUILD   ?= build-tsan$(CC_SUFFIX)
+SANFLAGS = -fsanitize=thread -fno-omit-frame-pointer
+else ifeq ($(SAN),1)
 BUILD   ?= build-san$(CC_SUFFIX)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -175,7 +180,7 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format: clean"
 
 clean:
-	rm -rf build build-san build-clang build-san-clang
+	rm -rf build build-san build-tsan build-clang build-san-clang build-tsan-clang
 
 .SECONDARY:
 
