@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,9 +76,16 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
     auth_token_hash(token, hash);
     hex_encode(hash, 32, hex + 2);
     struct db_res *res = NULL;
+    /* The use is noted in the same statement, at most once a minute, so
+     * that a busy token costs no extra round trip and no extra write. */
     int rc = db_query(db, &res,
-                      "SELECT id, role, name FROM api_tokens WHERE token_hash = $1::bytea"
-                      " AND revoked_at IS NULL",
+                      "WITH t AS (SELECT id, role, name, branch, last_used_at FROM api_tokens"
+                      "  WHERE token_hash = $1::bytea AND revoked_at IS NULL"
+                      "  AND (expires_at IS NULL OR expires_at > now())),"
+                      " u AS (UPDATE api_tokens a SET last_used_at = now() FROM t"
+                      "  WHERE a.id = t.id AND (t.last_used_at IS NULL"
+                      "  OR t.last_used_at < now() - interval '1 minute'))"
+                      " SELECT id, role, name, coalesce(branch, '') FROM t",
                       hex);
     if (rc)
         return rc;
@@ -85,9 +93,11 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
         db_res_free(res);
         return -ENOENT;
     }
+    memset(who, 0, sizeof(*who));
     who->token_id = db_get_long(res, 0, 0, 0);
     who->role = auth_role_bit(db_get(res, 0, 1));
     snprintf(who->name, sizeof(who->name), "%s", db_get(res, 0, 2));
+    snprintf(who->branch, sizeof(who->branch), "%s", db_get(res, 0, 3) ? db_get(res, 0, 3) : "");
     db_res_free(res);
     return 0;
 }
@@ -95,26 +105,100 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
 int auth_token_create(struct db *db, const char *role, const char *name,
                       char out[AUTH_TOKEN_LEN + 1], long *token_id)
 {
-    if (!auth_role_bit(role) || !name[0] || strlen(name) > 64)
+    return auth_token_create_for(db, role, name, NULL, 0, out, token_id);
+}
+
+int auth_token_create_for(struct db *db, const char *role, const char *name, const char *branch,
+                          int expires_days, char out[AUTH_TOKEN_LEN + 1], long *token_id)
+{
+    unsigned bit = auth_role_bit(role);
+    bool has_branch = branch && branch[0];
+    if (!bit || !name[0] || strlen(name) > 64 || (bit == ROLE_BRANCH) != has_branch ||
+        (has_branch && strlen(branch) > 32) || expires_days < 0 ||
+        expires_days > AUTH_MAX_EXPIRY_DAYS)
         return -EINVAL;
     uint8_t hash[32];
-    char hex[2 + 65] = "\\x";
+    char hex[2 + 65] = "\\x", days[16];
     int rc = auth_token_new(out);
     if (rc)
         return rc;
     auth_token_hash(out, hash);
     hex_encode(hash, 32, hex + 2);
+    snprintf(days, sizeof(days), "%d", expires_days);
     struct db_res *res = NULL;
     rc = db_query(db, &res,
-                  "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3::bytea)"
+                  "INSERT INTO api_tokens (name, role, token_hash, branch, expires_at)"
+                  " VALUES ($1, $2, $3::bytea, $4,"
+                  "  CASE WHEN $5::int > 0 THEN now() + make_interval(days => $5::int) END)"
                   " RETURNING id",
-                  name, role, hex);
+                  name, role, hex, has_branch ? branch : NULL, days);
     if (rc == 0 && token_id)
         *token_id = db_get_long(res, 0, 0, 0);
     db_res_free(res);
     if (rc)
         OPENSSL_cleanse(out, AUTH_TOKEN_LEN);
     return rc;
+}
+
+int auth_token_revoke(struct db *db, const char *name)
+{
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res,
+                      "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+                      " WHERE name = $1 RETURNING id",
+                      name);
+    if (!rc && db_rows(res) != 1)
+        rc = -ENOENT;
+    db_res_free(res);
+    return rc;
+}
+
+int auth_token_list(struct db *db, struct db_res **res)
+{
+    return db_exec(db, res,
+                   "SELECT name, role, branch, rfc3339(created_at), rfc3339(last_used_at),"
+                   " rfc3339(expires_at), rfc3339(revoked_at) FROM api_tokens ORDER BY id",
+                   0, NULL);
+}
+
+bool auth_may_act_at_branch(const struct identity *who, const char *branch_id)
+{
+    if (who->role == ROLE_ADMIN)
+        return true;
+    return who->role == ROLE_BRANCH && who->branch[0] && strcmp(who->branch, branch_id) == 0;
+}
+
+int auth_witness(struct db *db, const char *credential, const struct identity *caller,
+                 struct identity *witness, const char **why)
+{
+    static const char missing[] = "A second operator must countersign with their own token in "
+                                  "X-Witness-Authorization.";
+    *why = missing;
+    if (!credential)
+        return -EACCES;
+    if (strncasecmp(credential, "Bearer ", 7) == 0)
+        credential += 7;
+    while (*credential == ' ')
+        credential++;
+    if (!*credential)
+        return -EACCES;
+    int rc = auth_lookup(db, credential, witness);
+    if (rc == -ENOENT) {
+        *why = "The witness's token is not valid.";
+        return -EACCES;
+    }
+    if (rc)
+        return rc;
+    if (witness->role != ROLE_OPERATOR && witness->role != ROLE_ADMIN) {
+        *why = "The witness's token is not an operator's.";
+        return -EACCES;
+    }
+    if (caller && caller->token_id == witness->token_id) {
+        *why = "The witness must be a second operator, not the caller.";
+        return -EACCES;
+    }
+    *why = NULL;
+    return 0;
 }
 
 static int hex_value(int c)
@@ -125,6 +209,19 @@ static int hex_value(int c)
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
     return -1;
+}
+
+int auth_hex_decode(const char *hex, uint8_t *out, size_t len)
+{
+    if (!hex || strlen(hex) != 2 * len)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
 }
 
 int auth_load_key_file(const char *path, uint8_t *key, size_t len)
@@ -156,13 +253,8 @@ int auth_load_key_file(const char *path, uint8_t *key, size_t len)
     /* Exactly 2*len hex digits; only a line end may follow. */
     if ((size_t)n < 2 * len || strspn(buf + 2 * len, "\r\n") != (size_t)n - 2 * len)
         goto out;
-    for (size_t i = 0; i < len; i++) {
-        int hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            goto out;
-        key[i] = (uint8_t)(hi << 4 | lo);
-    }
-    rc = 0;
+    buf[2 * len] = '\0';
+    rc = auth_hex_decode(buf, key, len);
 out:
     OPENSSL_cleanse(buf, (size_t)n);
     if (rc)
@@ -197,18 +289,34 @@ int auth_create_master_key(const char *path)
     return rc;
 }
 
-void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
-                         char out[AUTH_SECRET_HEX_LEN + 1])
+/* hex HMAC-SHA256(master, label || salt): a secret that is never stored. */
+static void derived_secret(const uint8_t master[32], const char *label, const uint8_t salt[16],
+                           char out[AUTH_SECRET_HEX_LEN + 1])
 {
     uint8_t msg[256], mac[32];
     unsigned int maclen = 0;
-    size_t n = (size_t)snprintf((char *)msg, sizeof(msg) - 16, "courier-secret:%s:", courier);
+    size_t n = (size_t)snprintf((char *)msg, sizeof(msg) - 16, "%s", label);
     if (n > sizeof(msg) - 16)
         n = sizeof(msg) - 16;
     memcpy(msg + n, salt, 16);
     HMAC(EVP_sha256(), master, 32, msg, n + 16, mac, &maclen);
     hex_encode(mac, 32, out);
     OPENSSL_cleanse(mac, sizeof(mac));
+    OPENSSL_cleanse(msg, sizeof(msg));
+}
+
+void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
+                         char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    char label[256];
+    snprintf(label, sizeof(label), "courier-secret:%s:", courier);
+    derived_secret(master, label, salt, out);
+}
+
+void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
+                          char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    derived_secret(master, "platform-secret:", salt, out);
 }
 
 static void signature_mac(const char *secret, const char *t, size_t tlen, const char *body,

@@ -1,14 +1,17 @@
 /* auth.h — API tokens, couriers' signing secrets and request signatures.
  * Tokens and secrets are never stored or logged in clear: the database keeps
  * the SHA-256 of a token, and a courier's secret is derived on demand from
- * the master key and a stored salt. */
+ * the master key and a stored salt, and so is the approval platform's. */
 #ifndef CARDD_AUTH_H
 #define CARDD_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "http.h"
+
+struct db_res;
 
 #define AUTH_TOKEN_LEN      54 /* "cdt_" + 50 characters */
 #define AUTH_SECRET_HEX_LEN 64
@@ -25,8 +28,11 @@ unsigned auth_role_bit(const char *name);
 /* Name of one ROLE_* bit, or "?". */
 const char *auth_role_name(unsigned role);
 
-/* Finds the identity behind a bearer token. Returns 0, -ENOENT for an
- * unknown or revoked token, or a DB_* code. */
+#define AUTH_MAX_EXPIRY_DAYS 3650
+
+/* Finds the identity behind a bearer token and notes its use (at most once
+ * a minute). Returns 0, -ENOENT for an unknown, revoked or expired token,
+ * or a DB_* code. Nothing is cached: a revocation holds from the next call. */
 int auth_lookup(struct db *db, const char *token, struct identity *who);
 
 /* Creates a token for role and name; the database keeps only its hash.
@@ -34,6 +40,46 @@ int auth_lookup(struct db *db, const char *token, struct identity *who);
  * name is taken, -EINVAL for a bad role, or a DB_* code. */
 int auth_token_create(struct db *db, const char *role, const char *name,
                       char out[AUTH_TOKEN_LEN + 1], long *token_id);
+
+/* The same with a branch (required for, and only for, role branch; an
+ * unknown branch is DB_EINVALID) and a life of expires_days days (0: no
+ * end; at most AUTH_MAX_EXPIRY_DAYS). */
+int auth_token_create_for(struct db *db, const char *role, const char *name, const char *branch,
+                          int expires_days, char out[AUTH_TOKEN_LEN + 1], long *token_id);
+
+/* Revokes the token called name, at once. Returns 0 (also when it was
+ * revoked already), -ENOENT when there is none, or a DB_* code. */
+int auth_token_revoke(struct db *db, const char *name);
+
+/* Every token, oldest first: name, role, branch, created, last used,
+ * expires, revoked (RFC 3339 or NULL). */
+enum {
+    TOKEN_COL_NAME,
+    TOKEN_COL_ROLE,
+    TOKEN_COL_BRANCH,
+    TOKEN_COL_CREATED,
+    TOKEN_COL_LAST_USED,
+    TOKEN_COL_EXPIRES,
+    TOKEN_COL_REVOKED
+};
+int auth_token_list(struct db *db, struct db_res **res);
+
+/* Whether who may act at branch_id: admin anywhere, a branch token only at
+ * its own branch, no other role. */
+bool auth_may_act_at_branch(const struct identity *who, const char *branch_id);
+
+/* Dual control: the second person's countersignature, an
+ * "X-Witness-Authorization: Bearer <token>" value (or a bare token typed at
+ * cardctl). The token must be an operator's or an admin's, and not the
+ * caller's own (caller may be NULL for a caller with no token, as cardctl's
+ * Unix user). Returns 0 with witness filled, -EACCES (missing, unknown,
+ * revoked, expired, not an operator, or the caller's own; why names which)
+ * or a DB_* code. */
+int auth_witness(struct db *db, const char *credential, const struct identity *caller,
+                 struct identity *witness, const char **why);
+
+/* Decodes exactly 2 * len hex digits into out. Returns 0 or -EINVAL. */
+int auth_hex_decode(const char *hex, uint8_t *out, size_t len);
 
 /* Reads a secret key of len bytes (at most AUTH_KEY_FILE_MAX) from a file
  * that must not be readable by group or others: exactly 2*len hex digits,
@@ -52,6 +98,11 @@ int auth_create_master_key(const char *path);
 /* A courier's signing secret: hex HMAC-SHA256(master, "courier-secret:" name ":" salt). */
 void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
                          char out[AUTH_SECRET_HEX_LEN + 1]);
+
+/* The approval platform's signing secret, for status callbacks:
+ * hex HMAC-SHA256(master, "platform-secret:" salt). */
+void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
+                          char out[AUTH_SECRET_HEX_LEN + 1]);
 
 /* Checks an X-Signature header "t=<unix>,v1=<hex>" over "<t>.<body>" with the
  * secret, in constant time, and the timestamp within AUTH_MAX_SKEW_S of now.

@@ -1,5 +1,9 @@
 /* branch.c — the nearest branch, branch descriptions and the handover. */
 #include "branch.h"
+#include "app.h"
+#include "auth.h"
+#include "clientaddr.h"
+#include "ratelimit.h"
 #include "db.h"
 #include "geo.h"
 #include "ids.h"
@@ -10,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int branch_nearest(struct db *db, const char *request_id, char out[33])
 {
@@ -126,9 +131,34 @@ static const char *want_string(json_t *body, const char *key, size_t maxlen, jso
 void branches_handover(struct http_req *rq)
 {
     const char *branch_id = rq->param[0];
-    json_t *errors = json_array();
+    json_t *errors = NULL;
     struct db_res *res = NULL;
     struct db *db = NULL;
+    struct rl_ticket by_client = { .slot = -1 }, by_token = { .slot = -1 };
+    bool mismatch = false;
+
+    /* A branch token acts at its own branch only. */
+    if (!auth_may_act_at_branch(&rq->who, branch_id)) {
+        http_problem(rq, 403, "forbidden", "Forbidden", "This token is for another branch.", NULL);
+        return;
+    }
+    /* Failed matches are limited like tracking look-ups, per client address
+     * and per token, reserved before the look-up (see track.c). */
+    char client[CLIENT_KEY_LEN], token_key[CLIENT_KEY_LEN];
+    clientaddr_of(rq, client);
+    snprintf(token_key, sizeof(token_key), "token:%ld", rq->who.token_id);
+    time_t now = time(NULL);
+    int wait = ratelimit_reserve(rq->app->handover_limit, client, now, &by_client);
+    if (wait == 0)
+        wait = ratelimit_reserve(rq->app->handover_limit, token_key, now, &by_token);
+    if (wait > 0) {
+        ratelimit_release(rq->app->handover_limit, &by_client);
+        snprintf(rq->retry_after, sizeof(rq->retry_after), "%d", wait);
+        http_problem(rq, 429, "too_many_requests", "Too many requests",
+                     "Too many failed matches; try again later.", NULL);
+        return;
+    }
+    errors = json_array();
 
     const char *request_no = want_string(rq->json, "request_no", 32, errors);
     if (request_no && !request_no_valid(request_no))
@@ -180,6 +210,7 @@ void branches_handover(struct http_req *rq)
     if (db_rows(res) != 1 || strcmp(db_get(res, 0, 6), "t") != 0) {
         log_info("handover refused at %s: no request %s for that national ID", branch_id,
                  request_no);
+        mismatch = true;
         http_problem(rq, 404, "not_found", "Not found",
                      "No request matches this request number and national ID.", NULL);
         goto out;
@@ -232,6 +263,11 @@ void branches_handover(struct http_req *rq)
               json_pack("{s:s, s:s, s:s}", "request_no", request_no, "status", "collected",
                         "branch_id", branch_id));
 out:
+    /* Only a failed match counts. */
+    if (!mismatch) {
+        ratelimit_release(rq->app->handover_limit, &by_client);
+        ratelimit_release(rq->app->handover_limit, &by_token);
+    }
     if (db)
         db_rollback(db);
     db_res_free(res);

@@ -32,12 +32,18 @@ struct config {
     char *instance;          /* this instance's name, for stations and claims */
     int track_fail_limit;    /* failed look-ups a client address may make ... */
     int track_fail_window_s; /* ... in this many seconds */
+    char *trusted_proxies;   /* proxies whose X-Forwarded-For is believed */
     int delivery_attempts;   /* failed attempts before the parcel goes to a branch */
     int collection_days;     /* working days a branch keeps a card for collection */
     int spoil_limit;         /* spoiled cards before a request is held for an operator */
     char *sms_gateway_url;
     int notify_batch;
     int notify_max_backoff_s;
+    char *platform_callback_url; /* status callbacks; see callbacks.h */
+    int callback_connect_timeout_ms;
+    int callback_timeout_ms;
+    int callback_max_backoff_s;
+    int callback_max_in_flight;
     int station_count;
     struct station_config stations[CONFIG_MAX_STATIONS];
 };

@@ -55,7 +55,7 @@ struct conn_state {
     char request_id[65];
     char *buf;
     size_t len, cap;
-    bool too_large;
+    size_t max_body; /* the route's limit */
     struct timespec started;
     int route; /* index for metrics, -1 when no route matched */
 };
@@ -163,6 +163,16 @@ static void make_request_id(char out[65])
 
 /* ---- routing ---- */
 
+/* Path parameters are identifiers (request numbers, tracking numbers,
+ * station, branch and card ids): a byte outside this set — a NUL, a line
+ * feed, invalid UTF-8 once libmicrohttpd has decoded %XX — never reaches a
+ * handler or the database. */
+static bool param_byte_ok(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
 /* Matches path against pattern, capturing each {} segment. */
 static bool route_match(const char *pattern, const char *path, char param[2][128])
 {
@@ -170,8 +180,11 @@ static bool route_match(const char *pattern, const char *path, char param[2][128
     while (*pattern && *path) {
         if (pattern[0] == '{' && pattern[1] == '}') {
             size_t n = strcspn(path, "/");
-            if (n == 0 || n >= 128 || np >= 2)
+            if (n == 0 || n > HTTP_MAX_PARAM || np >= 2)
                 return false;
+            for (size_t i = 0; i < n; i++)
+                if (!param_byte_ok((unsigned char)path[i]))
+                    return false;
             memcpy(param[np], path, n);
             param[np][n] = '\0';
             np++;
@@ -326,11 +339,6 @@ static void dispatch(struct conn_state *cs)
         return;
     }
     const struct http_route *route = &srv->routes[idx];
-    if (cs->too_large) {
-        http_problem(rq, 413, "too_large", "Payload too large", "Bodies are limited to 64 KiB.",
-                     NULL);
-        return;
-    }
     if (route->roles != ROLES_PUBLIC && !authenticate(cs, route))
         return;
     rq->body = cs->buf ? cs->buf : "";
@@ -408,6 +416,23 @@ static enum MHD_Result send_reply(struct conn_state *cs)
     return r;
 }
 
+static void too_large(struct conn_state *cs)
+{
+    http_problem(&cs->rq, 413, "too_large", "Payload too large",
+                 cs->max_body > HTTP_MAX_BODY ? "Bodies are limited to 512 KiB on this endpoint."
+                                              : "Bodies are limited to 64 KiB.",
+                 NULL);
+}
+
+/* The body limit of the route that method and path name (64 KiB when none). */
+static size_t body_limit(struct http_server *srv, const char *method, const char *path)
+{
+    char param[2][128], allow[64];
+    int idx = route_find(srv, method, path, param, allow, sizeof(allow));
+    return idx >= 0 && srv->routes[idx].flags & ROUTE_LARGE_BODY ? HTTP_MAX_LARGE_BODY
+                                                                 : HTTP_MAX_BODY;
+}
+
 /* Refuses framing that two parsers could read differently. */
 static bool framing_is_ambiguous(struct MHD_Connection *conn)
 {
@@ -469,15 +494,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          "Transfer-Encoding and Content-Length are ambiguous.", NULL);
             return send_reply(cs);
         }
+        /* A chunked body has no length to check before it is read, and
+         * libmicrohttpd reads its framing leniently: refused (API.md). */
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+            http_problem(rq, 411, "length_required", "Length required",
+                         "Send the body with Content-Length; chunked bodies are not accepted.",
+                         NULL);
+            return send_reply(cs);
+        }
+        cs->max_body = body_limit(srv, method, url);
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || *end || n > HTTP_MAX_BODY) {
-                http_problem(rq, 413, "too_large", "Payload too large",
-                             "Bodies are limited to 64 KiB.", NULL);
+            if (errno || end == cl || *end || n > cs->max_body) {
+                too_large(cs);
                 return send_reply(cs);
             }
         }
@@ -493,9 +526,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (cs->too_large || cs->len + n > HTTP_MAX_BODY) {
-            cs->too_large = true;
-            return MHD_YES;
+        if (cs->len + n > cs->max_body) {
+            /* Only a body longer than its Content-Length said could get
+             * here; libmicrohttpd takes no answer in the middle of a body,
+             * so the connection is closed at once. */
+            log_warn("%s %s: body over its limit; connection closed", cs->rq.method, cs->rq.path);
+            return MHD_NO;
         }
         if (cs->len + n + 1 > cs->cap) {
             size_t cap = cs->cap ? cs->cap : 4096;

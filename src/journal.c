@@ -1,5 +1,6 @@
 /* journal.c — status changes, events, notifications and the audit log. */
 #include "journal.h"
+#include "callbacks.h"
 #include "db.h"
 #include "status.h"
 
@@ -35,6 +36,8 @@ int journal_status(struct db *db, const char *request_id, const char *status, co
                       "INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
                       " VALUES ($1::bigint, $2, $3, $4, $5)",
                       request_id, status, db_get(res, 0, 2), ar, en);
+    if (!rc)
+        rc = callbacks_enqueue(db, request_id, status, at);
     db_res_free(res);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* production.c — claims, outcomes and recovery of production jobs. */
 #include "production.h"
 #include "db.h"
+#include "face.h"
 #include "journal.h"
 #include "log.h"
 
@@ -272,12 +273,15 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
             "  '{\"outcome\":\"spoiled\",\"reason\":\"fate unknown after restart: rejected\"}'::jsonb"
             " FROM reqs RETURNING request_no",
             station_id, actor);
+    /* Each resolved job spoiled its card: the station's counter says so. */
+    char spoiled[16];
+    snprintf(spoiled, sizeof(spoiled), "%zu", db_rows(res));
     if (!rc)
         rc = db_query(
             db, NULL,
             "UPDATE stations SET state = CASE WHEN state = 'busy' THEN 'idle' ELSE state END,"
-            " updated_at = now() WHERE id = $1",
-            station_id);
+            " cards_spoiled = cards_spoiled + $2::int, updated_at = now() WHERE id = $1",
+            station_id, spoiled);
     if (!rc)
         rc = db_commit(db);
     if (rc) {
@@ -297,10 +301,13 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
 int production_station_state(struct db *db, const char *station_id, const char *state,
                              const char *reason)
 {
-    return db_query(
-        db, NULL,
-        "UPDATE stations SET state = $2, error_reason = $3, updated_at = now() WHERE id = $1",
-        station_id, state, reason);
+    /* An error stays until an operator resumes the station (or the worker
+     * that raised it clears it): a worker that saw the station ready a
+     * moment before an error was recorded does not paint over it. */
+    return db_query(db, NULL,
+                    "UPDATE stations SET state = $2, error_reason = $3, updated_at = now()"
+                    " WHERE id = $1 AND (state <> 'error' OR $2 = 'error')",
+                    station_id, state, reason);
 }
 
 int production_station_ready(struct db *db, const char *station_id)
@@ -356,6 +363,21 @@ int production_card_data(struct db *db, const char *request_no, struct job *job)
     copy(job->station_id, sizeof(job->station_id), db_get(res, 0, 13));
     db_res_free(res);
     return 0;
+}
+
+void production_face_data(const struct job *job, const char *serial, struct face_data *fd)
+{
+    bool family = strcmp(job->kind, "family_record") == 0;
+    *fd = (struct face_data){
+        .kind = family ? FACE_FAMILY_RECORD : FACE_NATIONAL_ID,
+        .name_ar = job->name_ar,
+        .name_latin = job->name_en,
+        .national_id = job->national_id,
+        .birth_date = job->birth_date,
+        .expiry_date = job->expiry_date,
+        .issue_date = job->issue_date,
+        .card_serial = serial ? serial : job->card_serial,
+    };
 }
 
 int production_release(struct db *db, const char *request_no, const char *actor, char *reason,

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 struct db;
+struct face_data;
 
 struct job {
     char attempt_id[24];
@@ -71,7 +72,8 @@ int production_step(struct db *db, const struct job *job, const char *action,
  * Returns how many were resolved, or a DB_* code. */
 int production_recover(struct db *db, const char *station_id, const char *actor);
 
-/* Station state shown to operators. */
+/* Station state shown to operators. A station in error stays so (only an
+ * error replaces an error): an operator's resume clears it. */
 int production_station_state(struct db *db, const char *station_id, const char *state,
                              const char *reason);
 
@@ -86,6 +88,11 @@ int production_station_ready(struct db *db, const char *station_id);
  * valid 10 years). attempt_id, request_id and station_id are filled as
  * known. Returns 0, -ENOENT when there is no such request, or a DB_* code. */
 int production_card_data(struct db *db, const char *request_no, struct job *job);
+
+/* The face of job's card (national ID card or family record): the holder's
+ * fields and the job's issue and expiry dates; serial, when not NULL,
+ * replaces the job's card serial (a preview). The strings point into job. */
+void production_face_data(const struct job *job, const char *serial, struct face_data *fd);
 
 /* Releases a request held for an operator after too many spoiled cards:
  * the hold is cleared so production takes it again, its count of spoiled

@@ -3,6 +3,8 @@
 #include "app.h"
 #include "auth.h"
 #include "branch.h"
+#include "callbacks.h"
+#include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
 #include "dispatch.h"
@@ -39,7 +41,8 @@ static const struct http_route routes[] = {
     { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
     { "POST", "/v1/cards/{}/destroy", ROLE_OPERATOR, ROUTE_BODY, card_destroy },
     { "POST", "/v1/dispatches", ROLE_OPERATOR, ROUTE_BODY, dispatches_create },
-    { "POST", "/v1/courier/events", ROLE_COURIER, ROUTE_BODY | ROUTE_SIGNED, courier_events_post },
+    { "POST", "/v1/courier/events", ROLE_COURIER, ROUTE_BODY | ROUTE_SIGNED | ROUTE_LARGE_BODY,
+      courier_events_post },
     { "GET", "/v1/courier/parcels/{}", ROLE_COURIER, ROUTE_SIGNED, courier_parcel_get },
     { "POST", "/v1/branches/{}/handover", ROLE_BRANCH, ROUTE_BODY, branches_handover },
     { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
@@ -72,6 +75,7 @@ int server_run(struct config *cfg, const char *port_file)
     struct app app = { .cfg = cfg };
     struct http_server *http = NULL;
     struct notifier *notifier = NULL;
+    struct callback_worker *callbacks = NULL;
     struct stations *stations = NULL;
     int rc;
     sigset_t stop_signals;
@@ -88,6 +92,11 @@ int server_run(struct config *cfg, const char *port_file)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!clientaddr_list_valid(cfg->trusted_proxies)) {
+        log_error("trusted_proxies is not a list of addresses and networks: %s",
+                  cfg->trusted_proxies);
+        return -EINVAL;
+    }
     rc = auth_load_master_key(cfg->master_key_file, app.master_key);
     if (rc == -EPERM) {
         log_error("master key %s is readable by others; refusing to start", cfg->master_key_file);
@@ -121,6 +130,8 @@ int server_run(struct config *cfg, const char *port_file)
     }
     rc = ratelimit_new(&app.track_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
     if (!rc)
+        rc = ratelimit_new(&app.handover_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
+    if (!rc)
         rc = metrics_new(&app.metrics);
     if (rc)
         goto out;
@@ -132,6 +143,15 @@ int server_run(struct config *cfg, const char *port_file)
     }
     if (!cfg->sms_gateway_url[0])
         log_warn("sms_gateway_url is empty: notifications wait until it is set");
+    rc = callbacks_start(&callbacks, &app);
+    if (rc) {
+        log_error("cannot start the callback worker");
+        goto out;
+    }
+    if (!cfg->platform_callback_url[0])
+        log_warn("platform_callback_url is empty: status callbacks wait until it is set");
+    else if (!app.have_master_key)
+        log_warn("no master key: status callbacks cannot be signed and wait");
 
     rc = http_start(&http, &app, routes, sizeof(routes) / sizeof(routes[0]));
     if (rc) {
@@ -158,8 +178,10 @@ out:
     stations_stop(stations);
     http_stop(http);
     notify_stop(notifier);
+    callbacks_stop(callbacks);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
+    ratelimit_free(app.handover_limit);
     db_pool_close(app.pool);
     OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
     return rc;

@@ -1,5 +1,6 @@
 /* stock.c — blank card batches, spoiling and destruction under dual control. */
 #include "stock.h"
+#include "auth.h"
 #include "db.h"
 #include "ids.h"
 #include "journal.h"
@@ -293,26 +294,103 @@ static const char *required_text(struct http_req *rq, const char *key)
     return s;
 }
 
-/* Locks the card and returns its state, or answers 404 and returns NULL. */
-static const char *lock_card(struct http_req *rq, struct db *db, struct db_res **res)
+/* Runs one hand-made change of a card under dual control, in one
+ * transaction: the card is locked, must be in state `from`, and is moved by
+ * the statement `change` with its nparams parameters (the serial first);
+ * the audit line names both people. */
+static int card_change(struct db *db, const char *serial, const char *from, const char *change,
+                       int nparams, const char *const *params, const char *action,
+                       const char *actor, const char *witness, const char *reason, char state[16])
 {
-    if (!card_serial_valid(rq->param[0])) {
-        http_problem(rq, 404, "not_found", "Not found", "No such card.", NULL);
-        return NULL;
-    }
+    struct db_res *res = NULL;
+    state[0] = '\0';
+    if (!card_serial_valid(serial))
+        return -ENOENT;
     int rc = db_begin(db);
     if (!rc)
-        rc =
-            db_query(db, res, "SELECT state FROM cards WHERE serial = $1 FOR UPDATE", rq->param[0]);
+        rc = db_query(db, &res, "SELECT state FROM cards WHERE serial = $1 FOR UPDATE", serial);
+    if (rc)
+        goto out;
+    if (db_rows(res) == 0) {
+        rc = -ENOENT;
+        goto out;
+    }
+    snprintf(state, 16, "%s", db_get(res, 0, 0));
+    if (strcmp(state, from) != 0) {
+        rc = -EBUSY;
+        goto out;
+    }
+    json_t *d = json_pack("{s:s}", "witness", witness);
+    if (d && reason)
+        json_object_set_new(d, "reason", json_string(reason));
+    char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    rc = detail ? db_exec(db, NULL, change, nparams, params) : -ENOMEM;
+    if (!rc)
+        rc = audit(db, actor, action, NULL, serial, NULL, detail);
+    if (!rc)
+        rc = db_commit(db);
+    free(detail);
+out:
+    db_rollback(db);
+    db_res_free(res);
+    return rc;
+}
+
+int stock_card_spoil(struct db *db, const char *serial, const char *reason, const char *actor,
+                     const char *witness, char state[16])
+{
+    /* A blank card can be spoiled by hand (damaged in handling); a card in
+     * a job is the station's to account for, and an issued card is voided
+     * only by cancelling its request. */
+    const char *params[] = { serial, reason };
+    return card_change(db, serial, "available",
+                       "UPDATE cards SET state = 'spoiled', spoil_reason = $2, spoiled_at = now(),"
+                       " updated_at = now() WHERE serial = $1",
+                       2, params, "card.spoiled", actor, witness, reason, state);
+}
+
+int stock_card_destroy(struct db *db, const char *serial, const char *actor, const char *witness,
+                       char state[16])
+{
+    const char *params[] = { serial, actor, witness };
+    return card_change(db, serial, "spoiled",
+                       "UPDATE cards SET state = 'destroyed', destroyed_at = now(),"
+                       " destroyed_by = $2, witness = $3, updated_at = now() WHERE serial = $1",
+                       3, params, "card.destroyed", actor, witness, NULL, state);
+}
+
+/* The countersignature of a second operator (X-Witness-Authorization), or
+ * 403 and false. */
+static bool countersigned(struct http_req *rq, struct db *db, struct identity *witness)
+{
+    const char *why = NULL;
+    int rc = auth_witness(db, http_header(rq, "X-Witness-Authorization"), &rq->who, witness, &why);
+    if (rc == -EACCES) {
+        http_problem(rq, 403, "witness_required", "Forbidden", why, NULL);
+        return false;
+    }
     if (rc) {
         http_internal_error(rq, db_error_message(db));
-        return NULL;
+        return false;
     }
-    if (db_rows(*res) == 0) {
+    return true;
+}
+
+/* Maps what card_change said to the answer; true when it was done. */
+static bool card_changed(struct http_req *rq, struct db *db, int rc, const char *state,
+                         const char *rule)
+{
+    if (rc == -ENOENT) {
         http_problem(rq, 404, "not_found", "Not found", "No such card.", NULL);
-        return NULL;
+    } else if (rc == -EBUSY) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "The card is %s; %s.", state, rule);
+        http_problem(rq, 409, "card_state", "Conflict", detail, NULL);
+    } else if (rc) {
+        http_internal_error(rq, db_error_message(db));
     }
-    return db_get(*res, 0, 0);
+    return rc == 0;
 }
 
 void card_spoil(struct http_req *rq)
@@ -321,106 +399,35 @@ void card_spoil(struct http_req *rq)
     if (!reason)
         return;
     struct db *db = http_db(rq);
-    if (!db)
+    struct identity witness;
+    char state[16];
+    if (!db || !countersigned(rq, db, &witness))
         return;
-    struct db_res *res = NULL;
-    const char *state = lock_card(rq, db, &res);
-    if (!state)
-        goto out;
-    /* A blank card can be spoiled by hand (damaged in handling); a card in
-     * a job is the station's to account for, and an issued card is voided
-     * only by cancelling its request. */
-    if (strcmp(state, "available") != 0) {
-        char detail[160];
-        snprintf(detail, sizeof(detail), "The card is %s; only an available blank can be spoiled.",
-                 state);
-        http_problem(rq, 409, "card_state", "Conflict", detail, NULL);
-        goto out;
-    }
-    json_t *d = json_pack("{s:s}", "reason", reason);
-    char *detail = json_dumps(d, JSON_COMPACT);
-    json_decref(d);
-    int rc = db_query(db, NULL,
-                      "UPDATE cards SET state = 'spoiled', spoil_reason = $2, spoiled_at = now(),"
-                      " updated_at = now() WHERE serial = $1",
-                      rq->param[0], reason);
-    if (!rc)
-        rc = audit(db, rq->who.name, "card.spoiled", NULL, rq->param[0], NULL, detail);
-    if (!rc)
-        rc = db_commit(db);
-    free(detail);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-        goto out;
-    }
-    http_json(rq, 200,
-              json_pack("{s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "spoiled",
-                        "reason", reason));
-out:
-    db_rollback(db);
-    db_res_free(res);
+    int rc = stock_card_spoil(db, rq->param[0], reason, rq->who.name, witness.name, state);
+    if (card_changed(rq, db, rc, state, "only an available blank can be spoiled"))
+        http_json(rq, 200,
+                  json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "spoiled",
+                            "reason", reason, "witness", witness.name));
 }
 
 void card_destroy(struct http_req *rq)
 {
-    const char *witness = required_text(rq, "witness");
-    if (!witness)
+    const char *named = required_text(rq, "witness");
+    if (!named)
         return;
-    if (strcmp(witness, rq->who.name) == 0) {
-        http_problem(rq, 422, "validation", "Invalid request",
-                     "The witness must be a second operator, not the caller.",
-                     json_pack("[{s:s, s:s}]", "field", "witness", "code", "same_as_caller"));
-        return;
-    }
     struct db *db = http_db(rq);
-    if (!db)
+    struct identity witness;
+    char state[16];
+    if (!db || !countersigned(rq, db, &witness))
         return;
-    struct db_res *res = NULL, *w = NULL;
-    int rc = db_query(db, &w,
-                      "SELECT 1 FROM api_tokens WHERE name = $1 AND role IN ('operator','admin')"
-                      " AND revoked_at IS NULL",
-                      witness);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-        goto out;
+    if (strcmp(named, witness.name) != 0) {
+        http_problem(rq, 403, "witness_required", "Forbidden",
+                     "The witness named in the body did not countersign.", NULL);
+        return;
     }
-    if (db_rows(w) == 0) {
-        http_problem(rq, 422, "validation", "Invalid request",
-                     "The witness is not an operator known to the service.",
-                     json_pack("[{s:s, s:s}]", "field", "witness", "code", "unknown_operator"));
-        goto out;
-    }
-    const char *state = lock_card(rq, db, &res);
-    if (!state)
-        goto out;
-    if (strcmp(state, "spoiled") != 0) {
-        char detail[160];
-        snprintf(detail, sizeof(detail), "The card is %s; only a spoiled card is destroyed.",
-                 state);
-        http_problem(rq, 409, "card_state", "Conflict", detail, NULL);
-        goto out;
-    }
-    json_t *d = json_pack("{s:s}", "witness", witness);
-    char *detail = json_dumps(d, JSON_COMPACT);
-    json_decref(d);
-    rc = db_query(db, NULL,
-                  "UPDATE cards SET state = 'destroyed', destroyed_at = now(), destroyed_by = $2,"
-                  " witness = $3, updated_at = now() WHERE serial = $1",
-                  rq->param[0], rq->who.name, witness);
-    if (!rc)
-        rc = audit(db, rq->who.name, "card.destroyed", NULL, rq->param[0], NULL, detail);
-    if (!rc)
-        rc = db_commit(db);
-    free(detail);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-        goto out;
-    }
-    http_json(rq, 200,
-              json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "destroyed",
-                        "destroyed_by", rq->who.name, "witness", witness));
-out:
-    db_rollback(db);
-    db_res_free(res);
-    db_res_free(w);
+    int rc = stock_card_destroy(db, rq->param[0], rq->who.name, witness.name, state);
+    if (card_changed(rq, db, rc, state, "only a spoiled card is destroyed"))
+        http_json(rq, 200,
+                  json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state",
+                            "destroyed", "destroyed_by", rq->who.name, "witness", witness.name));
 }

@@ -85,6 +85,18 @@ int stock_census(struct db *db, struct stock_batch **out, size_t *n, long totals
 
 void stock_batch_create(struct http_req *rq);
 void stock_list(struct http_req *rq);
+/* Dual control: a blank card leaves the stock only on two people's word.
+ * stock_card_spoil spoils an available blank by hand, stock_card_destroy
+ * destroys a spoiled card; actor did it, witness (another operator, already
+ * checked with auth_witness) countersigned; both are in the audit log.
+ * Returns 0, -ENOENT (no such card), -EBUSY (not in the right state; state
+ * says which it is) or a DB_* code. */
+int stock_card_spoil(struct db *db, const char *serial, const char *reason, const char *actor,
+                     const char *witness, char state[16]);
+int stock_card_destroy(struct db *db, const char *serial, const char *actor, const char *witness,
+                       char state[16]);
+
+/* HTTP: countersigned with X-Witness-Authorization (API.md). */
 void card_spoil(struct http_req *rq);
 void card_destroy(struct http_req *rq);
 

@@ -5,11 +5,14 @@
  * documents or card serial. */
 #include "track.h"
 #include "app.h"
+#include "clientaddr.h"
 #include "db.h"
+#include "parcel.h"
 #include "ids.h"
 #include "ratelimit.h"
 #include "status.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,6 @@ static json_t *label(const char *status)
 
 static void not_found(struct http_req *rq)
 {
-    ratelimit_fail(rq->app->track_limit, rq->client_ip, time(NULL));
     http_problem(rq, 404, "not_found", "Not found",
                  "No request matches this request number and national ID.", NULL);
 }
@@ -44,9 +46,128 @@ static json_t *branch_json(struct db_res *res, int col)
                      strtod(db_get(res, 0, col + 5), NULL));
 }
 
+/* One entry of the timeline before it is ordered: a status change of the
+ * request, or one courier event (status worked out by parcel_timeline). */
+struct entry {
+    long long at_us;
+    int source; /* 0: a status change, 1: a courier event */
+    size_t row;
+    long long order; /* ties: the event's id, or the courier event's canonical rank */
+    const char *status;
+};
+
+/* A courier event and its row, sorted together. */
+struct courier_row {
+    struct parcel_event ev; /* first, for parcel_event_cmp */
+    size_t row;
+};
+
+static int entry_cmp(const void *pa, const void *pb)
+{
+    const struct entry *a = pa, *b = pb;
+    if (a->at_us != b->at_us)
+        return a->at_us < b->at_us ? -1 : 1;
+    if (a->source != b->source)
+        return a->source - b->source;
+    return (a->order > b->order) - (a->order < b->order);
+}
+
+/* The citizen's timeline: the request's own status changes and every
+ * courier event of its parcel — those that did not move the status too —
+ * ordered by `at`. The courier's part is worked out from the set of events
+ * (parcel_timeline), never from the order they arrived in, so a late, a
+ * shuffled or a repeated event gives the same timeline as the same events
+ * sent in order. */
+static int timeline_build(struct db *db, const char *request_id, int max_failed, json_t **out)
+{
+    struct db_res *res = NULL;
+    struct entry *entries = NULL;
+    struct courier_row *rows = NULL;
+    struct parcel_event *events = NULL;
+    const char **statuses = NULL;
+    *out = NULL;
+    /* Status changes that a courier event made are left out: the events
+     * themselves stand for them. */
+    int rc = db_query(
+        db, &res,
+        "SELECT 0, (extract(epoch FROM at) * 1000000)::bigint, rfc3339(at), status, NULL, NULL, id"
+        " FROM request_events WHERE request_id = $1::bigint AND status IS NOT NULL"
+        " AND NOT (detail ? 'event_id' AND detail ? 'code')"
+        " UNION ALL"
+        " SELECT 1, extract(epoch FROM ce.at)::bigint * 1000000, rfc3339(ce.at), ce.code,"
+        " ce.event_id, CASE WHEN p.branch_id IS NULL THEN 'f' ELSE 't' END, 0::bigint"
+        " FROM courier_events ce JOIN parcels p ON p.id = ce.parcel_id"
+        " WHERE p.request_id = $1::bigint",
+        request_id);
+    if (rc)
+        return rc;
+    size_t n = db_rows(res), nev = 0;
+    entries = calloc(n ? n : 1, sizeof(*entries));
+    rows = calloc(n ? n : 1, sizeof(*rows));
+    events = calloc(n ? n : 1, sizeof(*events));
+    statuses = calloc(n ? n : 1, sizeof(*statuses));
+    if (!entries || !rows || !events || !statuses) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    bool branch_available = false;
+    for (size_t i = 0; i < n; i++) {
+        entries[i].at_us = db_get_long(res, i, 1, 0);
+        entries[i].source = (int)db_get_long(res, i, 0, 0);
+        entries[i].row = i;
+        entries[i].order = db_get_long(res, i, 6, 0);
+        entries[i].status = db_get(res, i, 3);
+        if (entries[i].source == 1) {
+            int code = parcel_code_parse(db_get(res, i, 3));
+            rows[nev].ev.code = code < 0 ? PARCEL_CODE_COUNT : (enum parcel_code)code;
+            rows[nev].ev.at = (time_t)(entries[i].at_us / 1000000);
+            rows[nev].ev.event_id = db_get(res, i, 4);
+            rows[nev].row = i;
+            branch_available = strcmp(db_get(res, i, 5), "t") == 0;
+            nev++;
+        }
+    }
+    if (nev > 1)
+        qsort(rows, nev, sizeof(*rows), parcel_event_cmp);
+    for (size_t k = 0; k < nev; k++)
+        events[k] = rows[k].ev;
+    parcel_timeline(events, nev, max_failed, branch_available, statuses);
+    for (size_t k = 0; k < nev; k++) {
+        entries[rows[k].row].status = statuses[k];
+        entries[rows[k].row].order = (long long)k;
+    }
+    qsort(entries, n, sizeof(*entries), entry_cmp);
+
+    json_t *timeline = json_array();
+    for (size_t i = 0; timeline && i < n; i++) {
+        json_t *e = json_pack("{s:s, s:s, s:o}", "at", db_get(res, entries[i].row, 2), "status",
+                              entries[i].status, "label", label(entries[i].status));
+        if (!e || json_array_append_new(timeline, e)) {
+            json_decref(timeline);
+            timeline = NULL;
+        }
+    }
+    if (!timeline)
+        rc = -ENOMEM;
+    *out = timeline;
+out:
+    free(entries);
+    free(rows);
+    free(events);
+    free(statuses);
+    db_res_free(res);
+    return rc;
+}
+
 void track_lookup(struct http_req *rq)
 {
-    int wait = ratelimit_blocked(rq->app->track_limit, rq->client_ip, time(NULL));
+    /* A failure is reserved before the look-up and given back only when it
+     * succeeds (or the server fails), so concurrent wrong look-ups cannot
+     * all pass the check before one of them is counted. */
+    char client[CLIENT_KEY_LEN];
+    struct rl_ticket ticket;
+    clientaddr_of(rq, client);
+    int wait = ratelimit_reserve(rq->app->track_limit, client, time(NULL), &ticket);
     if (wait > 0) {
         snprintf(rq->retry_after, sizeof(rq->retry_after), "%d", wait);
         http_problem(rq, 429, "too_many_requests", "Too many requests",
@@ -63,7 +184,6 @@ void track_lookup(struct http_req *rq)
         json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "national_id", "code",
                                                 national_id ? "format" : "required"));
     if (json_array_size(errors) > 0) {
-        ratelimit_fail(rq->app->track_limit, rq->client_ip, time(NULL));
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
                      errors);
         return;
@@ -71,9 +191,11 @@ void track_lookup(struct http_req *rq)
     json_decref(errors);
 
     struct db *db = http_db(rq);
-    if (!db)
+    if (!db) {
+        ratelimit_release(rq->app->track_limit, &ticket);
         return;
-    struct db_res *res = NULL, *tl = NULL;
+    }
+    struct db_res *res = NULL;
     /* The same statement runs whether or not the request exists; the
      * national ID is compared in constant time against the stored one or a
      * stand-in, so the answer's timing says nothing. */
@@ -103,19 +225,12 @@ void track_lookup(struct http_req *rq)
         not_found(rq);
         goto out;
     }
-    rc = db_query(db, &tl,
-                  "SELECT rfc3339(at), status FROM request_events"
-                  " WHERE request_id = $1::bigint AND status IS NOT NULL ORDER BY at, id",
-                  db_get(res, 0, 0));
+    json_t *timeline = NULL;
+    rc = timeline_build(db, db_get(res, 0, 0), rq->app->cfg->delivery_attempts, &timeline);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         goto out;
     }
-    json_t *timeline = json_array();
-    for (size_t i = 0; i < db_rows(tl); i++)
-        json_array_append_new(timeline,
-                              json_pack("{s:s, s:s, s:o}", "at", db_get(tl, i, 0), "status",
-                                        db_get(tl, i, 1), "label", label(db_get(tl, i, 1))));
     char address[512];
     track_mask_address(db_get(res, 0, 8), db_get(res, 0, 9), address, sizeof(address));
     bool at_branch = !db_is_null(res, 0, 12);
@@ -134,6 +249,8 @@ void track_lookup(struct http_req *rq)
     else
         http_json(rq, 200, reply);
 out:
+    /* Only a wrong look-up counts; a success or a server fault does not. */
+    if (rq->status == 200 || rq->status >= 500)
+        ratelimit_release(rq->app->track_limit, &ticket);
     db_res_free(res);
-    db_res_free(tl);
 }

@@ -235,6 +235,36 @@ static void courier_secret_known_answer(void **state)
     assert_string_not_equal(out, other);
 }
 
+/* The platform's secret, the same way: hmac.new(master, b"platform-secret:" + salt,
+ * sha256).hexdigest(); never a courier's. */
+static void platform_secret_known_answer(void **state)
+{
+    (void)state;
+    uint8_t master[32], salt[16];
+    for (int i = 0; i < 32; i++)
+        master[i] = (uint8_t)i;
+    for (int i = 0; i < 16; i++)
+        salt[i] = (uint8_t)(0xa0 + i);
+    char out[AUTH_SECRET_HEX_LEN + 1], courier[AUTH_SECRET_HEX_LEN + 1];
+    auth_platform_secret(master, salt, out);
+    assert_string_equal(out, "7496c596e48c50d99fae4be6349bf0f0d180aa6e6a87d8a4e33a7fc6816cefc7");
+    auth_courier_secret(master, "", salt, courier);
+    assert_string_not_equal(out, courier);
+}
+
+static void hex_decode(void **state)
+{
+    (void)state;
+    uint8_t b[2];
+    assert_int_equal(auth_hex_decode("a0Ff", b, 2), 0);
+    assert_int_equal(b[0], 0xa0);
+    assert_int_equal(b[1], 0xff);
+    assert_int_equal(auth_hex_decode("a0f", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode("a0fg", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode("a0ff00", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode(NULL, b, 2), -EINVAL);
+}
+
 /* ---- tokens ---- */
 
 static void token_format(void **state)
@@ -295,7 +325,7 @@ static void roles(void **state)
 
 struct db_res {
     size_t rows;
-    const char *cells[3];
+    const char *cells[4];
 };
 
 static struct {
@@ -304,7 +334,7 @@ static struct {
     int calls, live;
     char sql[512];
     int nparams;
-    char params[4][160];
+    char params[5][160];
 } fake;
 
 int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
@@ -321,7 +351,7 @@ int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int npar
     fake.calls++;
     snprintf(fake.sql, sizeof(fake.sql), "%s", sql);
     fake.nparams = nparams;
-    for (int i = 0; i < nparams && i < 4; i++)
+    for (int i = 0; i < nparams && i < 5; i++)
         snprintf(fake.params[i], sizeof(fake.params[i]), "%s", params[i] ? params[i] : "(null)");
     if (res)
         *res = NULL;
@@ -343,7 +373,7 @@ size_t __wrap_db_rows(const struct db_res *res)
 
 const char *__wrap_db_get(const struct db_res *res, size_t row, int col)
 {
-    if (!res || row >= res->rows || col < 0 || col > 2)
+    if (!res || row >= res->rows || col < 0 || col > 3)
         return NULL;
     return res->cells[col];
 }
@@ -378,7 +408,7 @@ static int fake_reset(void **state)
 static void lookup_sends_the_hash_and_fills_the_identity(void **state)
 {
     (void)state;
-    fake.res = (struct db_res){ 1, { "42", "courier", "smsa" } };
+    fake.res = (struct db_res){ 1, { "42", "courier", "smsa", "" } };
     struct identity who;
     memset(&who, 0, sizeof(who));
     assert_int_equal(auth_lookup(DB, KNOWN_TOKEN, &who), 0);
@@ -386,6 +416,7 @@ static void lookup_sends_the_hash_and_fills_the_identity(void **state)
     assert_int_equal(fake.nparams, 1);
     assert_string_equal(fake.params[0], KNOWN_HASH);
     assert_non_null(strstr(fake.sql, "revoked_at IS NULL"));
+    assert_non_null(strstr(fake.sql, "expires_at > now()"));
     assert_int_equal(who.token_id, 42);
     assert_int_equal(who.role, ROLE_COURIER);
     assert_string_equal(who.name, "smsa");
@@ -425,11 +456,13 @@ static void create_stores_only_the_hash(void **state)
     assert_int_equal(auth_token_create(DB, "courier", "smsa", token, &id), 0);
     assert_string_equal(token, KNOWN_TOKEN);
     assert_int_equal(id, 7);
-    assert_int_equal(fake.nparams, 3);
+    assert_int_equal(fake.nparams, 5);
     assert_string_equal(fake.params[0], "smsa");
     assert_string_equal(fake.params[1], "courier");
     assert_string_equal(fake.params[2], KNOWN_HASH);
-    for (int i = 0; i < 3; i++)
+    assert_string_equal(fake.params[3], "(null)"); /* no branch */
+    assert_string_equal(fake.params[4], "0");      /* no end */
+    for (int i = 0; i < 5; i++)
         assert_null(strstr(fake.params[i], "cdt_"));
     assert_null(strstr(fake.sql, "cdt_"));
     assert_int_equal(fake.live, 0);
@@ -447,10 +480,35 @@ static void create_refuses_bad_role_or_name(void **state)
     assert_int_equal(auth_token_create(DB, "", "smsa", token, NULL), -EINVAL);
     assert_int_equal(auth_token_create(DB, "courier", "", token, NULL), -EINVAL);
     assert_int_equal(auth_token_create(DB, "courier", name, token, NULL), -EINVAL); /* 65 */
+    /* a branch token has a branch; no other role has one */
+    assert_int_equal(auth_token_create(DB, "branch", "b1", token, NULL), -EINVAL);
+    assert_int_equal(auth_token_create_for(DB, "operator", "o1", "RUH-01", 0, token, NULL),
+                     -EINVAL);
+    assert_int_equal(auth_token_create_for(DB, "branch", "b1", "", 0, token, NULL), -EINVAL);
+    assert_int_equal(auth_token_create_for(DB, "branch", "b1", "RUH-01", -1, token, NULL), -EINVAL);
+    assert_int_equal(
+        auth_token_create_for(DB, "branch", "b1", "RUH-01", AUTH_MAX_EXPIRY_DAYS + 1, token, NULL),
+        -EINVAL);
     assert_int_equal(fake.calls, 0);
     name[64] = '\0';
     assert_int_equal(auth_token_create(DB, "admin", name, token, NULL), 0); /* 64 */
     assert_int_equal(fake.calls, 1);
+}
+
+static void branch_tokens_act_at_their_branch_only(void **state)
+{
+    (void)state;
+    struct identity who = { .role = ROLE_BRANCH, .branch = "RUH-01" };
+    assert_true(auth_may_act_at_branch(&who, "RUH-01"));
+    assert_false(auth_may_act_at_branch(&who, "RUH-02"));
+    assert_false(auth_may_act_at_branch(&who, "RUH-0"));
+    who.branch[0] = '\0'; /* a branch token from before branches were bound */
+    assert_false(auth_may_act_at_branch(&who, ""));
+    assert_false(auth_may_act_at_branch(&who, "RUH-01"));
+    who.role = ROLE_ADMIN;
+    assert_true(auth_may_act_at_branch(&who, "RUH-02"));
+    who.role = ROLE_OPERATOR;
+    assert_false(auth_may_act_at_branch(&who, "RUH-02"));
 }
 
 /* A name already taken: the conflict comes back and the token that was
@@ -670,6 +728,8 @@ int main(void)
         cmocka_unit_test(verify_clock_skew),
         cmocka_unit_test(verify_malformed_headers),
         cmocka_unit_test(courier_secret_known_answer),
+        cmocka_unit_test(platform_secret_known_answer),
+        cmocka_unit_test(hex_decode),
         cmocka_unit_test_teardown(token_format, real_randomness),
         cmocka_unit_test_teardown(token_from_known_randomness, real_randomness),
         cmocka_unit_test_teardown(token_without_randomness, real_randomness),
@@ -679,6 +739,7 @@ int main(void)
         cmocka_unit_test_setup(lookup_database_down, fake_reset),
         cmocka_unit_test_setup_teardown(create_stores_only_the_hash, fake_reset, real_randomness),
         cmocka_unit_test_setup(create_refuses_bad_role_or_name, fake_reset),
+        cmocka_unit_test(branch_tokens_act_at_their_branch_only),
         cmocka_unit_test_setup(create_conflict_wipes_the_token, fake_reset),
         cmocka_unit_test_setup_teardown(create_without_randomness, fake_reset, real_randomness),
         cmocka_unit_test_setup_teardown(master_key_created_0600_and_loaded, keydir_setup,

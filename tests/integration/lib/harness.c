@@ -62,17 +62,26 @@ int harness_sql(char *out, size_t outlen, const char *sql)
     return run_sql_in(db ? db : "postgres", sql, out, outlen);
 }
 
-/* Runs argv[0] and waits; its standard output (and its standard error too
- * when with_stderr) is copied to out, trimmed. Returns the exit status. */
-static int run_process(char *const argv[], bool with_stderr, char *out, size_t outlen)
+/* Runs argv; input (may be NULL: stdin is inherited) is what it reads on
+ * its standard input. Its standard output (and its standard error too when
+ * with_stderr) is copied to out, trimmed. Returns the exit status. */
+static int run_process_input(char *const argv[], const char *input, bool with_stderr, char *out,
+                             size_t outlen)
 {
-    int pipefd[2];
+    int pipefd[2], infd[2] = { -1, -1 };
     if (pipe(pipefd) != 0)
+        return -1;
+    if (input && pipe(infd) != 0)
         return -1;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        if (input) {
+            dup2(infd[0], 0);
+            close(infd[0]);
+            close(infd[1]);
+        }
         dup2(pipefd[1], 1);
         if (with_stderr)
             dup2(pipefd[1], 2);
@@ -82,6 +91,16 @@ static int run_process(char *const argv[], bool with_stderr, char *out, size_t o
         _exit(127);
     }
     close(pipefd[1]);
+    if (input) {
+        close(infd[0]);
+        /* A child that exits without reading must not take the test down. */
+        void (*was)(int) = signal(SIGPIPE, SIG_IGN);
+        size_t n = strlen(input);
+        if (write(infd[1], input, n) != (ssize_t)n)
+            fprintf(stderr, "harness: short write to a child's input\n");
+        close(infd[1]);
+        signal(SIGPIPE, was);
+    }
     size_t used = 0;
     char tmp[4096];
     ssize_t n;
@@ -103,7 +122,8 @@ static int run_process(char *const argv[], bool with_stderr, char *out, size_t o
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...)
+static int ctl_va(struct service *svc, const char *input, char *out, size_t outlen, const char *arg,
+                  va_list ap)
 {
     char bin[512];
     char *argv[32];
@@ -111,19 +131,44 @@ int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, 
     argv[n++] = (char *)harness_bin("cardctl", bin, sizeof(bin));
     argv[n++] = (char *)"-c";
     argv[n++] = svc->config;
-    va_list ap;
-    va_start(ap, arg);
     for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
         argv[n++] = (char *)a;
-    va_end(ap);
     argv[n] = NULL;
-    return run_process(argv, false, out, outlen);
+    return run_process_input(argv, input, false, out, outlen);
+}
+
+int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int rc = ctl_va(svc, NULL, out, outlen, arg, ap);
+    va_end(ap);
+    return rc;
+}
+
+int harness_ctl_input(struct service *svc, const char *input, char *out, size_t outlen,
+                      const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int rc = ctl_va(svc, input, out, outlen, arg, ap);
+    va_end(ap);
+    return rc;
 }
 
 int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len)
 {
     return harness_ctl(svc, token, len, "token", "create", "--role", role, "--name", name, NULL) ==
                    0
+               ? 0
+               : -1;
+}
+
+int harness_branch_token(struct service *svc, const char *branch, const char *name, char *token,
+                         size_t len)
+{
+    return harness_ctl(svc, token, len, "token", "create", "--role", "branch", "--branch", branch,
+                       "--name", name, NULL) == 0
                ? 0
                : -1;
 }
@@ -178,7 +223,7 @@ int harness_migrate(struct service *svc, char *out, size_t outlen)
     char bin[512];
     char *argv[] = { (char *)harness_bin("cardd", bin, sizeof(bin)), (char *)"-c", svc->config,
                      (char *)"migrate", NULL };
-    return run_process(argv, true, out, outlen);
+    return run_process_input(argv, NULL, true, out, outlen);
 }
 
 int harness_setup(struct service *svc, const char *extra_config)
