@@ -164,13 +164,21 @@ static void serve(struct emu *emu, int fd)
     }
 }
 
+/* The control thread's own copy of the listening socket: emu_control_stop
+ * clears emu->control_fd without waiting for the thread (a client may still
+ * hold a connection open). */
+struct control_args {
+    struct emu *emu;
+    int listen_fd;
+};
+
 static gpointer control_thread(gpointer data)
 {
-    struct emu *emu = data;
-    /* Its own copy: emu_control_stop clears emu->control_fd without waiting
-     * for this thread (a client may still hold a connection open). */
-    int listen_fd = emu->control_fd;
+    struct control_args args = *(struct control_args *)data;
+    struct emu *emu = args.emu;
+    int listen_fd = args.listen_fd;
 
+    g_free(data);
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -202,8 +210,12 @@ int emu_control_start(struct emu *emu)
         close(fd);
         return rc;
     }
+    struct control_args *args = g_new0(struct control_args, 1);
+
+    args->emu = emu;
+    args->listen_fd = fd;
     emu->control_fd = fd;
-    emu->control_thread = g_thread_new("control", control_thread, emu);
+    emu->control_thread = g_thread_new("control", control_thread, args);
     return 0;
 }
 
