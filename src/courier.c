@@ -360,7 +360,8 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
         moved = status_changed || st.failed_attempts != stored_failed ||
                 strcmp(branch_id, stored_branch ? stored_branch : "") != 0 ||
                 strcmp(collect_by, stored_collect ? stored_collect : "") != 0;
-        /* The parcel first: the status change's callback tells its delivery. */
+        /* The parcel first: the status change's notification names the
+         * branch and the last day to collect, and its callback tells its delivery. */
         if (!rc && moved) {
             char failed[16];
             snprintf(failed, sizeof(failed), "%d", st.failed_attempts);

@@ -7,6 +7,7 @@
 #include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
+#include "ds.h"
 #include "dispatch.h"
 #include "http.h"
 #include "log.h"
@@ -32,10 +33,13 @@ static const struct http_route routes[] = {
     { "POST", "/v1/requests", ROLE_INTAKE, ROUTE_BODY, requests_create },
     { "GET", "/v1/requests/{}", ROLE_INTAKE | ROLE_OPERATOR, 0, requests_get },
     { "POST", "/v1/requests/{}/cancel", ROLE_INTAKE, ROUTE_BODY_OPTIONAL, requests_cancel },
+    { "POST", "/v1/requests/{}/release", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, request_release },
     { "GET", "/v1/stations", ROLE_OPERATOR, 0, stations_list },
     { "POST", "/v1/stations/{}/pause", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_pause },
     { "POST", "/v1/stations/{}/resume", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_resume },
     { "GET", "/v1/production/queue", ROLE_OPERATOR, 0, production_queue },
+    { "GET", "/v1/production/summary", ROLE_OPERATOR, 0, production_summary },
+    { "GET", "/v1/production/at-risk", ROLE_OPERATOR, 0, production_at_risk },
     { "POST", "/v1/stock/batches", ROLE_OPERATOR, ROUTE_BODY, stock_batch_create },
     { "GET", "/v1/stock", ROLE_OPERATOR, 0, stock_list },
     { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
@@ -106,6 +110,16 @@ int server_run(struct config *cfg, const char *port_file)
     if (!app.have_master_key)
         log_warn("no master key at %s: courier signatures cannot be verified",
                  cfg->master_key_file);
+
+    if (cfg->station_count > 0) {
+        /* Stations sign chips: only with a signer production accepts. */
+        char why[256];
+        if (ds_config_check(cfg, why, sizeof(why)) != 0) {
+            log_error("%s; refusing to start", why);
+            return -EPERM;
+        }
+        ds_cert_watch(cfg);
+    }
 
     rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);
     if (rc)
