@@ -352,7 +352,7 @@ static void finish(struct station *s, const struct job *job, const struct job_re
             return;
         log_error("station %s: recording the outcome of %s failed (%d); retrying", s->cfg->id,
                   job->request_no, rc);
-        if (s->app->stopping && attempt > 50)
+        if (app_stopping(s->app) && attempt > 50)
             return;
         sleep_ms(200);
     }
@@ -395,7 +395,7 @@ static void *worker(void *arg)
     snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
 
     struct db *db = NULL;
-    while (!app->stopping && !(db = db_pool_acquire(app->pool, 1000)))
+    while (!app_stopping(app) && !(db = db_pool_acquire(app->pool, 1000)))
         ;
     if (db) {
         int n = production_recover(db, s->cfg->id, actor);
@@ -408,7 +408,7 @@ static void *worker(void *arg)
     if (signer_ready(s) == 0)
         clear_signer_error(s);
 
-    while (!app->stopping) {
+    while (!app_stopping(app)) {
         ds_cert_watch(app->cfg);
         if (s->signer_down) {
             /* In error for the signer: back by itself once it answers. */
