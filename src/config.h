@@ -19,7 +19,9 @@ struct station_config {
 struct config {
     char *listen_address;
     int port;
-    char *database; /* libpq connection string; empty: the PG* environment */
+    char *database;         /* libpq connection string; empty: the PG* environment */
+    char *migrate_database; /* cardd migrate's, as the schema's owner; empty: database */
+    char *service_role;     /* the role cardd serve connects as; migrate grants it its rights */
     int db_pool_size;
     int db_connect_timeout_s;    /* giving up on a connection attempt */
     int db_statement_timeout_ms; /* one statement at most */

@@ -85,7 +85,7 @@ static void sleep_ms(int ms)
 /* Sleeps ms, or less when the service is stopping. */
 static void pause_ms(struct station *s, int ms)
 {
-    while (ms > 0 && !s->app->stopping) {
+    while (ms > 0 && !app_stopping(s->app)) {
         int step = ms < 50 ? ms : 50;
         sleep_ms(step);
         ms -= step;
@@ -474,7 +474,7 @@ static void finish(struct station *s, const struct job *job, const struct job_re
 {
     long stop_at = 0;
     for (;;) {
-        if (s->app->stopping && !stop_at)
+        if (app_stopping(s->app) && !stop_at)
             stop_at = now_ms() + STOP_RECORD_MS;
         if (stop_at && now_ms() > stop_at) {
             log_warn("%s: stopping before the outcome of %s was recorded; start-up recovery"
@@ -703,7 +703,7 @@ static void run_worker(struct station *s)
     char actor[64];
     snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
 
-    while (!app->stopping) {
+    while (!app_stopping(app)) {
         ds_cert_watch(app->cfg);
         if (!own_station(s))
             continue;
