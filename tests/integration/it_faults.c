@@ -316,6 +316,11 @@ static void test_unbuildable_request_held(void **state)
     (void)state;
     assert_int_equal(
         harness_sql(NULL, 0, "UPDATE stations SET paused = true WHERE id IN ('fa1','fa2')"), 0);
+    /* A worker that read "ready" just before the pause may still claim:
+     * let every station see the pause first. */
+    assert_true(wait_state("fa1", "paused", 20));
+    assert_true(wait_state("fa2", "paused", 20));
+    sleep(1);
     char no[40], nid[11];
     struct reply r;
     harness_fresh_no("RQ-FX", no, sizeof(no));
