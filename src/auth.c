@@ -254,3 +254,17 @@ void auth_sign(const char *secret, long t, const char *body, size_t body_len, ch
     hex_encode(mac, 32, hex);
     snprintf(out, outlen, "t=%s,v1=%s", ts, hex);
 }
+
+int auth_operator_active(struct db *db, const char *name)
+{
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res,
+                      "SELECT 1 FROM api_tokens WHERE name = $1 AND role IN ('operator','admin')"
+                      " AND revoked_at IS NULL",
+                      name);
+    if (rc)
+        return rc;
+    rc = db_rows(res) > 0;
+    db_res_free(res);
+    return rc;
+}

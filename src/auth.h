@@ -37,6 +37,10 @@ int auth_token_create(struct db *db, const char *role, const char *name,
 
 /* Reads the 32-byte master key (64 hex digits) from a file that must not
  * be readable by group or others. Returns 0, -ENOENT, -EPERM or -EINVAL. */
+/* Whether name is an operator (or admin) whose token is not revoked: the
+ * witness of a destruction. Returns 1, 0 or a DB_* code. */
+int auth_operator_active(struct db *db, const char *name);
+
 int auth_load_master_key(const char *path, uint8_t key[32]);
 
 /* Writes a new master key file with mode 0600; refuses to overwrite. */

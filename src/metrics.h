@@ -19,4 +19,22 @@ void metrics_observe_request(struct metrics *m, const char *method, const char *
  * (skipped when db is NULL). Returns a malloc'd string or NULL. */
 char *metrics_render(struct metrics *m, struct db *db);
 
+/* The line at a glance. Requests: waiting for a card (not held), held for
+ * an operator, with a card in production now. Cards: produced and spoiled
+ * since midnight in Riyadh, and produced in the last window_min minutes.
+ * Stations by the state shown to operators. */
+struct production_progress {
+    long waiting, held, in_production;
+    long produced_today, spoiled_today;
+    long produced_window;
+    int window_min;
+    long busy, idle, error, paused, offline;
+};
+
+/* Fills *p. window_min is 1 to 1440. Returns 0, -EINVAL or a DB_* code. */
+int production_progress(struct db *db, int window_min, struct production_progress *p);
+
+/* Cards an hour at the pace of p's window. */
+double production_cards_per_hour(const struct production_progress *p);
+
 #endif

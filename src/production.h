@@ -71,48 +71,4 @@ int production_step(struct db *db, const struct job *job, const char *action,
  * Returns how many were resolved, or a DB_* code. */
 int production_recover(struct db *db, const char *station_id, const char *actor);
 
-/* Station state shown to operators. */
-int production_station_state(struct db *db, const char *station_id, const char *state,
-                             const char *reason);
-
-/* Whether the station may take a job: not paused and not in error.
- * Returns 1, 0, or a DB_* code. */
-int production_station_ready(struct db *db, const char *station_id);
-
-/* The data a request's card carries, as a station would print it: the
- * holder's fields of job, the card serial of the request's last produced or
- * in-production card ("" when it has none yet), and the issue and expiry
- * dates (Riyadh dates; issued when that card was claimed, else today;
- * valid 10 years). attempt_id, request_id and station_id are filled as
- * known. Returns 0, -ENOENT when there is no such request, or a DB_* code. */
-int production_card_data(struct db *db, const char *request_no, struct job *job);
-
-/* Releases a request held for an operator after too many spoiled cards:
- * the hold is cleared so production takes it again, its count of spoiled
- * cards stays (one more spoiled card holds it again), and the audit log
- * says who released it. The hold reason it had is copied to reason when
- * reason is not NULL. Returns 0, -ENOENT when there is no such request,
- * -EALREADY when it is not held (or no longer waits for a card), or a DB_*
- * code. */
-int production_release(struct db *db, const char *request_no, const char *actor, char *reason,
-                       size_t reason_len);
-
-/* The line at a glance. Requests: waiting for a card (not held), held for
- * an operator, with a card in production now. Cards: produced and spoiled
- * since midnight in Riyadh, and produced in the last window_min minutes.
- * Stations by the state shown to operators. */
-struct production_progress {
-    long waiting, held, in_production;
-    long produced_today, spoiled_today;
-    long produced_window;
-    int window_min;
-    long busy, idle, error, paused, offline;
-};
-
-/* Fills *p. window_min is 1 to 1440. Returns 0, -EINVAL or a DB_* code. */
-int production_progress(struct db *db, int window_min, struct production_progress *p);
-
-/* Cards an hour at the pace of p's window. */
-double production_cards_per_hour(const struct production_progress *p);
-
 #endif

@@ -6,11 +6,13 @@
 #include "track.h"
 #include "app.h"
 #include "db.h"
+#include "fields.h"
 #include "ids.h"
 #include "ratelimit.h"
 #include "status.h"
+#include "store_request.h"
 
-#include <openssl/crypto.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,34 @@ static json_t *branch_json(struct db_res *res, int col)
                      strtod(db_get(res, 0, col + 5), NULL));
 }
 
+/* The answer to a look-up that matched: the rows of request_tracking(). */
+static json_t *track_reply(struct db_res *res, struct db_res *tl)
+{
+    json_t *timeline = json_array();
+    for (size_t i = 0; i < db_rows(tl); i++)
+        json_array_append_new(timeline,
+                              json_pack("{s:s, s:s, s:o}", "at", db_get(tl, i, 0), "status",
+                                        db_get(tl, i, 1), "label", label(db_get(tl, i, 1))));
+    char address[512];
+    track_mask_address(db_get(res, 0, TRACK_COL_CITY), db_get(res, 0, TRACK_COL_DISTRICT), address,
+                       sizeof(address));
+    bool at_branch = !db_is_null(res, 0, TRACK_COL_BRANCH);
+    const char *status = db_get(res, 0, TRACK_COL_STATUS);
+    json_t *collect_by = db_is_null(res, 0, TRACK_COL_COLLECT_BY)
+                             ? json_null()
+                             : json_string(db_get(res, 0, TRACK_COL_COLLECT_BY));
+    json_t *reply = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:s, s:{s:s, s:s}, s:{s:s, s:i, s:s, s:o, s:o}, s:o}",
+        "request_no", db_get(res, 0, TRACK_COL_REQUEST_NO), "kind", db_get(res, 0, TRACK_COL_KIND),
+        "reason", db_get(res, 0, TRACK_COL_REASON), "status", status, "status_label", label(status),
+        "updated_at", db_get(res, 0, TRACK_COL_UPDATED_AT), "estimated_delivery", "earliest",
+        db_get(res, 0, TRACK_COL_EARLIEST), "latest", db_get(res, 0, TRACK_COL_LATEST), "delivery",
+        "method", at_branch ? "branch" : "home", "attempts",
+        (int)db_get_long(res, 0, TRACK_COL_ATTEMPTS, 0), "address", address, "branch",
+        branch_json(res, TRACK_COL_BRANCH), "collect_by", collect_by, "timeline", timeline);
+    return reply;
+}
+
 void track_lookup(struct http_req *rq)
 {
     int wait = ratelimit_blocked(rq->app->track_limit, rq->client_ip, time(NULL));
@@ -57,11 +87,9 @@ void track_lookup(struct http_req *rq)
     const char *national_id = json_string_value(json_object_get(rq->json, "national_id"));
     json_t *errors = json_array();
     if (!request_no || !request_no_valid(request_no))
-        json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "request_no", "code",
-                                                request_no ? "format" : "required"));
+        field_error(errors, "request_no", request_no ? "format" : "required");
     if (!national_id || !national_id_valid(national_id))
-        json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "national_id", "code",
-                                                national_id ? "format" : "required"));
+        field_error(errors, "national_id", national_id ? "format" : "required");
     if (json_array_size(errors) > 0) {
         ratelimit_fail(rq->app->track_limit, rq->client_ip, time(NULL));
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
@@ -74,66 +102,20 @@ void track_lookup(struct http_req *rq)
     if (!db)
         return;
     struct db_res *res = NULL, *tl = NULL;
-    /* The same statement runs whether or not the request exists; the
-     * national ID is compared in constant time against the stored one or a
-     * stand-in, so the answer's timing says nothing. */
-    int rc = db_query(
-        db, &res,
-        "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
-        " to_char(r.estimated_earliest, 'YYYY-MM-DD'), to_char(r.estimated_latest, 'YYYY-MM-DD'),"
-        " a.city, a.district,"
-        /* Delivery attempts made: the failed ones, and the one under way or done. */
-        " coalesce(p.failed_attempts, 0) + CASE WHEN r.status IN ('out_for_delivery','delivered')"
-        "  THEN 1 ELSE 0 END, to_char(p.collect_by, 'YYYY-MM-DD'),"
-        " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text, r.national_id"
-        " FROM (SELECT $1::text AS no) q"
-        " LEFT JOIN requests r ON r.request_no = q.no"
-        " LEFT JOIN request_addresses a ON a.request_id = r.id"
-        " LEFT JOIN parcels p ON p.request_id = r.id"
-        " LEFT JOIN branches b ON b.branch_id = p.branch_id",
-        request_no);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-        goto out;
-    }
-    const char *stored = db_get(res, 0, 18);
-    const char *compare = stored ? stored : "0000000000";
-    bool match = CRYPTO_memcmp(compare, national_id, 10) == 0 && stored != NULL;
-    if (!match) {
+    int rc = request_tracking(db, request_no, national_id, &res, &tl);
+    if (rc == -ENOENT) {
         not_found(rq);
-        goto out;
+        return;
     }
-    rc = db_query(db, &tl,
-                  "SELECT rfc3339(at), status FROM request_events"
-                  " WHERE request_id = $1::bigint AND status IS NOT NULL ORDER BY at, id",
-                  db_get(res, 0, 0));
     if (rc) {
         http_internal_error(rq, db_error_message(db));
-        goto out;
+        return;
     }
-    json_t *timeline = json_array();
-    for (size_t i = 0; i < db_rows(tl); i++)
-        json_array_append_new(timeline,
-                              json_pack("{s:s, s:s, s:o}", "at", db_get(tl, i, 0), "status",
-                                        db_get(tl, i, 1), "label", label(db_get(tl, i, 1))));
-    char address[512];
-    track_mask_address(db_get(res, 0, 8), db_get(res, 0, 9), address, sizeof(address));
-    bool at_branch = !db_is_null(res, 0, 12);
-    const char *status = db_get(res, 0, 4);
-    json_t *collect_by = db_is_null(res, 0, 11) ? json_null() : json_string(db_get(res, 0, 11));
-    json_t *reply =
-        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:{s:s, s:s}, s:{s:s, s:i, s:s, s:o, s:o}, s:o}",
-                  "request_no", db_get(res, 0, 1), "kind", db_get(res, 0, 2), "reason",
-                  db_get(res, 0, 3), "status", status, "status_label", label(status), "updated_at",
-                  db_get(res, 0, 5), "estimated_delivery", "earliest", db_get(res, 0, 6), "latest",
-                  db_get(res, 0, 7), "delivery", "method", at_branch ? "branch" : "home",
-                  "attempts", (int)db_get_long(res, 0, 10, 0), "address", address, "branch",
-                  branch_json(res, 12), "collect_by", collect_by, "timeline", timeline);
+    json_t *reply = track_reply(res, tl);
     if (!reply)
         http_internal_error(rq, "reply could not be built");
     else
         http_json(rq, 200, reply);
-out:
     db_res_free(res);
     db_res_free(tl);
 }

@@ -14,7 +14,9 @@
 #include "config.h"
 #include "db.h"
 #include "ids.h"
+#include "metrics.h"
 #include "production.h"
+#include "store_request.h"
 #include "refdata.h"
 #include "stations.h"
 #include "stock.h"
@@ -277,7 +279,7 @@ static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
     if (need_db(ctl))
         return 1;
     struct job job;
-    int rc = production_card_data(ctl->db, request_no, &job);
+    int rc = card_face_data(ctl->db, request_no, &job);
     if (rc == -ENOENT) {
         fprintf(stderr, "cardctl: no request %s\n", request_no);
         return 1;
@@ -474,7 +476,7 @@ static int cmd_request_release(struct ctl *ctl, int argc, char **argv)
     if (need_db(ctl))
         return 1;
     char reason[512];
-    int rc = production_release(ctl->db, request_no, actor(ctl), reason, sizeof(reason));
+    int rc = request_release(ctl->db, request_no, actor(ctl), reason, sizeof(reason));
     if (rc == -ENOENT) {
         fprintf(stderr, "cardctl: no request %s\n", request_no);
         return 1;
