@@ -13,7 +13,7 @@
 #include "ops.h"
 #include "ratelimit.h"
 #include "requests.h"
-#include "station.h"
+#include "station_worker.h"
 #include "stations.h"
 #include "stock.h"
 #include "track.h"
@@ -66,6 +66,46 @@ static int write_port_file(const char *path, int port)
     return rename(tmp, path) == 0 ? 0 : -errno;
 }
 
+/* The master key, from which couriers' secrets are derived; without one
+ * the service runs but cannot verify courier signatures. */
+static int load_master_key(struct app *app)
+{
+    const struct config *cfg = app->cfg;
+    int rc = auth_load_master_key(cfg->master_key_file, app->master_key);
+    if (rc == -EPERM) {
+        log_error("master key %s is readable by others; refusing to start", cfg->master_key_file);
+        return rc;
+    }
+    app->have_master_key = rc == 0;
+    if (!app->have_master_key)
+        log_warn("no master key at %s: courier signatures cannot be verified",
+                 cfg->master_key_file);
+    return 0;
+}
+
+/* The database is reachable and its schema current; this instance's
+ * stations are recorded in it. */
+static int check_database(struct app *app)
+{
+    struct db *db = db_pool_acquire(app->pool, 5000);
+    if (!db) {
+        log_error("cannot reach the database");
+        return DB_EDOWN;
+    }
+    int version = db_schema_version(db);
+    if (version == DB_SCHEMA_VERSION && stations_register(db, app->cfg) != 0) {
+        log_error("cannot record the stations: %s", db_error_message(db));
+        version = -1;
+    }
+    db_pool_release(app->pool, db);
+    if (version != DB_SCHEMA_VERSION) {
+        log_error("database schema is version %d, this build needs %d: run cardd migrate", version,
+                  DB_SCHEMA_VERSION);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int server_run(struct config *cfg, const char *port_file)
 {
     struct app app = { .cfg = cfg };
@@ -87,37 +127,14 @@ int server_run(struct config *cfg, const char *port_file)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = auth_load_master_key(cfg->master_key_file, app.master_key);
-    if (rc == -EPERM) {
-        log_error("master key %s is readable by others; refusing to start", cfg->master_key_file);
+    rc = load_master_key(&app);
+    if (rc)
         return rc;
-    }
-    app.have_master_key = rc == 0;
-    if (!app.have_master_key)
-        log_warn("no master key at %s: courier signatures cannot be verified",
-                 cfg->master_key_file);
-
     rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);
+    if (!rc)
+        rc = check_database(&app);
     if (rc)
         goto out;
-    struct db *db = db_pool_acquire(app.pool, 5000);
-    if (!db) {
-        log_error("cannot reach the database");
-        rc = DB_EDOWN;
-        goto out;
-    }
-    int version = db_schema_version(db);
-    if (version == DB_SCHEMA_VERSION && stations_register(db, cfg) != 0) {
-        log_error("cannot record the stations: %s", db_error_message(db));
-        version = -1;
-    }
-    db_pool_release(app.pool, db);
-    if (version != DB_SCHEMA_VERSION) {
-        log_error("database schema is version %d, this build needs %d: run cardd migrate", version,
-                  DB_SCHEMA_VERSION);
-        rc = -EINVAL;
-        goto out;
-    }
     rc = ratelimit_new(&app.track_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
     if (!rc)
         rc = metrics_new(&app.metrics);
