@@ -3,6 +3,7 @@
 #   make            build the service, the operator CLI and the emulators
 #   make check      unit and integration tests (installs what is missing)
 #   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make check CC=clang  the same built with clang (into build-clang)
 #   make valgrind   the driver and unit tests under valgrind
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
 #   make demo       the whole chain on emulated devices and a private database
@@ -14,11 +15,15 @@ DESTDIR ?=
 SAN     ?= 0
 CC      ?= cc
 
+# Each compiler and each sanitizer builds into a folder of its own, so that
+# builds never mix objects: build, build-san, build-clang, build-san-clang.
+CC_SUFFIX := $(if $(findstring clang,$(notdir $(firstword $(CC)))),-clang,)
+
 ifeq ($(SAN),1)
-BUILD   ?= build-san
+BUILD   ?= build-san$(CC_SUFFIX)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
-BUILD   ?= build
+BUILD   ?= build$(CC_SUFFIX)
 SANFLAGS =
 endif
 
@@ -170,7 +175,7 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format: clean"
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-clang build-san-clang
 
 .SECONDARY:
 

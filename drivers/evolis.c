@@ -12,6 +12,7 @@
  * Db;k Db;o Se, or Ser instead of Se when the card is spoiled.
  */
 #include <libusb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@
 /* After a time-out the late answer may still arrive: it is read and
  * dropped before the next command, waiting this long at most. */
 #define EVOLIS_DRAIN_MS 20
+/* Telling printers apart means asking each for its serial; a printer that
+ * does not answer that within this time is not the one looked for now. */
+#define EVOLIS_PROBE_MS 2000
 
 struct evolis {
     libusb_context *usb;
@@ -306,6 +310,50 @@ static void release_device(struct evolis *ev)
     ev->handle = NULL;
 }
 
+/* Which device answered with which serial, by bus and address, shared by
+ * every printer this process opens: a station tries the device known to be
+ * its own first and probes one known to be another's only when its own is
+ * nowhere else, so a hung or busy printer stalls only its own station. The
+ * lock covers this table, never device I/O. */
+#define EVOLIS_KNOWN_MAX 64
+
+static struct {
+    uint8_t bus, addr;
+    char serial[64];
+} known[EVOLIS_KNOWN_MAX];
+static size_t n_known;
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void known_set(libusb_device *udev, const char *serial)
+{
+    uint8_t bus = libusb_get_bus_number(udev), addr = libusb_get_device_address(udev);
+    pthread_mutex_lock(&known_lock);
+    size_t i = 0;
+    while (i < n_known && (known[i].bus != bus || known[i].addr != addr))
+        i++;
+    if (i == n_known && n_known < EVOLIS_KNOWN_MAX)
+        n_known++;
+    if (i < n_known) {
+        known[i].bus = bus;
+        known[i].addr = addr;
+        snprintf(known[i].serial, sizeof(known[i].serial), "%s", serial);
+    }
+    pthread_mutex_unlock(&known_lock);
+}
+
+/* 1: the device last answered with this serial, -1: with another, 0: not known. */
+static int known_match(libusb_device *udev, const char *serial)
+{
+    uint8_t bus = libusb_get_bus_number(udev), addr = libusb_get_device_address(udev);
+    int m = 0;
+    pthread_mutex_lock(&known_lock);
+    for (size_t i = 0; i < n_known; i++)
+        if (known[i].bus == bus && known[i].addr == addr)
+            m = strcmp(known[i].serial, serial) == 0 ? 1 : -1;
+    pthread_mutex_unlock(&known_lock);
+    return m;
+}
+
 /* Opens one candidate and keeps it if it reports the wanted serial. */
 static int try_device(struct printer_dev *dev, libusb_device *udev, const char *serial)
 {
@@ -324,13 +372,19 @@ static int try_device(struct printer_dev *dev, libusb_device *udev, const char *
     if (rc)
         goto out_release;
     ev->claimed = true;
-    /* Errors go to the host, so every command is ACKed or NACKed. */
+    /* Errors go to the host, so every command is ACKed or NACKed. The
+     * probe has a short time-out of its own: a hung candidate costs this
+     * station a moment, not a print cycle's time-out. */
+    unsigned int timeout = dev->timeout_ms;
+    if (dev->timeout_ms > EVOLIS_PROBE_MS)
+        dev->timeout_ms = EVOLIS_PROBE_MS;
     rc = command(dev, "Pem;2", &fault);
+    if (!rc)
+        rc = read_text(dev, "Rsn", got, sizeof(got));
+    dev->timeout_ms = timeout;
     if (rc)
         goto out_release;
-    rc = read_text(dev, "Rsn", got, sizeof(got));
-    if (rc)
-        goto out_release;
+    known_set(udev, got);
     if (strcmp(got, serial) != 0) {
         rc = -ENODEV;
         goto out_release;
@@ -344,7 +398,9 @@ out_release:
 
 /* One pass over the bus: 0 with the printer open, -ENODEV when it is not
  * there, -EBUSY when it is not found but a candidate was held by another
- * handle (possibly ours, possibly another station probing it). */
+ * handle (possibly ours, possibly another station probing it). Candidates
+ * are tried in three rounds: the device known to be this printer, devices
+ * not known yet, then devices known to be others (an address reused). */
 static int scan_bus(struct printer_dev *dev, const char *serial)
 {
     struct evolis *ev = dev->priv;
@@ -356,20 +412,33 @@ static int scan_bus(struct printer_dev *dev, const char *serial)
     n = libusb_get_device_list(ev->usb, &list);
     if (n < 0)
         return usb_errno((int)n);
-    for (ssize_t i = 0; i < n && rc; i++) {
-        struct libusb_device_descriptor desc;
-        int one;
-
-        if (libusb_get_device_descriptor(list[i], &desc))
-            continue;
-        if (desc.idVendor != dev->id->vendor || desc.idProduct != dev->id->product)
-            continue;
-        one = try_device(dev, list[i], serial);
-        if (one == 0)
-            rc = 0;
-        else if (one == -EBUSY)
-            busy = true;
+    /* Each candidate's round is decided before any is probed. */
+    signed char *round = calloc((size_t)n + 1, 1);
+    if (!round) {
+        libusb_free_device_list(list, 1);
+        return -ENOMEM;
     }
+    for (ssize_t i = 0; i < n; i++) {
+        struct libusb_device_descriptor desc;
+
+        round[i] = 2; /* not a candidate */
+        if (libusb_get_device_descriptor(list[i], &desc) == 0 && desc.idVendor == dev->id->vendor &&
+            desc.idProduct == dev->id->product)
+            round[i] = (signed char)known_match(list[i], serial);
+    }
+    static const int rounds[] = { 1, 0, -1 };
+    for (size_t r = 0; r < sizeof(rounds) / sizeof(rounds[0]) && rc; r++) {
+        for (ssize_t i = 0; i < n && rc; i++) {
+            if (round[i] != rounds[r])
+                continue;
+            int one = try_device(dev, list[i], serial);
+            if (one == 0)
+                rc = 0;
+            else if (one == -EBUSY)
+                busy = true;
+        }
+    }
+    free(round);
     libusb_free_device_list(list, 1);
     return rc && busy ? -EBUSY : rc;
 }

@@ -4,7 +4,7 @@
 # With --check it only reports (exit 1) whether something is missing.
 set -eu
 
-PACKAGES="make gcc pkg-config ca-certificates curl openssl procps iproute2
+PACKAGES="make gcc clang pkg-config ca-certificates curl openssl procps iproute2
   libpq-dev postgresql postgresql-common
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
   pcscd libpcsclite-dev vsmartcard-vpcd

@@ -204,12 +204,32 @@ static bool data_ok(const struct face_data *d)
         return false;
     if (d->kind != FACE_NATIONAL_ID && d->kind != FACE_FAMILY_RECORD)
         return false;
+    if (d->kind == FACE_FAMILY_RECORD && !field_ok(d->issue_date))
+        return false;
     if (d->n_members > 8 || (d->n_members && !d->members))
         return false;
     for (size_t i = 0; i < d->n_members; i++)
         if (!field_ok(d->members[i]))
             return false;
     return true;
+}
+
+size_t face_fields(const struct face_data *d, struct face_field out[FACE_MAX_FIELDS])
+{
+    if (!d)
+        return 0;
+    size_t n = 0;
+    out[n++] = (struct face_field){ "رقم الهوية", "ID No.", d->national_id };
+    if (d->kind == FACE_NATIONAL_ID) {
+        out[n++] = (struct face_field){ "تاريخ الميلاد", "Date of Birth", d->birth_date };
+        out[n++] = (struct face_field){ "تاريخ الانتهاء", "Expiry Date", d->expiry_date };
+        out[n++] = (struct face_field){ "رقم البطاقة", "Card No.", d->card_serial };
+    } else {
+        /* A family record is issued the day it is produced. */
+        out[n++] = (struct face_field){ "رقم السجل", "Record No.", d->card_serial };
+        out[n++] = (struct face_field){ "تاريخ الإصدار", "Issue Date", d->issue_date };
+    }
+    return n;
 }
 
 static void draw_card(cairo_t *colour, cairo_t *resin, const struct face_data *d, int *rc)
@@ -251,16 +271,12 @@ static void draw_card(cairo_t *colour, cairo_t *resin, const struct face_data *d
     cairo_rectangle(resin, left, 242, right - left, 3);
     cairo_fill(resin);
 
-    draw_field(colour, resin, left, right, 256, "رقم الهوية", "ID No.", d->national_id);
-    if (id) {
-        draw_field(colour, resin, left, right, 326, "تاريخ الميلاد", "Date of Birth",
-                   d->birth_date);
-        draw_field(colour, resin, left, right, 396, "تاريخ الانتهاء", "Expiry Date",
-                   d->expiry_date);
-        draw_field(colour, resin, left, right, 466, "رقم البطاقة", "Card No.", d->card_serial);
-    } else {
-        draw_field(colour, resin, left, right, 326, "رقم السجل", "Record No.", d->card_serial);
-        draw_field(colour, resin, left, right, 396, "تاريخ الإصدار", "Issue Date", d->birth_date);
+    struct face_field fields[FACE_MAX_FIELDS];
+    size_t nf = face_fields(d, fields);
+    for (size_t i = 0; i < nf; i++)
+        draw_field(colour, resin, left, right, 256 + 70 * (double)i, fields[i].label_ar,
+                   fields[i].label_en, fields[i].value);
+    if (!id) {
         for (size_t i = 0; i < d->n_members; i++)
             draw_text_fit(resin, &black, FONT_ARABIC, PANGO_WEIGHT_NORMAL, 22, 330, d->members[i],
                           right - (double)(i / 4) * 345, 466 + (double)(i % 4) * 32, ALIGN_RIGHT);

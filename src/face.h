@@ -24,11 +24,25 @@ struct face_data {
     const char *national_id;    /* required: 10 digits */
     const char *birth_date;     /* required: YYYY-MM-DD */
     const char *expiry_date;    /* required: YYYY-MM-DD */
+    const char *issue_date;     /* family record: required, YYYY-MM-DD (Riyadh) */
     const char *card_serial;    /* required; family record: its number */
     const char *photo_png;      /* optional: path; NULL: empty frame */
     const char *const *members; /* family record: members' Arabic names */
     size_t n_members;
 };
+
+/* One labelled field of a face, as printed: bilingual label and value. */
+struct face_field {
+    const char *label_ar;
+    const char *label_en;
+    const char *value;
+};
+
+#define FACE_MAX_FIELDS 4
+
+/* The labelled fields printed on the face of d, top to bottom, into out;
+ * returns how many (0 when d is NULL). The values point into d. */
+size_t face_fields(const struct face_data *d, struct face_field out[FACE_MAX_FIELDS]);
 
 /* A rendered face: the colour layer and the black resin layer. */
 struct face_image {

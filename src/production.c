@@ -4,6 +4,7 @@
  * in one transaction per step. */
 #include "production.h"
 #include "db.h"
+#include "face.h"
 #include "log.h"
 #include "store_card.h"
 #include "store_request.h"
@@ -164,6 +165,9 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
         rc = card_recover_station(db, station_id, actor, &lost);
     for (size_t i = 0; !rc && i < db_rows(lost); i++)
         rc = request_requeue(db, db_get(lost, i, 0), true, 0);
+    /* Each resolved job spoiled its card: the station's counter says so. */
+    if (!rc)
+        rc = station_count_cards(db, station_id, 0, (long)db_rows(lost));
     if (!rc) {
         rc = station_apply(db, station_id, "restart", NULL, &ch, NULL);
         rc = rc == -EPERM ? 0 : rc;
@@ -182,4 +186,19 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
                  station_id, db_get(lost, (size_t)i, 1));
     db_res_free(lost);
     return n;
+}
+
+void production_face_data(const struct job *job, const char *serial, struct face_data *fd)
+{
+    bool family = strcmp(job->kind, "family_record") == 0;
+    *fd = (struct face_data){
+        .kind = family ? FACE_FAMILY_RECORD : FACE_NATIONAL_ID,
+        .name_ar = job->name_ar,
+        .name_latin = job->name_en,
+        .national_id = job->national_id,
+        .birth_date = job->birth_date,
+        .expiry_date = job->expiry_date,
+        .issue_date = job->issue_date,
+        .card_serial = serial ? serial : job->card_serial,
+    };
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 struct db;
+struct face_data;
 
 struct job {
     char attempt_id[24];
@@ -70,5 +71,10 @@ int production_step(struct db *db, const struct job *job, const char *action,
  * is spoiled ("fate unknown after restart") and its request requeued.
  * Returns how many were resolved, or a DB_* code. */
 int production_recover(struct db *db, const char *station_id, const char *actor);
+
+/* The face of job's card (national ID card or family record): the holder's
+ * fields and the job's issue and expiry dates; serial, when not NULL,
+ * replaces the job's card serial (a preview). The strings point into job. */
+void production_face_data(const struct job *job, const char *serial, struct face_data *fd);
 
 #endif

@@ -61,11 +61,10 @@ static void sleep_ms(int ms)
 
 /* ---- devices ---- */
 
-/* Finding a printer means asking every printer of the model for its
- * serial; two stations doing so at once would talk to each other's
- * printers, so one station searches at a time. */
-static pthread_mutex_t printer_search = PTHREAD_MUTEX_INITIALIZER;
-
+/* Finding a printer means asking the printers of the model for their
+ * serial; the driver keeps that search to this station's own device where
+ * it can and holds no lock across device I/O, so a hung printer stalls only
+ * its own station. */
 static int open_printer(struct station *s)
 {
     if (s->printer && !printer_is_gone(s->printer))
@@ -75,14 +74,12 @@ static int open_printer(struct station *s)
     if (strcmp(s->cfg->printer_driver, evolis_printer_ops.name) != 0)
         return -ENODEV;
     int rc = -ENODEV;
-    pthread_mutex_lock(&printer_search);
     for (const struct printer_id *id = evolis_printer_ops.id_table; id->vendor; id++) {
         rc = printer_open_with(&evolis_printer_ops, id->vendor, id->product, s->cfg->printer_serial,
                                PRINTER_TIMEOUT_MS, &s->printer);
         if (rc != -ENODEV)
             break;
     }
-    pthread_mutex_unlock(&printer_search);
     return rc;
 }
 
@@ -304,15 +301,8 @@ static void run_job(struct station *s, const struct job *job, struct job_result 
         }
     }
 
-    struct face_data fd = {
-        .kind = family ? FACE_FAMILY_RECORD : FACE_NATIONAL_ID,
-        .name_ar = job->name_ar,
-        .name_latin = job->name_en,
-        .national_id = job->national_id,
-        .birth_date = job->birth_date,
-        .expiry_date = job->expiry_date,
-        .card_serial = job->card_serial,
-    };
+    struct face_data fd;
+    production_face_data(job, NULL, &fd);
     rc = face_render(&fd, &img);
     if (!rc)
         rc = face_to_panels(img, &panels);
@@ -535,6 +525,9 @@ int stations_start(struct app *app, struct stations **out)
         struct station *s = &all->st[i];
         s->app = app;
         s->cfg = &app->cfg->stations[i];
+        /* The state left by the last stop says nothing of the devices now:
+         * the station says it is ready once they answer. */
+        s->reported_offline = true;
         if (pthread_create(&s->thread, NULL, worker, s) != 0) {
             stations_stop(all);
             return -EAGAIN;

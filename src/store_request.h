@@ -146,7 +146,13 @@ enum queue_col {
 int production_queue_fetch(struct db *db, long after, long limit, bool held_only,
                            struct db_res **res);
 
-/* Releases a request held for an operator (see production_release()). */
+/* Releases a request held for an operator after too many spoiled cards:
+ * the hold is cleared so production takes it again, its count of spoiled
+ * cards stays (one more spoiled card holds it again), and the audit log
+ * says who released it. The hold reason it had is copied to reason when
+ * reason is not NULL. Returns 0, -ENOENT when there is no such request,
+ * -EALREADY when it is not held (or no longer waits for a card), or a DB_*
+ * code. */
 int request_release(struct db *db, const char *request_no, const char *actor, char *reason,
                     size_t reason_len);
 

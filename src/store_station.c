@@ -8,7 +8,10 @@
 #include <string.h>
 
 /* Every move a station's state may make. Pause and resume keep the state
- * (paused is a flag), except that a resume clears an error. */
+ * (paused is a flag), except that a resume clears an error. An error stays
+ * until an operator resumes the station: only another error replaces it,
+ * so a worker that saw the station ready a moment before does not paint
+ * over it (not even when it stops or loses its devices). */
 const struct transition station_transitions[] = {
     { "idle", "claim", "busy", NULL },
     { "offline", "claim", "busy", NULL },
@@ -19,7 +22,8 @@ const struct transition station_transitions[] = {
     { "offline", "online", "idle", "station.online" },
     { "idle", "go_offline", "offline", "station.offline" },
     { "busy", "go_offline", "offline", "station.offline" },
-    { "error", "go_offline", "offline", "station.offline" },
+    { "error", "fail", "error", "station.error" },
+    { "error", "fault", "error", "station.error" },
     { "busy", "restart", "idle", "station.restarted" },
     { "idle", "pause", "idle", "station.paused" },
     { "busy", "pause", "busy", "station.paused" },
@@ -85,13 +89,21 @@ int station_apply_alone(struct db *db, const char *station_id, const char *event
     return rc;
 }
 
+int station_count_cards(struct db *db, const char *station_id, long produced, long spoiled)
+{
+    char p[24], s[24];
+    snprintf(p, sizeof(p), "%ld", produced);
+    snprintf(s, sizeof(s), "%ld", spoiled);
+    return db_query(db, NULL,
+                    "UPDATE stations SET cards_produced = cards_produced + $2::int,"
+                    " cards_spoiled = cards_spoiled + $3::int, updated_at = now() WHERE id = $1",
+                    station_id, p, s);
+}
+
 int station_job_done(struct db *db, const char *station_id, bool produced, bool spoiled,
                      const char *station_error, const char *actor)
 {
-    int rc = db_query(db, NULL,
-                      "UPDATE stations SET cards_produced = cards_produced + $2::int,"
-                      " cards_spoiled = cards_spoiled + $3::int, updated_at = now() WHERE id = $1",
-                      station_id, produced ? "1" : "0", spoiled ? "1" : "0");
+    int rc = station_count_cards(db, station_id, produced, spoiled);
     const struct change ch = { .actor = actor };
     bool error = station_error && station_error[0];
     if (!rc)

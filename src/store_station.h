@@ -36,6 +36,9 @@ int station_apply(struct db *db, const char *station_id, const char *event, cons
 int station_apply_alone(struct db *db, const char *station_id, const char *event,
                         const char *reason, const char *actor);
 
+/* Adds to the station's counters of cards produced and spoiled. */
+int station_count_cards(struct db *db, const char *station_id, long produced, long spoiled);
+
 /* A job ended on the station: its counters, and the move back to idle,
  * or to error with station_error when that is not empty. A station an
  * operator moved meanwhile keeps its state. */

@@ -288,15 +288,8 @@ static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
         return db_failed(ctl, "cannot read the request", rc);
     bool family = strcmp(job.kind, "family_record") == 0;
     const char *serial = job.card_serial[0] ? job.card_serial : "PREVIEW";
-    struct face_data face = {
-        .kind = family ? FACE_FAMILY_RECORD : FACE_NATIONAL_ID,
-        .name_ar = job.name_ar,
-        .name_latin = job.name_en,
-        .national_id = job.national_id,
-        .birth_date = job.birth_date,
-        .expiry_date = job.expiry_date,
-        .card_serial = serial,
-    };
+    struct face_data face;
+    production_face_data(&job, serial, &face);
     rc = cli_card_face_render(&face, out);
     if (rc) {
         fprintf(stderr, "cardctl: cannot render the face of %s to %s: %s\n", request_no, out,
@@ -308,6 +301,10 @@ static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
     printf("%s: %s of %s, card %s%s, expiry %s\n", out,
            family ? "family record" : "national ID card", request_no, serial,
            job.card_serial[0] ? "" : " (no card yet)", job.expiry_date);
+    struct face_field fields[FACE_MAX_FIELDS];
+    size_t nf = face_fields(&face, fields);
+    for (size_t i = 0; i < nf; i++)
+        printf("  %s: %s\n", fields[i].label_en, fields[i].value);
     return 0;
 }
 

@@ -243,6 +243,34 @@ static void test_card_face(void **state)
     assert_int_equal(w, 1016);
     assert_int_equal(h, 648);
 
+    /* A produced family record: issued the day it was produced (Riyadh),
+     * whatever the holder's birth date; the face's fields say so. */
+    assert_int_equal(
+        harness_sql(
+            NULL, 0,
+            "WITH a AS (INSERT INTO production_attempts (request_id, card_serial, station_id,"
+            " instance, started_at, finished_at, outcome, step)"
+            " SELECT id, 'A00000008', 'st1', 'x', '2026-03-04T22:30:00Z',"
+            " '2026-03-04T22:31:00Z', 'produced', 'eject'"
+            " FROM requests WHERE request_no = 'RQ-FACE-2' RETURNING request_id)"
+            " UPDATE cards SET state = 'used', request_id = a.request_id, station_id = 'st1'"
+            " FROM a WHERE serial = 'A00000008'"),
+        0);
+    char birth[16] = "";
+    assert_int_equal(harness_sql(birth, sizeof(birth),
+                                 "SELECT to_char(birth_date, 'YYYY-MM-DD') FROM requests"
+                                 " WHERE request_no = 'RQ-FACE-2'"),
+                     0);
+    snprintf(png, sizeof(png), "%s/family-made.png", svc.dir);
+    assert_int_equal(harness_ctl(&svc, out, sizeof(out), "card", "face", "RQ-FACE-2", png, NULL),
+                     0);
+    /* 22:30 UTC on 4 March is 5 March in Riyadh (UTC+3). */
+    assert_non_null(strstr(out, "Issue Date: 2026-03-05"));
+    assert_non_null(strstr(out, "Record No.: A00000008"));
+    char birth_line[64];
+    snprintf(birth_line, sizeof(birth_line), ": %s", birth);
+    assert_null(strstr(out, birth_line));
+
     /* Unknown request, unwritable file: failures, no file. */
     snprintf(png, sizeof(png), "%s/unknown.png", svc.dir);
     assert_int_equal(harness_ctl(&svc, out, sizeof(out), "card", "face", "RQ-NOPE", png, NULL), 1);

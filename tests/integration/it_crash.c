@@ -174,6 +174,12 @@ static void test_kill_and_restart(void **state)
         sql_long(
             "SELECT count(*) FROM cards WHERE spoil_reason = 'fate unknown after restart: rejected'"),
         recovered);
+    /* Every spoiled card counts on its station, whatever path spoiled it
+     * (a job that failed, or one resolved at a restart). */
+    assert_int_equal(sql_long("SELECT sum(cards_spoiled) FROM stations"),
+                     sql_long("SELECT count(*) FROM cards WHERE state = 'spoiled'"));
+    assert_int_equal(sql_long("SELECT sum(cards_produced) FROM stations"),
+                     sql_long("SELECT count(*) FROM cards WHERE state = 'used'"));
     printf("%d kills, %ld jobs in flight at a kill, all resolved\n", kills, recovered);
     assert_true(recovered > 0);
 }

@@ -301,6 +301,7 @@ static void test_family_record_has_no_chip_gap(void **state)
 
     (void)state;
     d.kind = FACE_FAMILY_RECORD;
+    d.issue_date = "2026-11-29";
     d.members = members;
     d.n_members = 2;
     assert_int_equal(face_render(&d, &img), 0);
@@ -317,6 +318,54 @@ static void test_family_record_has_no_chip_gap(void **state)
     face_image_free(img);
 }
 
+/* A family record is issued the day it is produced: its face carries the
+ * issue date under "Issue Date", never the holder's birth date; without an
+ * issue date there is no family record face. */
+static void test_family_record_issue_date(void **state)
+{
+    struct face_data d = sample();
+    struct face_field f[FACE_MAX_FIELDS];
+    struct face_image *img = NULL;
+    (void)state;
+
+    d.kind = FACE_FAMILY_RECORD;
+    assert_int_equal(face_render(&d, &img), -EINVAL);
+    d.issue_date = "2026-11-29";
+    size_t n = face_fields(&d, f);
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_not_equal(f[i].value, d.birth_date);
+        if (strcmp(f[i].label_en, "Issue Date") == 0) {
+            assert_string_equal(f[i].label_ar, "تاريخ الإصدار");
+            assert_string_equal(f[i].value, "2026-11-29");
+            found = true;
+        }
+    }
+    assert_true(found);
+
+    /* The picture changes with the issue date: it is what is printed there. */
+    struct face_image *other = NULL;
+    assert_int_equal(face_render(&d, &img), 0);
+    d.issue_date = "2027-01-02";
+    assert_int_equal(face_render(&d, &other), 0);
+    size_t differ = 0;
+    for (size_t i = 0; i < npix; i++)
+        differ +=
+            face_image_pixel(img, (int)(i % PRINTER_FACE_WIDTH), (int)(i / PRINTER_FACE_WIDTH)) !=
+            face_image_pixel(other, (int)(i % PRINTER_FACE_WIDTH), (int)(i / PRINTER_FACE_WIDTH));
+    assert_true(differ > 100);
+    face_image_free(other);
+    face_image_free(img);
+
+    /* The national ID card shows birth and expiry dates. */
+    d = sample();
+    n = face_fields(&d, f);
+    assert_int_equal(n, 4);
+    assert_string_equal(f[1].label_en, "Date of Birth");
+    assert_string_equal(f[1].value, d.birth_date);
+    assert_string_equal(f[2].value, d.expiry_date);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_render_matches_reference_shaping),
         cmocka_unit_test(test_cli_writes_png),
         cmocka_unit_test(test_family_record_has_no_chip_gap),
+        cmocka_unit_test(test_family_record_issue_date),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

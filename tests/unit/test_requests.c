@@ -493,7 +493,7 @@ static void documents_digest_shape(void **state)
     struct fixture *f = *state;
     json_t *docs = json_object_get(f->body, "documents");
     /* 63 hex digits */
-    json_array_set_new(docs, 0, doc("id_copy", HEX_A + 1, "docs://1"));
+    json_array_set_new(docs, 0, doc("id_copy", &HEX_A[1], "docs://1"));
     expect_errors(f, "documents[0].sha256:format\n");
     /* 65 hex digits */
     json_array_set_new(docs, 0, doc("id_copy", HEX_A "a", "docs://1"));

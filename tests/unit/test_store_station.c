@@ -18,8 +18,9 @@
 
 /* README, "The production line": a station takes a job when idle (or just
  * started), goes back to idle or to error for an operator, goes offline
- * when its devices are gone and back when they answer; pause and resume
- * keep the state, and a resume clears an error. */
+ * when its devices are gone and back when they answer; an error stays
+ * until an operator resumes the station (only another error replaces it);
+ * pause and resume keep the state, and a resume clears an error. */
 static const struct {
     const char *from, *event, *to, *audit;
 } allowed[] = {
@@ -32,7 +33,8 @@ static const struct {
     { "offline", "online", "idle", "station.online" },
     { "idle", "go_offline", "offline", "station.offline" },
     { "busy", "go_offline", "offline", "station.offline" },
-    { "error", "go_offline", "offline", "station.offline" },
+    { "error", "fail", "error", "station.error" },
+    { "error", "fault", "error", "station.error" },
     { "busy", "restart", "idle", "station.restarted" },
     { "idle", "pause", "idle", "station.paused" },
     { "busy", "pause", "busy", "station.paused" },
