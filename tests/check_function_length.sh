@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 limit=${FUNCTION_LINES_MAX:-80}
 files=("$@")
 [ ${#files[@]} -eq 0 ] && files=(src/*.c)
-awk -v limit="$limit" '
+measure() {
+    awk -v limit="$limit" '
     FNR == 1 { start = 0; n = 0 }
     { hist[FNR] = $0 }
     /^\{/ { start = FNR; name = ""
@@ -25,4 +26,15 @@ awk -v limit="$limit" '
             start = 0 }
     END { if (bad) { printf "function length: %d function(s) over %d lines\n", bad, limit; exit 1 }
           print "function length: every function within " limit " lines" }
-' "${files[@]}"
+' "$@"
+}
+
+# The check must see a long function when there is one.
+probe=$(mktemp)
+trap 'rm -f "$probe"' EXIT
+{ echo 'int f(void)'; echo '{'; for _ in $(seq $((limit + 1))); do echo '    g();'; done; echo '}'; } >"$probe"
+if measure "$probe" >/dev/null; then
+    echo "function length: the check does not see a function of $((limit + 1)) lines" >&2
+    exit 1
+fi
+measure "${files[@]}"

@@ -79,6 +79,7 @@ run_unit() {
         [ -x "$t" ] && run_binary "$t"
     done
     run_check check_ownership
+    run_check check_function_length
 }
 
 run_integration() {
