@@ -258,11 +258,10 @@ export CARDD_CONFIG=$RUN/cardd.conf
 "$CARDCTL" keys init >>"$RUN/setup.log"
 INTAKE=$("$CARDCTL" token create --role intake --name absher-approvals)
 OPERATOR=$("$CARDCTL" token create --role operator --name operator-huda)
-# The second operator witnesses destructions: the service checks that the
-# witness names an operator's token; the token itself is not needed here.
-"$CARDCTL" token create --role operator --name operator-yousef >/dev/null
-BRANCH=$("$CARDCTL" token create --role branch --name branch-malqa-desk1)
-echo "tokens: intake absher-approvals, operators operator-huda and operator-yousef, branch branch-malqa-desk1"
+# The second operator witnesses destructions: they countersign with their
+# own token (X-Witness-Authorization), so one operator alone cannot do it.
+WITNESS=$("$CARDCTL" token create --role operator --name operator-yousef)
+echo "tokens: intake absher-approvals, operators operator-huda and operator-yousef"
 
 # The courier's token and signing secret are printed once, here only.
 courier=$("$CARDCTL" courier add fastpost)
@@ -448,7 +447,10 @@ api 200 POST "/v1/requests/$CANCELLED/cancel" "$INTAKE" '{"reason":"applicant fo
     jq -r '"  \(.request_no) -> \(.status)"'
 VOIDED_CARD=$(api 200 GET "/v1/requests/$CANCELLED" "$OPERATOR" | jq -r '.cards[-1].card_serial')
 echo "  its card $VOIDED_CARD was voided (spoiled); a spoiled card is destroyed under dual control:"
-api 200 POST "/v1/cards/$VOIDED_CARD/destroy" "$OPERATOR" '{"witness":"operator-yousef"}' |
+api 403 POST "/v1/cards/$VOIDED_CARD/destroy" "$OPERATOR" '{"witness":"operator-yousef"}' |
+    jq -r '"  alone: \(.status) \(.detail)"'
+api 200 POST "/v1/cards/$VOIDED_CARD/destroy" "$OPERATOR" '{"witness":"operator-yousef"}' \
+    "X-Witness-Authorization: Bearer $WITNESS" |
     jq -r '"  \(.card_serial) -> \(.state) by \(.destroyed_by), witnessed by \(.witness)"'
 echo "  blank card stock (received = used + spoiled + destroyed + available):"
 api 200 GET /v1/stock "$OPERATOR" | jq -r '.batches[] |
@@ -510,6 +512,12 @@ api 200 POST /v1/courier/events "$COURIER_TOKEN" "$LAST_EVENT_BODY" "X-Signature
 # ===========================================================================
 step "Branch: the holder of $REDIRECTED collects the card at $BRANCH_ID"
 
+# A branch token belongs to one branch: the desk's token works there only.
+BRANCH=$("$CARDCTL" token create --role branch --branch "$BRANCH_ID" --name "desk1-$BRANCH_ID")
+echo "token desk1-$BRANCH_ID for branch $BRANCH_ID only:"
+api 403 POST "/v1/branches/NOT-$BRANCH_ID/handover" "$BRANCH" \
+    "{\"request_no\":\"$REDIRECTED\",\"national_id\":\"${NID[$REDIRECTED]}\"}" |
+    jq -c '{status, title, detail}' | sed 's/^/  another branch: /'
 
 echo "with someone else's national ID the branch learns nothing:"
 api 404 POST "/v1/branches/$BRANCH_ID/handover" "$BRANCH" \

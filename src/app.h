@@ -14,7 +14,8 @@ struct metrics;
 struct app {
     struct config *cfg;
     struct db_pool *pool;
-    struct ratelimit *track_limit;
+    struct ratelimit *track_limit;    /* failed tracking look-ups per client */
+    struct ratelimit *handover_limit; /* failed handover matches per client and token */
     struct metrics *metrics;
     uint8_t master_key[32];
     bool have_master_key;

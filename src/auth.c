@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,9 +76,16 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
     auth_token_hash(token, hash);
     hex_encode(hash, 32, hex + 2);
     struct db_res *res = NULL;
+    /* The use is noted in the same statement, at most once a minute, so
+     * that a busy token costs no extra round trip and no extra write. */
     int rc = db_query(db, &res,
-                      "SELECT id, role, name FROM api_tokens WHERE token_hash = $1::bytea"
-                      " AND revoked_at IS NULL",
+                      "WITH t AS (SELECT id, role, name, branch, last_used_at FROM api_tokens"
+                      "  WHERE token_hash = $1::bytea AND revoked_at IS NULL"
+                      "  AND (expires_at IS NULL OR expires_at > now())),"
+                      " u AS (UPDATE api_tokens a SET last_used_at = now() FROM t"
+                      "  WHERE a.id = t.id AND (t.last_used_at IS NULL"
+                      "  OR t.last_used_at < now() - interval '1 minute'))"
+                      " SELECT id, role, name, coalesce(branch, '') FROM t",
                       hex);
     if (rc)
         return rc;
@@ -85,9 +93,11 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
         db_res_free(res);
         return -ENOENT;
     }
+    memset(who, 0, sizeof(*who));
     who->token_id = db_get_long(res, 0, 0, 0);
     who->role = auth_role_bit(db_get(res, 0, 1));
     snprintf(who->name, sizeof(who->name), "%s", db_get(res, 0, 2));
+    snprintf(who->branch, sizeof(who->branch), "%s", db_get(res, 0, 3) ? db_get(res, 0, 3) : "");
     db_res_free(res);
     return 0;
 }
@@ -95,26 +105,100 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
 int auth_token_create(struct db *db, const char *role, const char *name,
                       char out[AUTH_TOKEN_LEN + 1], long *token_id)
 {
-    if (!auth_role_bit(role) || !name[0] || strlen(name) > 64)
+    return auth_token_create_for(db, role, name, NULL, 0, out, token_id);
+}
+
+int auth_token_create_for(struct db *db, const char *role, const char *name, const char *branch,
+                          int expires_days, char out[AUTH_TOKEN_LEN + 1], long *token_id)
+{
+    unsigned bit = auth_role_bit(role);
+    bool has_branch = branch && branch[0];
+    if (!bit || !name[0] || strlen(name) > 64 || (bit == ROLE_BRANCH) != has_branch ||
+        (has_branch && strlen(branch) > 32) || expires_days < 0 ||
+        expires_days > AUTH_MAX_EXPIRY_DAYS)
         return -EINVAL;
     uint8_t hash[32];
-    char hex[2 + 65] = "\\x";
+    char hex[2 + 65] = "\\x", days[16];
     int rc = auth_token_new(out);
     if (rc)
         return rc;
     auth_token_hash(out, hash);
     hex_encode(hash, 32, hex + 2);
+    snprintf(days, sizeof(days), "%d", expires_days);
     struct db_res *res = NULL;
     rc = db_query(db, &res,
-                  "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3::bytea)"
+                  "INSERT INTO api_tokens (name, role, token_hash, branch, expires_at)"
+                  " VALUES ($1, $2, $3::bytea, $4,"
+                  "  CASE WHEN $5::int > 0 THEN now() + make_interval(days => $5::int) END)"
                   " RETURNING id",
-                  name, role, hex);
+                  name, role, hex, has_branch ? branch : NULL, days);
     if (rc == 0 && token_id)
         *token_id = db_get_long(res, 0, 0, 0);
     db_res_free(res);
     if (rc)
         OPENSSL_cleanse(out, AUTH_TOKEN_LEN);
     return rc;
+}
+
+int auth_token_revoke(struct db *db, const char *name)
+{
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res,
+                      "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+                      " WHERE name = $1 RETURNING id",
+                      name);
+    if (!rc && db_rows(res) != 1)
+        rc = -ENOENT;
+    db_res_free(res);
+    return rc;
+}
+
+int auth_token_list(struct db *db, struct db_res **res)
+{
+    return db_exec(db, res,
+                   "SELECT name, role, branch, rfc3339(created_at), rfc3339(last_used_at),"
+                   " rfc3339(expires_at), rfc3339(revoked_at) FROM api_tokens ORDER BY id",
+                   0, NULL);
+}
+
+bool auth_may_act_at_branch(const struct identity *who, const char *branch_id)
+{
+    if (who->role == ROLE_ADMIN)
+        return true;
+    return who->role == ROLE_BRANCH && who->branch[0] && strcmp(who->branch, branch_id) == 0;
+}
+
+int auth_witness(struct db *db, const char *credential, const struct identity *caller,
+                 struct identity *witness, const char **why)
+{
+    static const char missing[] = "A second operator must countersign with their own token in "
+                                  "X-Witness-Authorization.";
+    *why = missing;
+    if (!credential)
+        return -EACCES;
+    if (strncasecmp(credential, "Bearer ", 7) == 0)
+        credential += 7;
+    while (*credential == ' ')
+        credential++;
+    if (!*credential)
+        return -EACCES;
+    int rc = auth_lookup(db, credential, witness);
+    if (rc == -ENOENT) {
+        *why = "The witness's token is not valid.";
+        return -EACCES;
+    }
+    if (rc)
+        return rc;
+    if (witness->role != ROLE_OPERATOR && witness->role != ROLE_ADMIN) {
+        *why = "The witness's token is not an operator's.";
+        return -EACCES;
+    }
+    if (caller && caller->token_id == witness->token_id) {
+        *why = "The witness must be a second operator, not the caller.";
+        return -EACCES;
+    }
+    *why = NULL;
+    return 0;
 }
 
 static int hex_value(int c)
@@ -253,18 +337,4 @@ void auth_sign(const char *secret, long t, const char *body, size_t body_len, ch
     signature_mac(secret, ts, (size_t)tlen, body, body_len, mac);
     hex_encode(mac, 32, hex);
     snprintf(out, outlen, "t=%s,v1=%s", ts, hex);
-}
-
-int auth_operator_active(struct db *db, const char *name)
-{
-    struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT 1 FROM api_tokens WHERE name = $1 AND role IN ('operator','admin')"
-                      " AND revoked_at IS NULL",
-                      name);
-    if (rc)
-        return rc;
-    rc = db_rows(res) > 0;
-    db_res_free(res);
-    return rc;
 }

@@ -5,10 +5,13 @@
 #ifndef CARDD_AUTH_H
 #define CARDD_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "http.h"
+
+struct db_res;
 
 #define AUTH_TOKEN_LEN      54 /* "cdt_" + 50 characters */
 #define AUTH_SECRET_HEX_LEN 64
@@ -25,8 +28,11 @@ unsigned auth_role_bit(const char *name);
 /* Name of one ROLE_* bit, or "?". */
 const char *auth_role_name(unsigned role);
 
-/* Finds the identity behind a bearer token. Returns 0, -ENOENT for an
- * unknown or revoked token, or a DB_* code. */
+#define AUTH_MAX_EXPIRY_DAYS 3650
+
+/* Finds the identity behind a bearer token and notes its use (at most once
+ * a minute). Returns 0, -ENOENT for an unknown, revoked or expired token,
+ * or a DB_* code. Nothing is cached: a revocation holds from the next call. */
 int auth_lookup(struct db *db, const char *token, struct identity *who);
 
 /* Creates a token for role and name; the database keeps only its hash.
@@ -35,12 +41,45 @@ int auth_lookup(struct db *db, const char *token, struct identity *who);
 int auth_token_create(struct db *db, const char *role, const char *name,
                       char out[AUTH_TOKEN_LEN + 1], long *token_id);
 
+/* The same with a branch (required for, and only for, role branch; an
+ * unknown branch is DB_EINVALID) and a life of expires_days days (0: no
+ * end; at most AUTH_MAX_EXPIRY_DAYS). */
+int auth_token_create_for(struct db *db, const char *role, const char *name, const char *branch,
+                          int expires_days, char out[AUTH_TOKEN_LEN + 1], long *token_id);
+
+/* Revokes the token called name, at once. Returns 0 (also when it was
+ * revoked already), -ENOENT when there is none, or a DB_* code. */
+int auth_token_revoke(struct db *db, const char *name);
+
+/* Every token, oldest first: name, role, branch, created, last used,
+ * expires, revoked (RFC 3339 or NULL). */
+enum {
+    TOKEN_COL_NAME,
+    TOKEN_COL_ROLE,
+    TOKEN_COL_BRANCH,
+    TOKEN_COL_CREATED,
+    TOKEN_COL_LAST_USED,
+    TOKEN_COL_EXPIRES,
+    TOKEN_COL_REVOKED
+};
+int auth_token_list(struct db *db, struct db_res **res);
+
+/* Whether who may act at branch_id: admin anywhere, a branch token only at
+ * its own branch, no other role. */
+bool auth_may_act_at_branch(const struct identity *who, const char *branch_id);
+
+/* Dual control: the second person's countersignature, an
+ * "X-Witness-Authorization: Bearer <token>" value (or a bare token typed at
+ * cardctl). The token must be an operator's or an admin's, and not the
+ * caller's own (caller may be NULL for a caller with no token, as cardctl's
+ * Unix user). Returns 0 with witness filled, -EACCES (missing, unknown,
+ * revoked, expired, not an operator, or the caller's own; why names which)
+ * or a DB_* code. */
+int auth_witness(struct db *db, const char *credential, const struct identity *caller,
+                 struct identity *witness, const char **why);
+
 /* Reads the 32-byte master key (64 hex digits) from a file that must not
  * be readable by group or others. Returns 0, -ENOENT, -EPERM or -EINVAL. */
-/* Whether name is an operator (or admin) whose token is not revoked: the
- * witness of a destruction. Returns 1, 0 or a DB_* code. */
-int auth_operator_active(struct db *db, const char *name);
-
 int auth_load_master_key(const char *path, uint8_t key[32]);
 
 /* Writes a new master key file with mode 0600; refuses to overwrite. */

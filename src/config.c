@@ -51,6 +51,9 @@ static const struct config_key keys[] = {
       "failed tracking look-ups allowed per client address and window" },
     { "track_fail_window_s", CT_INT, S(track_fail_window_s), "60", 1, 86400,
       "the window of track_fail_limit, in seconds" },
+    { "trusted_proxies", CT_STRING, S(trusted_proxies), "", 0, 0,
+      "proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For names the "
+      "client; empty: the connection's address is the client" },
     { "delivery_attempts", CT_INT, S(delivery_attempts), "2", 1, 10,
       "failed delivery attempts before the card goes to the nearest branch" },
     { "collection_days", CT_INT, S(collection_days), "10", 1, 365,

@@ -32,6 +32,7 @@ struct config {
     char *instance;          /* this instance's name, for stations and claims */
     int track_fail_limit;    /* failed look-ups a client address may make ... */
     int track_fail_window_s; /* ... in this many seconds */
+    char *trusted_proxies;   /* proxies whose X-Forwarded-For is believed */
     int delivery_attempts;   /* failed attempts before the parcel goes to a branch */
     int collection_days;     /* working days a branch keeps a card for collection */
     int spoil_limit;         /* spoiled cards before a request is held for an operator */

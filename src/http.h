@@ -34,6 +34,7 @@ struct identity {
     long token_id;
     unsigned role; /* one ROLE_* bit */
     char name[65];
+    char branch[33]; /* a branch token's branch; "" for every other role */
 };
 
 struct http_req {

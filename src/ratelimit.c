@@ -1,5 +1,6 @@
 /* ratelimit.c — a fixed table of client addresses, each with the times of
- * its last failures. The table is bounded: when full, the entry whose last
+ * its last failures (at most `limit` of them, in no order: a slot is free
+ * when it is 0 or older than the window). The table is bounded: when full, the entry whose last
  * failure is oldest is reused, so memory never grows with the number of
  * addresses that try. */
 #include "ratelimit.h"
@@ -8,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +19,7 @@
 
 struct rl_entry {
     char key[64];
-    time_t fails[RL_MAX_LIMIT]; /* ring of failure times */
-    int next;
+    time_t fails[RL_MAX_LIMIT]; /* failure times, any order; 0 is free */
     time_t last;
 };
 
@@ -96,17 +97,53 @@ static struct rl_entry *lookup(struct ratelimit *rl, const char *key, bool creat
     return victim;
 }
 
+/* The failures of e still inside the window, and the oldest of them. */
+static int live(const struct ratelimit *rl, const struct rl_entry *e, time_t now, int *oldest_slot)
+{
+    int n = 0;
+    *oldest_slot = -1;
+    for (int i = 0; i < rl->limit; i++) {
+        time_t t = e->fails[i];
+        if (t == 0 || now - t >= rl->window)
+            continue;
+        n++;
+        if (*oldest_slot < 0 || t < e->fails[*oldest_slot])
+            *oldest_slot = i;
+    }
+    return n;
+}
+
+/* The seconds until e may try again; 0 when it has room. */
+static int wait_of(const struct ratelimit *rl, const struct rl_entry *e, time_t now)
+{
+    int oldest;
+    if (live(rl, e, now, &oldest) < rl->limit)
+        return 0;
+    /* The oldest of the last `limit` failures decides. */
+    return (int)(rl->window - (now - e->fails[oldest]));
+}
+
+/* The slot a new failure takes: a free one, else the oldest. */
+static int slot_for(const struct ratelimit *rl, const struct rl_entry *e, time_t now)
+{
+    int pick = 0;
+    for (int i = 0; i < rl->limit; i++) {
+        time_t t = e->fails[i];
+        if (t == 0 || now - t >= rl->window)
+            return i;
+        if (t < e->fails[pick])
+            pick = i;
+    }
+    return pick;
+}
+
 int ratelimit_blocked(struct ratelimit *rl, const char *key, time_t now)
 {
     int wait = 0;
     pthread_mutex_lock(&rl->lock);
     struct rl_entry *e = lookup(rl, key, false, now);
-    if (e) {
-        /* The oldest of the last `limit` failures decides. */
-        time_t oldest = e->fails[e->next];
-        if (oldest != 0 && now - oldest < rl->window)
-            wait = (int)(rl->window - (now - oldest));
-    }
+    if (e)
+        wait = wait_of(rl, e, now);
     pthread_mutex_unlock(&rl->lock);
     return wait;
 }
@@ -115,8 +152,39 @@ void ratelimit_fail(struct ratelimit *rl, const char *key, time_t now)
 {
     pthread_mutex_lock(&rl->lock);
     struct rl_entry *e = lookup(rl, key, true, now);
-    e->fails[e->next] = now;
-    e->next = (e->next + 1) % rl->limit;
+    e->fails[slot_for(rl, e, now)] = now;
     e->last = now;
     pthread_mutex_unlock(&rl->lock);
+}
+
+int ratelimit_reserve(struct ratelimit *rl, const char *key, time_t now, struct rl_ticket *ticket)
+{
+    memset(ticket, 0, sizeof(*ticket));
+    ticket->slot = -1;
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, true, now);
+    int wait = wait_of(rl, e, now);
+    if (wait == 0) {
+        int slot = slot_for(rl, e, now);
+        e->fails[slot] = now;
+        e->last = now;
+        snprintf(ticket->key, sizeof(ticket->key), "%s", e->key);
+        ticket->slot = slot;
+        ticket->at = now;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return wait;
+}
+
+void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket)
+{
+    if (!rl || !ticket || ticket->slot < 0)
+        return;
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, ticket->key, false, ticket->at);
+    /* The slot is still ours unless the entry was reused or the slot retaken. */
+    if (e && e->fails[ticket->slot] == ticket->at)
+        e->fails[ticket->slot] = 0;
+    pthread_mutex_unlock(&rl->lock);
+    ticket->slot = -1;
 }

@@ -17,4 +17,19 @@ int ratelimit_blocked(struct ratelimit *rl, const char *key, time_t now);
 /* Records one failure of key at now. */
 void ratelimit_fail(struct ratelimit *rl, const char *key, time_t now);
 
+/* A failure reserved before the attempt, so that concurrent attempts cannot
+ * all pass the check before any of them is counted. */
+struct rl_ticket {
+    char key[64];
+    int slot;
+    time_t at;
+};
+
+/* Checks and reserves in one step: 0 when key may try (one failure is
+ * counted now, ticket filled), else the seconds until it may. An attempt
+ * that turns out a success gives its ticket back with ratelimit_release. */
+int ratelimit_reserve(struct ratelimit *rl, const char *key, time_t now, struct rl_ticket *ticket);
+/* Gives back a reserved failure. NULL-safe; a ticket is given back once. */
+void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket);
+
 #endif

@@ -3,6 +3,7 @@
 #include "app.h"
 #include "auth.h"
 #include "branch.h"
+#include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
 #include "dispatch.h"
@@ -127,6 +128,11 @@ int server_run(struct config *cfg, const char *port_file)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!clientaddr_list_valid(cfg->trusted_proxies)) {
+        log_error("trusted_proxies is not a list of addresses and networks: %s",
+                  cfg->trusted_proxies);
+        return -EINVAL;
+    }
     rc = load_master_key(&app);
     if (rc)
         return rc;
@@ -136,6 +142,8 @@ int server_run(struct config *cfg, const char *port_file)
     if (rc)
         goto out;
     rc = ratelimit_new(&app.track_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
+    if (!rc)
+        rc = ratelimit_new(&app.handover_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
     if (!rc)
         rc = metrics_new(&app.metrics);
     if (rc)
@@ -176,6 +184,7 @@ out:
     notify_stop(notifier);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
+    ratelimit_free(app.handover_limit);
     db_pool_close(app.pool);
     memset(app.master_key, 0, sizeof(app.master_key));
     return rc;

@@ -124,20 +124,37 @@ static const char *required_text(struct http_req *rq, const char *key)
     return s;
 }
 
-/* Answers a card_spoil_blank() or card_destroy_spoiled() that did not
- * succeed; expected says which state the card must be in. */
-static void answer_refused(struct http_req *rq, struct db *db, int rc, const char *state,
-                           const char *expected)
+/* The countersignature of a second operator (X-Witness-Authorization), or
+ * 403 and false. */
+static bool countersigned(struct http_req *rq, struct db *db, struct identity *witness)
+{
+    const char *why = NULL;
+    int rc = auth_witness(db, http_header(rq, "X-Witness-Authorization"), &rq->who, witness, &why);
+    if (rc == -EACCES) {
+        http_problem(rq, 403, "witness_required", "Forbidden", why, NULL);
+        return false;
+    }
+    if (rc) {
+        http_internal_error(rq, db_error_message(db));
+        return false;
+    }
+    return true;
+}
+
+/* Maps what card_change said to the answer; true when it was done. */
+static bool card_changed(struct http_req *rq, struct db *db, int rc, const char *state,
+                         const char *rule)
 {
     if (rc == -ENOENT) {
         http_problem(rq, 404, "not_found", "Not found", "No such card.", NULL);
-    } else if (rc == -EPERM) {
+    } else if (rc == -EBUSY) {
         char detail[160];
-        snprintf(detail, sizeof(detail), "The card is %s; %s", state, expected);
+        snprintf(detail, sizeof(detail), "The card is %s; %s.", state, rule);
         http_problem(rq, 409, "card_state", "Conflict", detail, NULL);
-    } else {
-        http_internal_error(rq, rc == -ENOMEM ? "out of memory" : db_error_message(db));
+    } else if (rc) {
+        http_internal_error(rq, db_error_message(db));
     }
+    return rc == 0;
 }
 
 void card_spoil(struct http_req *rq)
@@ -146,59 +163,35 @@ void card_spoil(struct http_req *rq)
     if (!reason)
         return;
     struct db *db = http_db(rq);
-    if (!db)
+    struct identity witness;
+    char state[16];
+    if (!db || !countersigned(rq, db, &witness))
         return;
-    if (!card_serial_valid(rq->param[0])) {
-        http_problem(rq, 404, "not_found", "Not found", "No such card.", NULL);
-        return;
-    }
-    char state[16] = "";
-    int rc = card_spoil_blank(db, rq->param[0], reason, rq->who.name, state);
-    if (rc) {
-        answer_refused(rq, db, rc, state, "only an available blank can be spoiled.");
-        return;
-    }
-    http_json(rq, 200,
-              json_pack("{s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "spoiled",
-                        "reason", reason));
+    int rc = stock_card_spoil(db, rq->param[0], reason, rq->who.name, witness.name, state);
+    if (card_changed(rq, db, rc, state, "only an available blank can be spoiled"))
+        http_json(rq, 200,
+                  json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "spoiled",
+                            "reason", reason, "witness", witness.name));
 }
 
 void card_destroy(struct http_req *rq)
 {
-    const char *witness = required_text(rq, "witness");
-    if (!witness)
+    const char *named = required_text(rq, "witness");
+    if (!named)
         return;
-    if (strcmp(witness, rq->who.name) == 0) {
-        http_problem(rq, 422, "validation", "Invalid request",
-                     "The witness must be a second operator, not the caller.",
-                     json_pack("[{s:s, s:s}]", "field", "witness", "code", "same_as_caller"));
-        return;
-    }
     struct db *db = http_db(rq);
-    if (!db)
+    struct identity witness;
+    char state[16];
+    if (!db || !countersigned(rq, db, &witness))
         return;
-    int rc = auth_operator_active(db, witness);
-    if (rc < 0) {
-        http_internal_error(rq, db_error_message(db));
-        return;
-    }
-    if (rc == 0) {
-        http_problem(rq, 422, "validation", "Invalid request",
-                     "The witness is not an operator known to the service.",
-                     json_pack("[{s:s, s:s}]", "field", "witness", "code", "unknown_operator"));
+    if (strcmp(named, witness.name) != 0) {
+        http_problem(rq, 403, "witness_required", "Forbidden",
+                     "The witness named in the body did not countersign.", NULL);
         return;
     }
-    if (!card_serial_valid(rq->param[0])) {
-        http_problem(rq, 404, "not_found", "Not found", "No such card.", NULL);
-        return;
-    }
-    char state[16] = "";
-    rc = card_destroy_spoiled(db, rq->param[0], witness, rq->who.name, state);
-    if (rc) {
-        answer_refused(rq, db, rc, state, "only a spoiled card is destroyed.");
-        return;
-    }
-    http_json(rq, 200,
-              json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state", "destroyed",
-                        "destroyed_by", rq->who.name, "witness", witness));
+    int rc = stock_card_destroy(db, rq->param[0], rq->who.name, witness.name, state);
+    if (card_changed(rq, db, rc, state, "only a spoiled card is destroyed"))
+        http_json(rq, 200,
+                  json_pack("{s:s, s:s, s:s, s:s}", "card_serial", rq->param[0], "state",
+                            "destroyed", "destroyed_by", rq->who.name, "witness", witness.name));
 }

@@ -9,6 +9,8 @@
 
 void stock_batch_create(struct http_req *rq);
 void stock_list(struct http_req *rq);
+
+/* HTTP: countersigned with X-Witness-Authorization (API.md). */
 void card_spoil(struct http_req *rq);
 void card_destroy(struct http_req *rq);
 

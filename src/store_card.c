@@ -87,34 +87,42 @@ static int apply_alone(struct db *db, const char *serial, const char *event,
     return rc;
 }
 
-int card_spoil_blank(struct db *db, const char *serial, const char *reason, const char *actor,
-                     char state[16])
+/* A change made by hand under dual control: the audit entry names both
+ * people. -EBUSY (state says which it is) when the card is not in the
+ * state the event needs. */
+static int by_hand(struct db *db, const char *serial, const char *event, const char *actor,
+                   const char *witness, const char *reason, char state[16])
 {
-    json_t *d = json_pack("{s:s}", "reason", reason);
+    state[0] = '\0';
+    if (!card_serial_valid(serial))
+        return -ENOENT;
+    json_t *d = json_pack("{s:s}", "witness", witness);
+    if (d && reason)
+        json_object_set_new(d, "reason", json_string(reason));
     char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     if (!detail)
         return -ENOMEM;
-    /* A card in a job is the station's to account for, and an issued card
-     * is voided only by cancelling its request: only a blank is spoiled here. */
-    struct card_change c = { .ch = { .actor = actor, .detail_json = detail }, .reason = reason };
-    int rc = apply_alone(db, serial, "spoil_blank", &c, state);
+    struct card_change c = { .ch = { .actor = actor, .detail_json = detail },
+                             .reason = reason,
+                             .witness = witness };
+    int rc = apply_alone(db, serial, event, &c, state);
     free(detail);
-    return rc;
+    return rc == -EPERM ? -EBUSY : rc;
 }
 
-int card_destroy_spoiled(struct db *db, const char *serial, const char *witness, const char *actor,
-                         char state[16])
+int stock_card_spoil(struct db *db, const char *serial, const char *reason, const char *actor,
+                     const char *witness, char state[16])
 {
-    json_t *d = json_pack("{s:s}", "witness", witness);
-    char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
-    json_decref(d);
-    if (!detail)
-        return -ENOMEM;
-    struct card_change c = { .ch = { .actor = actor, .detail_json = detail }, .witness = witness };
-    int rc = apply_alone(db, serial, "destroy", &c, state);
-    free(detail);
-    return rc;
+    /* A card in a job is the station's to account for, and an issued card
+     * is voided only by cancelling its request: only a blank is spoiled here. */
+    return by_hand(db, serial, "spoil_blank", actor, witness, reason, state);
+}
+
+int stock_card_destroy(struct db *db, const char *serial, const char *actor, const char *witness,
+                       char state[16])
+{
+    return by_hand(db, serial, "destroy", actor, witness, NULL, state);
 }
 
 int card_void_for_request(struct db *db, const char *request_id, const char *request_no,

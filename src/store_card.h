@@ -52,12 +52,16 @@ struct card_change {
 int card_apply(struct db *db, const char *serial, const char *event, const struct card_change *c,
                char state[16]);
 
-/* A blank spoiled by hand, or a spoiled card destroyed under dual control,
- * each in its own transaction; as card_apply(). */
-int card_spoil_blank(struct db *db, const char *serial, const char *reason, const char *actor,
-                     char state[16]);
-int card_destroy_spoiled(struct db *db, const char *serial, const char *witness, const char *actor,
-                         char state[16]);
+/* Dual control: a blank card leaves the stock only on two people's word.
+ * stock_card_spoil spoils an available blank by hand, stock_card_destroy
+ * destroys a spoiled card; actor did it, witness (another operator, already
+ * checked with auth_witness) countersigned; both are in the audit log. Each
+ * in its own transaction. Returns 0, -ENOENT (no such card), -EBUSY (not
+ * in the right state; state says which it is) or a DB_* code. */
+int stock_card_spoil(struct db *db, const char *serial, const char *reason, const char *actor,
+                     const char *witness, char state[16]);
+int stock_card_destroy(struct db *db, const char *serial, const char *actor, const char *witness,
+                       char state[16]);
 
 /* Voids (spoils) every card already produced for a cancelled request. */
 int card_void_for_request(struct db *db, const char *request_id, const char *request_no,

@@ -5,6 +5,7 @@
  * documents or card serial. */
 #include "track.h"
 #include "app.h"
+#include "clientaddr.h"
 #include "db.h"
 #include "fields.h"
 #include "ids.h"
@@ -31,7 +32,6 @@ static json_t *label(const char *status)
 
 static void not_found(struct http_req *rq)
 {
-    ratelimit_fail(rq->app->track_limit, rq->client_ip, time(NULL));
     http_problem(rq, 404, "not_found", "Not found",
                  "No request matches this request number and national ID.", NULL);
 }
@@ -76,7 +76,13 @@ static json_t *track_reply(struct db_res *res, struct db_res *tl)
 
 void track_lookup(struct http_req *rq)
 {
-    int wait = ratelimit_blocked(rq->app->track_limit, rq->client_ip, time(NULL));
+    /* A failure is reserved before the look-up and given back only when it
+     * succeeds (or the server fails), so concurrent wrong look-ups cannot
+     * all pass the check before one of them is counted. */
+    char client[CLIENT_KEY_LEN];
+    struct rl_ticket ticket;
+    clientaddr_of(rq, client);
+    int wait = ratelimit_reserve(rq->app->track_limit, client, time(NULL), &ticket);
     if (wait > 0) {
         snprintf(rq->retry_after, sizeof(rq->retry_after), "%d", wait);
         http_problem(rq, 429, "too_many_requests", "Too many requests",
@@ -91,7 +97,6 @@ void track_lookup(struct http_req *rq)
     if (!national_id || !national_id_valid(national_id))
         field_error(errors, "national_id", national_id ? "format" : "required");
     if (json_array_size(errors) > 0) {
-        ratelimit_fail(rq->app->track_limit, rq->client_ip, time(NULL));
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
                      errors);
         return;
@@ -99,23 +104,24 @@ void track_lookup(struct http_req *rq)
     json_decref(errors);
 
     struct db *db = http_db(rq);
-    if (!db)
+    if (!db) {
+        ratelimit_release(rq->app->track_limit, &ticket);
         return;
+    }
     struct db_res *res = NULL, *tl = NULL;
     int rc = request_tracking(db, request_no, national_id, &res, &tl);
-    if (rc == -ENOENT) {
+    json_t *reply = rc ? NULL : track_reply(res, tl);
+    if (rc == -ENOENT)
         not_found(rq);
-        return;
-    }
-    if (rc) {
+    else if (rc)
         http_internal_error(rq, db_error_message(db));
-        return;
-    }
-    json_t *reply = track_reply(res, tl);
-    if (!reply)
+    else if (!reply)
         http_internal_error(rq, "reply could not be built");
     else
         http_json(rq, 200, reply);
+    /* Only a wrong look-up counts; a success or a server fault does not. */
+    if (rq->status == 200 || rq->status >= 500)
+        ratelimit_release(rq->app->track_limit, &ticket);
     db_res_free(res);
     db_res_free(tl);
 }

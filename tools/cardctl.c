@@ -8,6 +8,7 @@
  * rules. Commands are a table, as in Redis.
  *
  * Exit status: 0 done, 1 failed (the message says why), 2 usage. */
+#include "audit.h"
 #include "auth.h"
 #include "cli_card.h"
 #include "cli_face.h"
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,11 +116,30 @@ static const char *opt(int argc, char **argv, const char *name)
     return NULL;
 }
 
+/* Writes one audit line for a token change; detail names the token, never its value. */
+static int audit_token(struct ctl *ctl, const char *action, const char *name, const char *role,
+                       const char *branch)
+{
+    json_t *d = json_pack("{s:s}", "token", name);
+    if (d && role)
+        json_object_set_new(d, "role", json_string(role));
+    if (d && branch)
+        json_object_set_new(d, "branch", json_string(branch));
+    char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    int rc = detail ? audit_append(ctl->db, actor(ctl), action, NULL, NULL, NULL, detail) : -ENOMEM;
+    free(detail);
+    return rc;
+}
+
 static int cmd_token_create(struct ctl *ctl, int argc, char **argv)
 {
     const char *role = opt(argc, argv, "--role"), *name = opt(argc, argv, "--name");
+    const char *branch = opt(argc, argv, "--branch"), *expires = opt(argc, argv, "--expires");
+    long days = 0;
     if (!role || !name) {
-        fprintf(stderr, "usage: cardctl token create --role ROLE --name NAME\n");
+        fprintf(stderr, "usage: cardctl token create --role ROLE --name NAME [--branch ID]"
+                        " [--expires DAYS]\n");
         return 2;
     }
     if (!auth_role_bit(role)) {
@@ -126,21 +147,104 @@ static int cmd_token_create(struct ctl *ctl, int argc, char **argv)
                 role);
         return 2;
     }
+    if ((auth_role_bit(role) == ROLE_BRANCH) != (branch != NULL)) {
+        fprintf(stderr, "cardctl: a branch token needs --branch ID, and only a branch token takes"
+                        " one\n");
+        return 2;
+    }
+    if (expires && !parse_long(expires, 1, AUTH_MAX_EXPIRY_DAYS, &days)) {
+        fprintf(stderr, "cardctl: --expires is a number of days from 1 to %d\n",
+                AUTH_MAX_EXPIRY_DAYS);
+        return 2;
+    }
+    if (!name[0] || strlen(name) > 64) {
+        fprintf(stderr, "cardctl: NAME is 1 to 64 characters\n");
+        return 2;
+    }
     if (need_db(ctl))
         return 1;
     char token[AUTH_TOKEN_LEN + 1];
-    int rc = auth_token_create(ctl->db, role, name, token, NULL);
+    int rc = db_begin(ctl->db);
+    if (!rc)
+        rc = auth_token_create_for(ctl->db, role, name, branch, (int)days, token, NULL);
+    if (!rc) {
+        rc = audit_token(ctl, "token.created", name, role, branch);
+        if (!rc)
+            rc = db_commit(ctl->db);
+        if (rc)
+            OPENSSL_cleanse(token, sizeof(token));
+    }
+    db_rollback(ctl->db);
     if (rc == DB_ECONFLICT) {
         fprintf(stderr, "cardctl: a token named %s exists already\n", name);
         return 1;
     }
-    if (rc) {
-        fprintf(stderr, "cardctl: cannot create the token (%d)\n", rc);
+    if (rc == DB_EINVALID && branch) {
+        fprintf(stderr, "cardctl: no branch %s (cardctl branches import first)\n", branch);
         return 1;
     }
+    if (rc)
+        return db_failed(ctl, "cannot create the token", rc);
     /* Shown once: the database keeps only its hash. */
     printf("%s\n", token);
-    memset(token, 0, sizeof(token));
+    OPENSSL_cleanse(token, sizeof(token));
+    return 0;
+}
+
+static int cmd_token_list(struct ctl *ctl, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1)
+        return bad_usage(ctl);
+    if (need_db(ctl))
+        return 1;
+    struct db_res *res = NULL;
+    int rc = auth_token_list(ctl->db, &res);
+    if (rc)
+        return db_failed(ctl, "cannot list the tokens", rc);
+    static const char *const heading[] = { "NAME",      "ROLE",    "BRANCH", "CREATED",
+                                           "LAST USED", "EXPIRES", "REVOKED" };
+    int width[7];
+    for (int c = 0; c < 7; c++) {
+        width[c] = (int)strlen(heading[c]);
+        for (size_t r = 0; r < db_rows(res); r++) {
+            const char *v = db_get(res, r, c);
+            if (v && (int)strlen(v) > width[c])
+                width[c] = (int)strlen(v);
+        }
+    }
+    for (int c = 0; c < 7; c++)
+        printf("%-*s%s", width[c], heading[c], c < 6 ? "  " : "\n");
+    for (size_t r = 0; r < db_rows(res); r++)
+        for (int c = 0; c < 7; c++) {
+            const char *v = db_get(res, r, c);
+            printf("%-*s%s", c < 6 ? width[c] : 0, v ? v : "-", c < 6 ? "  " : "\n");
+        }
+    db_res_free(res);
+    return 0;
+}
+
+static int cmd_token_revoke(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 2 || !argv[1][0])
+        return bad_usage(ctl);
+    if (need_db(ctl))
+        return 1;
+    int rc = db_begin(ctl->db);
+    if (!rc)
+        rc = auth_token_revoke(ctl->db, argv[1]);
+    if (!rc)
+        rc = audit_token(ctl, "token.revoked", argv[1], NULL, NULL);
+    if (!rc)
+        rc = db_commit(ctl->db);
+    db_rollback(ctl->db);
+    if (rc == -ENOENT) {
+        fprintf(stderr, "cardctl: no token named %s\n", argv[1]);
+        return 1;
+    }
+    if (rc)
+        return db_failed(ctl, "cannot revoke the token", rc);
+    printf("token %s revoked\n", argv[1]);
     return 0;
 }
 
@@ -196,6 +300,95 @@ static int cmd_courier_add(struct ctl *ctl, int argc, char **argv)
     OPENSSL_cleanse(token, sizeof(token));
     OPENSSL_cleanse(secret, sizeof(secret));
     return 0;
+}
+
+/* The witness's token, typed by the witness: read from the terminal with
+ * echo off (or one line of standard input when it is not a terminal), never
+ * from the command line, where other users could see it. */
+static int read_witness_token(char *out, size_t len)
+{
+    FILE *in = stdin;
+    struct termios saved, quiet;
+    bool tty = isatty(fileno(in)) && tcgetattr(fileno(in), &saved) == 0;
+    if (tty) {
+        fprintf(stderr, "witness: a second operator types their token: ");
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(in), TCSAFLUSH, &quiet);
+    }
+    char *line = fgets(out, (int)len, in);
+    if (tty) {
+        tcsetattr(fileno(in), TCSAFLUSH, &saved);
+        fprintf(stderr, "\n");
+    }
+    if (!line)
+        return -1;
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+/* Checks the witness for a hand-made card change; 0 with witness filled. */
+static int witness_of(struct ctl *ctl, struct identity *witness)
+{
+    char token[256];
+    const char *why = NULL;
+    if (read_witness_token(token, sizeof(token)) != 0) {
+        fprintf(stderr, "cardctl: no witness token given\n");
+        return 1;
+    }
+    int rc = need_db(ctl) ? DB_EDOWN : auth_witness(ctl->db, token, NULL, witness, &why);
+    OPENSSL_cleanse(token, sizeof(token));
+    if (rc == -EACCES) {
+        fprintf(stderr, "cardctl: refused: %s\n", why);
+        return 1;
+    }
+    return rc ? db_failed(ctl, "cannot check the witness", rc) : 0;
+}
+
+static int card_change_result(struct ctl *ctl, int rc, const char *serial, const char *state,
+                              const char *rule)
+{
+    if (rc == -ENOENT) {
+        fprintf(stderr, "cardctl: no card %s\n", serial);
+        return 1;
+    }
+    if (rc == -EBUSY) {
+        fprintf(stderr, "cardctl: card %s is %s; %s\n", serial, state, rule);
+        return 1;
+    }
+    return rc ? db_failed(ctl, "cannot change the card", rc) : 0;
+}
+
+static int cmd_card_spoil(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 3 || !argv[2][0] || strlen(argv[2]) > 200)
+        return bad_usage(ctl);
+    struct identity witness;
+    char state[16];
+    int rc = witness_of(ctl, &witness);
+    if (rc)
+        return rc;
+    rc = stock_card_spoil(ctl->db, argv[1], argv[2], actor(ctl), witness.name, state);
+    rc = card_change_result(ctl, rc, argv[1], state, "only an available blank can be spoiled");
+    if (!rc)
+        printf("card %s spoiled by %s, witnessed by %s\n", argv[1], actor(ctl), witness.name);
+    return rc;
+}
+
+static int cmd_card_destroy(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 2)
+        return bad_usage(ctl);
+    struct identity witness;
+    char state[16];
+    int rc = witness_of(ctl, &witness);
+    if (rc)
+        return rc;
+    rc = stock_card_destroy(ctl->db, argv[1], actor(ctl), witness.name, state);
+    rc = card_change_result(ctl, rc, argv[1], state, "only a spoiled card is destroyed");
+    if (!rc)
+        printf("card %s destroyed by %s, witnessed by %s\n", argv[1], actor(ctl), witness.name);
+    return rc;
 }
 
 typedef int (*import_fn)(struct db *, FILE *, char *, size_t);
@@ -687,7 +880,11 @@ static const struct command {
     int (*run)(struct ctl *, int, char **); /* argv[0] is the last command word */
     const char *usage;
 } commands[] = {
-    { "token", "create", cmd_token_create, "token create --role ROLE --name NAME" },
+    { "token", "create", cmd_token_create,
+      "token create --role ROLE --name NAME [--branch ID] [--expires DAYS]   (prints it once)" },
+    { "token", "list", cmd_token_list,
+      "token list   (name, role, branch, created, last used, expires, revoked)" },
+    { "token", "revoke", cmd_token_revoke, "token revoke NAME   (refused from the next call on)" },
     { "courier", "add", cmd_courier_add,
       "courier add NAME   (prints its token and signing secret once)" },
     { "branches", "import", cmd_branches_import, "branches import FILE.csv" },
@@ -698,6 +895,10 @@ static const struct command {
       "card read [--trust PEM] [--timeout MS] [READER]   (exit 0 consistent, 1 not, 3 no reader or card)" },
     { "card", "face", cmd_card_face,
       "card face REQUEST_NO OUT.png   (the card's face; a preview before production)" },
+    { "card", "spoil", cmd_card_spoil,
+      "card spoil SERIAL REASON   (an available blank; a second operator types their token)" },
+    { "card", "destroy", cmd_card_destroy,
+      "card destroy SERIAL   (a spoiled card; a second operator types their token)" },
     { "stations", NULL, cmd_stations, "stations" },
     { "station", "pause", cmd_station_pause, "station pause ID" },
     { "station", "resume", cmd_station_resume, "station resume ID   (also clears an error)" },

@@ -20,7 +20,7 @@
 #include "calendar.h"
 
 static struct service svc;
-static char intake[128], operator_[128], branch_staff[128];
+static char intake[128], operator_[128], branch_staff[128], oly_staff[128];
 static char courier[128], secret[128], other[128], other_secret[128];
 static int next_id = 300;
 
@@ -103,7 +103,8 @@ static int group_setup(void **state)
         return -1;
     if (harness_token(&svc, "intake", "absher-approvals", intake, sizeof(intake)) ||
         harness_token(&svc, "operator", "op-fatimah", operator_, sizeof(operator_)) ||
-        harness_token(&svc, "branch", "ruh-oly-desk", branch_staff, sizeof(branch_staff)) ||
+        harness_branch_token(&svc, "RUH-SHF", "ruh-shf-desk", branch_staff, sizeof(branch_staff)) ||
+        harness_branch_token(&svc, "RUH-OLY", "ruh-oly-desk", oly_staff, sizeof(oly_staff)) ||
         flow_courier_add(&svc, "fastpost", courier, sizeof(courier), secret, sizeof(secret)) ||
         flow_courier_add(&svc, "slowpost", other, sizeof(other), other_secret,
                          sizeof(other_secret)))
@@ -485,7 +486,8 @@ static void test_redirect_and_collection(void **state)
         assert_string_equal(flow_str(json_array_get(timeline, i), "status"), expect[i]);
     reply_free(&r);
 
-    /* Handover: wrong national ID (404, as for an unknown request), wrong branch (409). */
+    /* Handover: wrong national ID (404, as for an unknown request), a card held at
+     * another branch (409), another branch's path (403). */
     char wrong_nid[11];
     make_national_id("100000999", wrong_nid);
     snprintf(hb, sizeof(hb), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, wrong_nid);
@@ -494,13 +496,16 @@ static void test_redirect_and_collection(void **state)
     assert_int_equal(r.status, 404);
     reply_free(&r);
     snprintf(hb, sizeof(hb), "{\"request_no\":\"%s\",\"national_id\":\"%s\"}", no, nid);
-    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", hb, &r),
-                     0);
+    assert_int_equal(http_post_json(&svc, oly_staff, "/v1/branches/RUH-OLY/handover", hb, &r), 0);
     assert_int_equal(r.status, 409);
     assert_non_null(strstr(flow_str(r.json, "type"), "not_at_branch"));
     reply_free(&r);
+    assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", hb, &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    reply_free(&r);
     assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/NOPE-1/handover", hb, &r), 0);
-    assert_int_equal(r.status, 404);
+    assert_int_equal(r.status, 403);
     reply_free(&r);
     assert_int_equal(http_post_json(&svc, branch_staff, "/v1/branches/RUH-SHF/handover",
                                     "{\"request_no\":\"bad no\",\"national_id\":\"123\"}", &r),
@@ -715,7 +720,7 @@ static void test_no_5xx_on_garbage(void **state)
             fail_msg("event body %zu answered %ld: %s", i, r.status, r.body ? r.body : "");
         reply_free(&r);
         assert_int_equal(
-            http_post_json(&svc, branch_staff, "/v1/branches/RUH-OLY/handover", bodies[i], &r), 0);
+            http_post_json(&svc, oly_staff, "/v1/branches/RUH-OLY/handover", bodies[i], &r), 0);
         if (r.status >= 500)
             fail_msg("handover body %zu answered %ld", i, r.status);
         reply_free(&r);

@@ -1,5 +1,6 @@
 /* it_intake.c — intake, the whole record, cancel, tracking and the HTTP
  * conventions of API.md, through the real service and PostgreSQL. */
+#include "db.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -61,7 +62,8 @@ static void test_health_and_request_id(void **state)
     assert_int_equal(http_call(&svc, "GET", "/readyz", h, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.request_id, "trace-abc-123");
-    assert_int_equal(json_integer_value(json_object_get(r.json, "schema_version")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "schema_version")),
+                     DB_SCHEMA_VERSION);
     reply_free(&r);
 
     assert_int_equal(http_get(&svc, NULL, "/metrics", &r), 0);

@@ -82,6 +82,17 @@ static void post(const char *token, const char *path, const char *body, long wan
     conforms("POST", path, r, want);
 }
 
+/* A POST by the operator, countersigned by the witness operator. */
+static void countersigned(const char *path, const char *body, long want, struct reply *r)
+{
+    char auth[256], wit[256];
+    const char *headers[] = { "Content-Type: application/json", auth, wit, NULL };
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", operator_);
+    snprintf(wit, sizeof(wit), "X-Witness-Authorization: Bearer %s", witness);
+    assert_int_equal(http_call(&svc, "POST", path, headers, body, strlen(body), r), 0);
+    conforms("POST", path, r, want);
+}
+
 /* Submits a fresh request and returns its number in no. */
 static void submit_fresh(char *no, size_t len, char nid[11])
 {
@@ -326,15 +337,19 @@ static void test_stock_and_cards(void **state)
     post(intake, "/v1/stock/batches", batch, 403, &r);
     reply_free(&r);
 
-    post(operator_, "/v1/cards/A00000003/spoil", "{\"reason\":\"dropped\"}", 200, &r);
+    post(operator_, "/v1/cards/A00000003/spoil", "{\"reason\":\"dropped\"}", 403, &r);
     reply_free(&r);
-    post(operator_, "/v1/cards/A00000003/spoil", "{\"reason\":\"dropped\"}", 409, &r);
+    countersigned("/v1/cards/A00000003/spoil", "{\"reason\":\"dropped\"}", 200, &r);
     reply_free(&r);
-    post(operator_, "/v1/cards/Z99999999/spoil", "{\"reason\":\"dropped\"}", 404, &r);
+    countersigned("/v1/cards/A00000003/spoil", "{\"reason\":\"dropped\"}", 409, &r);
     reply_free(&r);
-    post(operator_, "/v1/cards/A00000003/destroy", "{\"witness\":\"op-fatimah\"}", 422, &r);
+    countersigned("/v1/cards/Z99999999/spoil", "{\"reason\":\"dropped\"}", 404, &r);
     reply_free(&r);
-    post(operator_, "/v1/cards/A00000003/destroy", "{\"witness\":\"op-khalid\"}", 200, &r);
+    countersigned("/v1/cards/A00000003/destroy", "{}", 422, &r);
+    reply_free(&r);
+    post(operator_, "/v1/cards/A00000003/destroy", "{\"witness\":\"op-khalid\"}", 403, &r);
+    reply_free(&r);
+    countersigned("/v1/cards/A00000003/destroy", "{\"witness\":\"op-khalid\"}", 200, &r);
     reply_free(&r);
 
     get(operator_, "/v1/stock", 200, &r);

@@ -131,64 +131,111 @@ static void test_batches(void **state)
     json_decref(t);
 }
 
+/* A POST countersigned by witness (a token, or NULL for none). */
+static void post_witnessed(const char *witness, const char *path, const char *body, struct reply *r)
+{
+    char auth[256], wit[256];
+    const char *headers[] = { "Content-Type: application/json", auth, wit, NULL };
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", operator_);
+    snprintf(wit, sizeof(wit), "X-Witness-Authorization: Bearer %s", witness ? witness : "");
+    if (!witness)
+        headers[2] = NULL;
+    assert_int_equal(http_call(&svc, "POST", path, headers, body, strlen(body), r), 0);
+}
+
+static long witnessed_status(const char *witness, const char *path, const char *body)
+{
+    struct reply r;
+    post_witnessed(witness, path, body, &r);
+    long status = r.status;
+    reply_free(&r);
+    return status;
+}
+
+/* A blank leaves the stock only on two people's word: spoiling an available
+ * blank and destroying a spoiled card are countersigned by a second
+ * operator's own token. */
 static void test_spoil_and_destroy(void **state)
 {
     (void)state;
+    const char *spoil3 = "/v1/cards/A00000003/spoil", *destroy3 = "/v1/cards/A00000003/destroy";
+    const char *reason = "{\"reason\":\"scratched in handling\"}";
+    /* Missing, unknown, not an operator, the caller's own: 403. */
+    assert_int_equal(witnessed_status(NULL, spoil3, reason), 403);
+    assert_int_equal(
+        witnessed_status("cdt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", spoil3, reason),
+        403);
+    assert_int_equal(witnessed_status("", spoil3, reason), 403);
+    assert_int_equal(witnessed_status(intake, spoil3, reason), 403);
+    assert_int_equal(witnessed_status(operator_, spoil3, reason), 403);
     struct reply r;
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/spoil",
-                                    "{\"reason\":\"scratched in handling\"}", &r),
-                     0);
+    post_witnessed(second_operator, spoil3, reason, &r);
     assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "witness")), "op-khalid");
     reply_free(&r);
     /* Twice: the card is no longer available. */
+    assert_int_equal(witnessed_status(second_operator, spoil3, "{\"reason\":\"again\"}"), 409);
+    assert_int_equal(witnessed_status(second_operator, "/v1/cards/A00000004/spoil", "{}"), 422);
     assert_int_equal(
-        http_post_json(&svc, operator_, "/v1/cards/A00000003/spoil", "{\"reason\":\"again\"}", &r),
-        0);
-    assert_int_equal(r.status, 409);
-    reply_free(&r);
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000004/spoil", "{}", &r), 0);
-    assert_int_equal(r.status, 422);
-    reply_free(&r);
-    assert_int_equal(
-        http_post_json(&svc, operator_, "/v1/cards/NOPE99999/spoil", "{\"reason\":\"x\"}", &r), 0);
-    assert_int_equal(r.status, 404);
-    reply_free(&r);
+        witnessed_status(second_operator, "/v1/cards/NOPE99999/spoil", "{\"reason\":\"x\"}"), 404);
 
-    /* Destruction needs a second operator as witness. */
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/destroy",
-                                    "{\"witness\":\"op-fatimah\"}", &r),
-                     0);
-    assert_int_equal(r.status, 422);
-    assert_string_equal(problem_code_for(&r, "witness"), "same_as_caller");
-    reply_free(&r);
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/destroy",
-                                    "{\"witness\":\"absher\"}", &r),
-                     0);
-    assert_int_equal(r.status, 422);
-    assert_string_equal(problem_code_for(&r, "witness"), "unknown_operator");
-    reply_free(&r);
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000005/destroy",
-                                    "{\"witness\":\"op-khalid\"}", &r),
-                     0);
-    assert_int_equal(r.status, 409); /* not spoiled */
-    reply_free(&r);
-    assert_int_equal(http_post_json(&svc, operator_, "/v1/cards/A00000003/destroy",
-                                    "{\"witness\":\"op-khalid\"}", &r),
-                     0);
+    /* Destruction: the witness countersigns with their own token, and the
+     * body names that token. */
+    const char *khalid = "{\"witness\":\"op-khalid\"}";
+    assert_int_equal(witnessed_status(NULL, destroy3, khalid), 403);
+    assert_int_equal(witnessed_status(operator_, destroy3, "{\"witness\":\"op-fatimah\"}"), 403);
+    assert_int_equal(witnessed_status(intake, destroy3, "{\"witness\":\"absher\"}"), 403);
+    assert_int_equal(witnessed_status(operator_, destroy3, khalid), 403);
+    assert_int_equal(witnessed_status(second_operator, destroy3, "{\"witness\":\"op-someone\"}"),
+                     403);
+    assert_int_equal(witnessed_status(second_operator, destroy3, "{}"), 422);
+    assert_int_equal(witnessed_status(second_operator, "/v1/cards/A00000005/destroy", khalid),
+                     409); /* not spoiled */
+    post_witnessed(second_operator, destroy3, khalid, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "state")), "destroyed");
+    assert_string_equal(json_string_value(json_object_get(r.json, "witness")), "op-khalid");
     reply_free(&r);
+
+    /* cardctl: the same rule; the witness types their token on its input. */
+    char out[512], typed[160];
+    snprintf(typed, sizeof(typed), "%s\n", second_operator);
+    assert_int_equal(
+        harness_ctl_input(&svc, "", out, sizeof(out), "card", "spoil", "A00000006", "bent", NULL),
+        1);
+    char not_operator[160];
+    snprintf(not_operator, sizeof(not_operator), "%s\n", intake);
+    assert_int_equal(harness_ctl_input(&svc, not_operator, out, sizeof(out), "card", "spoil",
+                                       "A00000006", "bent", NULL),
+                     1);
+    assert_int_equal(harness_ctl_input(&svc, typed, out, sizeof(out), "card", "spoil", "A00000006",
+                                       "bent", NULL),
+                     0);
+    assert_non_null(strstr(out, "witnessed by op-khalid"));
+    assert_int_equal(harness_ctl_input(&svc, "nonsense\n", out, sizeof(out), "card", "destroy",
+                                       "A00000006", NULL),
+                     1);
+    assert_int_equal(
+        harness_ctl_input(&svc, typed, out, sizeof(out), "card", "destroy", "A00000006", NULL), 0);
+    assert_int_equal(
+        harness_ctl_input(&svc, typed, out, sizeof(out), "card", "destroy", "A00000006", NULL), 1);
 
     json_t *t = batch_totals();
     assert_int_equal(total(t, "received"), 50);
-    assert_int_equal(total(t, "destroyed"), 1);
+    assert_int_equal(total(t, "destroyed"), 2);
     assert_int_equal(total(t, "spoiled"), 0);
-    assert_int_equal(total(t, "available"), 49);
+    assert_int_equal(total(t, "available"), 48);
     json_decref(t);
 
-    /* The audit log has both steps, and refuses to be rewritten. */
+    /* The audit log has both steps with both people, and refuses to be rewritten. */
     char n[16];
-    harness_sql(n, sizeof(n), "SELECT count(*) FROM audit_log WHERE card_serial = 'A00000003'");
+    harness_sql(n, sizeof(n),
+                "SELECT count(*) FROM audit_log WHERE card_serial = 'A00000003'"
+                " AND actor = 'op-fatimah' AND detail->>'witness' = 'op-khalid'");
+    assert_string_equal(n, "2");
+    harness_sql(n, sizeof(n),
+                "SELECT count(*) FROM audit_log WHERE card_serial = 'A00000006'"
+                " AND actor LIKE 'cardctl:%' AND detail->>'witness' = 'op-khalid'");
     assert_string_equal(n, "2");
     assert_int_not_equal(harness_sql(NULL, 0, "UPDATE audit_log SET actor = 'x'"), 0);
     assert_int_not_equal(harness_sql(NULL, 0, "DELETE FROM audit_log"), 0);

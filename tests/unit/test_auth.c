@@ -270,7 +270,7 @@ static void roles(void **state)
 
 struct db_res {
     size_t rows;
-    const char *cells[3];
+    const char *cells[4];
 };
 
 static struct {
@@ -279,7 +279,7 @@ static struct {
     int calls, live;
     char sql[512];
     int nparams;
-    char params[4][160];
+    char params[5][160];
 } fake;
 
 int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
@@ -296,7 +296,7 @@ int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int npar
     fake.calls++;
     snprintf(fake.sql, sizeof(fake.sql), "%s", sql);
     fake.nparams = nparams;
-    for (int i = 0; i < nparams && i < 4; i++)
+    for (int i = 0; i < nparams && i < 5; i++)
         snprintf(fake.params[i], sizeof(fake.params[i]), "%s", params[i] ? params[i] : "(null)");
     if (res)
         *res = NULL;
@@ -318,7 +318,7 @@ size_t __wrap_db_rows(const struct db_res *res)
 
 const char *__wrap_db_get(const struct db_res *res, size_t row, int col)
 {
-    if (!res || row >= res->rows || col < 0 || col > 2)
+    if (!res || row >= res->rows || col < 0 || col > 3)
         return NULL;
     return res->cells[col];
 }
@@ -353,7 +353,7 @@ static int fake_reset(void **state)
 static void lookup_sends_the_hash_and_fills_the_identity(void **state)
 {
     (void)state;
-    fake.res = (struct db_res){ 1, { "42", "courier", "smsa" } };
+    fake.res = (struct db_res){ 1, { "42", "courier", "smsa", "" } };
     struct identity who;
     memset(&who, 0, sizeof(who));
     assert_int_equal(auth_lookup(DB, KNOWN_TOKEN, &who), 0);
@@ -361,6 +361,7 @@ static void lookup_sends_the_hash_and_fills_the_identity(void **state)
     assert_int_equal(fake.nparams, 1);
     assert_string_equal(fake.params[0], KNOWN_HASH);
     assert_non_null(strstr(fake.sql, "revoked_at IS NULL"));
+    assert_non_null(strstr(fake.sql, "expires_at > now()"));
     assert_int_equal(who.token_id, 42);
     assert_int_equal(who.role, ROLE_COURIER);
     assert_string_equal(who.name, "smsa");
@@ -400,11 +401,13 @@ static void create_stores_only_the_hash(void **state)
     assert_int_equal(auth_token_create(DB, "courier", "smsa", token, &id), 0);
     assert_string_equal(token, KNOWN_TOKEN);
     assert_int_equal(id, 7);
-    assert_int_equal(fake.nparams, 3);
+    assert_int_equal(fake.nparams, 5);
     assert_string_equal(fake.params[0], "smsa");
     assert_string_equal(fake.params[1], "courier");
     assert_string_equal(fake.params[2], KNOWN_HASH);
-    for (int i = 0; i < 3; i++)
+    assert_string_equal(fake.params[3], "(null)"); /* no branch */
+    assert_string_equal(fake.params[4], "0");      /* no end */
+    for (int i = 0; i < 5; i++)
         assert_null(strstr(fake.params[i], "cdt_"));
     assert_null(strstr(fake.sql, "cdt_"));
     assert_int_equal(fake.live, 0);
@@ -422,10 +425,35 @@ static void create_refuses_bad_role_or_name(void **state)
     assert_int_equal(auth_token_create(DB, "", "smsa", token, NULL), -EINVAL);
     assert_int_equal(auth_token_create(DB, "courier", "", token, NULL), -EINVAL);
     assert_int_equal(auth_token_create(DB, "courier", name, token, NULL), -EINVAL); /* 65 */
+    /* a branch token has a branch; no other role has one */
+    assert_int_equal(auth_token_create(DB, "branch", "b1", token, NULL), -EINVAL);
+    assert_int_equal(auth_token_create_for(DB, "operator", "o1", "RUH-01", 0, token, NULL),
+                     -EINVAL);
+    assert_int_equal(auth_token_create_for(DB, "branch", "b1", "", 0, token, NULL), -EINVAL);
+    assert_int_equal(auth_token_create_for(DB, "branch", "b1", "RUH-01", -1, token, NULL), -EINVAL);
+    assert_int_equal(
+        auth_token_create_for(DB, "branch", "b1", "RUH-01", AUTH_MAX_EXPIRY_DAYS + 1, token, NULL),
+        -EINVAL);
     assert_int_equal(fake.calls, 0);
     name[64] = '\0';
     assert_int_equal(auth_token_create(DB, "admin", name, token, NULL), 0); /* 64 */
     assert_int_equal(fake.calls, 1);
+}
+
+static void branch_tokens_act_at_their_branch_only(void **state)
+{
+    (void)state;
+    struct identity who = { .role = ROLE_BRANCH, .branch = "RUH-01" };
+    assert_true(auth_may_act_at_branch(&who, "RUH-01"));
+    assert_false(auth_may_act_at_branch(&who, "RUH-02"));
+    assert_false(auth_may_act_at_branch(&who, "RUH-0"));
+    who.branch[0] = '\0'; /* a branch token from before branches were bound */
+    assert_false(auth_may_act_at_branch(&who, ""));
+    assert_false(auth_may_act_at_branch(&who, "RUH-01"));
+    who.role = ROLE_ADMIN;
+    assert_true(auth_may_act_at_branch(&who, "RUH-02"));
+    who.role = ROLE_OPERATOR;
+    assert_false(auth_may_act_at_branch(&who, "RUH-02"));
 }
 
 /* A name already taken: the conflict comes back and the token that was
@@ -601,6 +629,7 @@ int main(void)
         cmocka_unit_test_setup(lookup_database_down, fake_reset),
         cmocka_unit_test_setup_teardown(create_stores_only_the_hash, fake_reset, real_randomness),
         cmocka_unit_test_setup(create_refuses_bad_role_or_name, fake_reset),
+        cmocka_unit_test(branch_tokens_act_at_their_branch_only),
         cmocka_unit_test_setup(create_conflict_wipes_the_token, fake_reset),
         cmocka_unit_test_setup_teardown(create_without_randomness, fake_reset, real_randomness),
         cmocka_unit_test_setup_teardown(master_key_created_0600_and_loaded, keydir_setup,

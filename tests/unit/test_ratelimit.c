@@ -196,6 +196,25 @@ static void threads_share_one_table(void **state)
         }
 }
 
+/* A reservation counts at once; a success gives it back. */
+static void reservations_count_at_once(void **state)
+{
+    struct ratelimit *rl = *state;
+    struct rl_ticket t[11];
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0, &t[i]), 0);
+    assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0, &t[10]), 60);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0), 60);
+    ratelimit_release(rl, &t[3]);
+    ratelimit_release(rl, &t[3]); /* once only */
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 1), 0);
+    assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0 + 1, &t[3]), 0);
+    assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0 + 1, &t[10]), 59);
+    ratelimit_release(rl, &t[10]); /* a refused reservation holds nothing */
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 1), 59);
+    ratelimit_release(rl, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +226,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(failures_spread_over_more_than_a_window_do_not_block,
                                         setup_10_per_minute, teardown),
         cmocka_unit_test_setup_teardown(addresses_are_counted_apart, setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(reservations_count_at_once, setup_10_per_minute, teardown),
         cmocka_unit_test_setup_teardown(long_address, setup_10_per_minute, teardown),
         cmocka_unit_test_setup_teardown(flood_of_older_addresses_keeps_the_blocked_one,
                                         setup_10_per_minute, teardown),

@@ -62,15 +62,24 @@ int harness_sql(char *out, size_t outlen, const char *sql)
     return run_sql_in(db ? db : "postgres", sql, out, outlen);
 }
 
-static int run_process(char *const argv[], char *out, size_t outlen)
+/* Runs argv; input (may be NULL: stdin is inherited) is what it reads on
+ * its standard input. */
+static int run_process_input(char *const argv[], const char *input, char *out, size_t outlen)
 {
-    int pipefd[2];
+    int pipefd[2], infd[2] = { -1, -1 };
     if (pipe(pipefd) != 0)
+        return -1;
+    if (input && pipe(infd) != 0)
         return -1;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        if (input) {
+            dup2(infd[0], 0);
+            close(infd[0]);
+            close(infd[1]);
+        }
         dup2(pipefd[1], 1);
         close(pipefd[0]);
         close(pipefd[1]);
@@ -78,6 +87,16 @@ static int run_process(char *const argv[], char *out, size_t outlen)
         _exit(127);
     }
     close(pipefd[1]);
+    if (input) {
+        close(infd[0]);
+        /* A child that exits without reading must not take the test down. */
+        void (*was)(int) = signal(SIGPIPE, SIG_IGN);
+        size_t n = strlen(input);
+        if (write(infd[1], input, n) != (ssize_t)n)
+            fprintf(stderr, "harness: short write to a child's input\n");
+        close(infd[1]);
+        signal(SIGPIPE, was);
+    }
     size_t used = 0;
     char tmp[4096];
     ssize_t n;
@@ -99,7 +118,13 @@ static int run_process(char *const argv[], char *out, size_t outlen)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...)
+static int run_process(char *const argv[], char *out, size_t outlen)
+{
+    return run_process_input(argv, NULL, out, outlen);
+}
+
+static int ctl_va(struct service *svc, const char *input, char *out, size_t outlen, const char *arg,
+                  va_list ap)
 {
     char bin[512];
     char *argv[32];
@@ -107,19 +132,44 @@ int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, 
     argv[n++] = (char *)harness_bin("cardctl", bin, sizeof(bin));
     argv[n++] = (char *)"-c";
     argv[n++] = svc->config;
-    va_list ap;
-    va_start(ap, arg);
     for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
         argv[n++] = (char *)a;
-    va_end(ap);
     argv[n] = NULL;
-    return run_process(argv, out, outlen);
+    return run_process_input(argv, input, out, outlen);
+}
+
+int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int rc = ctl_va(svc, NULL, out, outlen, arg, ap);
+    va_end(ap);
+    return rc;
+}
+
+int harness_ctl_input(struct service *svc, const char *input, char *out, size_t outlen,
+                      const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int rc = ctl_va(svc, input, out, outlen, arg, ap);
+    va_end(ap);
+    return rc;
 }
 
 int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len)
 {
     return harness_ctl(svc, token, len, "token", "create", "--role", role, "--name", name, NULL) ==
                    0
+               ? 0
+               : -1;
+}
+
+int harness_branch_token(struct service *svc, const char *branch, const char *name, char *token,
+                         size_t len)
+{
+    return harness_ctl(svc, token, len, "token", "create", "--role", "branch", "--branch", branch,
+                       "--name", name, NULL) == 0
                ? 0
                : -1;
 }

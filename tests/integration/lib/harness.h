@@ -53,9 +53,16 @@ int harness_stop(struct service *svc, bool hard);
 /* Runs cardctl with the service's config; its standard output (trimmed) is
  * copied to out when given. Returns the exit status. */
 int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...);
+/* The same with input written to cardctl's standard input (e.g. a token
+ * that a person would type). */
+int harness_ctl_input(struct service *svc, const char *input, char *out, size_t outlen,
+                      const char *arg, ...);
 
 /* Creates a token for role and name through cardctl. Returns 0 or -1. */
 int harness_token(struct service *svc, const char *role, const char *name, char *token, size_t len);
+/* The same for a branch token, which belongs to one branch. */
+int harness_branch_token(struct service *svc, const char *branch, const char *name, char *token,
+                         size_t len);
 
 /* Runs an SQL statement through libpq in the test database; the first
  * field of the first row (or "") is copied to out. Returns 0 or -1. */
