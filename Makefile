@@ -6,6 +6,7 @@
 #   make check CC=clang  the same built with clang (into build-clang)
 #   make valgrind   the driver and unit tests under valgrind
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
+#   make fuzz       every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each (clang, ASan+UBSan)
 #   make demo       the whole chain on emulated devices and a private database
 #   make format     apply .clang-format to the tree (make format-check: fail on drift)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -19,7 +20,12 @@ CC      ?= cc
 # builds never mix objects: build, build-san, build-clang, build-san-clang.
 CC_SUFFIX := $(if $(findstring clang,$(notdir $(firstword $(CC)))),-clang,)
 
-ifeq ($(SAN),1)
+# FUZZ=1: the tree built by clang for libFuzzer harnesses (make fuzz sets it).
+ifeq ($(FUZZ),1)
+BUILD   := build-fuzz
+CC      := clang
+SANFLAGS = -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),1)
 BUILD   ?= build-san$(CC_SUFFIX)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -63,7 +69,11 @@ BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
 
 BINS := $(BUILD)/cardd $(BUILD)/cardctl $(EMU_BINS)
 
-.PHONY: all deps check unit integration valgrind bench demo install clean format format-check
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps check unit integration valgrind bench demo install clean format format-check fuzz fuzz-build
 all: $(BINS)
 
 deps:
@@ -131,6 +141,23 @@ $(BUILD)/tests/bench/%.o: CFLAGS += -Itests/integration/lib
 
 tests-build: $(BINS) $(UNIT_BINS) $(IT_BINS) $(BENCH_BINS)
 
+# libFuzzer harnesses: one per reader of outside bytes, linked with the core.
+$(BUILD)/tests/fuzz/%.o: CFLAGS += -Itests/fuzz
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each harness for FUZZ_SECONDS (default 20) on its committed corpus; new
+# inputs stay in build-fuzz/. A crash fails the target and keeps the input.
+fuzz:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=build-fuzz tests/fuzz/run.sh
+
 check:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory tests-build
@@ -175,7 +202,7 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format: clean"
 
 clean:
-	rm -rf build build-san build-clang build-san-clang
+	rm -rf build build-san build-fuzz build-clang build-san-clang
 
 .SECONDARY:
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # make demo: the whole chain — intake, production on two emulated stations,
-# dispatch, courier events, the branch fallback, tracking and notifications —
+# dispatch, courier events, the branch fallback, tracking, notifications and
+# the status callbacks to the approval platform —
 # on a private database, with readable output.
 #
 # The database is a throw-away cluster (pg_virtualenv); the devices are the
@@ -233,7 +234,7 @@ stations_json() { api 200 GET /v1/stations "$OPERATOR" || die "GET /v1/stations 
 # ===========================================================================
 step "Set-up: database, reference data, tokens, keys"
 
-for bin in cardd cardctl emu-card emu-printer emu-smsgw; do
+for bin in cardd cardctl emu-card emu-printer emu-smsgw emu-platform; do
     [ -x "$ROOT/$BUILD/$bin" ] || die "$BUILD/$bin is missing: make all (make demo does)"
 done
 if ! [ -f "$REFERENCE/cities.csv" ] || ! [ -f "$REFERENCE/branches.csv" ]; then
@@ -271,6 +272,13 @@ if [ -z "$COURIER_TOKEN" ] || ! [[ $COURIER_SECRET =~ ^[0-9a-f]{64}$ ]]; then
     die "cardctl courier add printed no token and secret"
 fi
 echo "courier fastpost: token and signing secret received (shown once)"
+
+# The approval platform's secret for signed status callbacks: printed once,
+# here only, and handed to the platform (its stand-in reads it from a file).
+PLATFORM_SECRET=$("$CARDCTL" platform secret | sed -n 's/^secret: *//p')
+[[ $PLATFORM_SECRET =~ ^[0-9a-f]{64}$ ]] || die "cardctl platform secret printed no secret"
+(umask 077; printf '%s\n' "$PLATFORM_SECRET" > "$RUN/platform.secret")
+echo "approval platform: callback signing secret received (shown once)"
 
 # The Document Signer that signs each chip's security object, under a test CSCA.
 tests/make-test-pki.sh "$RUN/pki"
@@ -359,11 +367,22 @@ spawn emu-smsgw "$RUN/smsgw.log" "$RUN/smsgw.log" \
 wait_for 10 "emu-smsgw" test -s "$RUN/smsgw.port"
 echo "SMS gateway stand-in on port $(cat "$RUN/smsgw.port"), recording to run/demo/sms.jsonl"
 
+# The approval platform's stand-in checks each callback's signature and
+# records every call, one JSON a line.
+PLATFORM_LOG=$RUN/platform.jsonl
+mkdir -p "$RUN/platform-control"
+spawn emu-platform "$RUN/platform.log" "$RUN/platform.log" \
+    "$ROOT/$BUILD/emu-platform" --out "$PLATFORM_LOG" --secret-file "$RUN/platform.secret" \
+    --control "$RUN/platform-control" --port-file "$RUN/platform.port"
+wait_for 10 "emu-platform" test -s "$RUN/platform.port"
+echo "approval platform stand-in on port $(cat "$RUN/platform.port"), recording to run/demo/platform.jsonl"
+
 # ===========================================================================
 step "Service: cardd with two stations"
 
 cat >> "$RUN/cardd.conf" <<CONF
 sms_gateway_url = http://127.0.0.1:$(cat "$RUN/smsgw.port")/sms
+platform_callback_url = http://127.0.0.1:$(cat "$RUN/platform.port")/callbacks
 station = st1 evolis EVO-0001 Station Reader 00 00
 station = st2 evolis EVO-0002 Station Reader 00 01
 CONF
@@ -533,7 +552,7 @@ for no in "${ALL_NOS[@]}"; do
 done
 
 # ===========================================================================
-step "Tracking: what each holder sees (POST /v1/track), and the SMS they received"
+step "Tracking: what each holder sees (POST /v1/track), the SMS they received, the platform's callbacks"
 
 declare -A TRACK
 for no in "${ALL_NOS[@]}"; do
@@ -554,6 +573,12 @@ all_notified() {
     done
 }
 wait_for 60 "the SMS gateway to receive every notification" all_notified
+# Likewise a callback to the approval platform for each status change.
+all_called_back() {
+    kill -0 "$CARDD_PID" 2>/dev/null || die "cardd exited (run/demo/cardd.log)"
+    [ "$("$CARDCTL" callbacks)" = "no callbacks waiting or failed" ]
+}
+wait_for 60 "the approval platform to acknowledge every callback" all_called_back
 
 for no in "${ALL_NOS[@]}"; do
     printf '\n%s%s%s  %s / %s  %s  %s\n' "$BOLD" "$no" "$OFF" "${KIND[$no]}" "${REASON[$no]}" \
@@ -569,6 +594,15 @@ for no in "${ALL_NOS[@]}"; do
       (.timeline[] | "    \(.at)  \(.label.en | .+ " " * (36 - length)) \(.label.ar)")' <<<"${TRACK[$no]}"
     echo "  SMS received at $(jq -r --arg no "$no" 'select(.request_no == $no) | .phone' "$SMS_LOG" | head -1):"
     jq -r --arg no "$no" 'select(.request_no == $no) | "    \(.text.en)\n    \(.text.ar)"' "$SMS_LOG"
+    # What the platform acknowledged (a repeat, if any, has the same callback_id).
+    echo "  callbacks the approval platform received (signature checked by the platform):"
+    jq -rs --arg no "$no" '
+      map(select(.answer == 200) | {signature} + (.raw | fromjson)) |
+      map(select(.request_no == $no)) | unique_by(.callback_id) | sort_by(.sequence)[] |
+      "    #\(.sequence)  \(.at)  \(.status | .+ " " * (21 - length))  \(.delivery.method)" +
+      (if .delivery.branch then " \(.delivery.branch.branch_id)" else "" end) +
+      (if .delivery.collect_by then ", collect by \(.delivery.collect_by)" else "" end) +
+      "  (signature \(.signature))"' "$PLATFORM_LOG"
 done
 echo
 echo "a look-up with the right request number but another national ID:"
@@ -641,6 +675,7 @@ step "Done in $(($(date +%s) - START_TIME)) s"
 echo "run/demo/ keeps everything to look at:"
 echo "  cardd.log                  the service's log (each line tagged with its request id)"
 echo "  sms.jsonl                  every notification the SMS gateway accepted"
+echo "  platform.jsonl             every call the approval platform got: answer, signature check, raw body"
 echo "  requests/*.json            each request's whole record (GET /v1/requests/{no})"
 echo "  hopper/st1, hopper/st2     faces (PNG) and chip files of the cards made"
 echo "  line/                      pcscd, emu-card and emu-printer logs"

@@ -10,7 +10,8 @@ PACKAGES="make gcc clang pkg-config ca-certificates curl openssl procps iproute2
   pcscd libpcsclite-dev vsmartcard-vpcd
   libusb-1.0-0-dev umockdev libumockdev-dev
   libpango1.0-dev libcairo2-dev fonts-noto-core fonts-dejavu-core
-  valgrind jq clang-format"
+  valgrind jq clang-format
+  clang libclang-rt-14-dev llvm"
 
 missing=""
 for p in $PACKAGES; do

@@ -211,6 +211,19 @@ static int hex_value(int c)
     return -1;
 }
 
+int auth_hex_decode(const char *hex, uint8_t *out, size_t len)
+{
+    if (!hex || strlen(hex) != 2 * len)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 int auth_load_master_key(const char *path, uint8_t key[32])
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -263,18 +276,34 @@ int auth_create_master_key(const char *path)
     return rc;
 }
 
-void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
-                         char out[AUTH_SECRET_HEX_LEN + 1])
+/* hex HMAC-SHA256(master, label || salt): a secret that is never stored. */
+static void derived_secret(const uint8_t master[32], const char *label, const uint8_t salt[16],
+                           char out[AUTH_SECRET_HEX_LEN + 1])
 {
     uint8_t msg[256], mac[32];
     unsigned int maclen = 0;
-    size_t n = (size_t)snprintf((char *)msg, sizeof(msg) - 16, "courier-secret:%s:", courier);
+    size_t n = (size_t)snprintf((char *)msg, sizeof(msg) - 16, "%s", label);
     if (n > sizeof(msg) - 16)
         n = sizeof(msg) - 16;
     memcpy(msg + n, salt, 16);
     HMAC(EVP_sha256(), master, 32, msg, n + 16, mac, &maclen);
     hex_encode(mac, 32, out);
     OPENSSL_cleanse(mac, sizeof(mac));
+    OPENSSL_cleanse(msg, sizeof(msg));
+}
+
+void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
+                         char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    char label[256];
+    snprintf(label, sizeof(label), "courier-secret:%s:", courier);
+    derived_secret(master, label, salt, out);
+}
+
+void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
+                          char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    derived_secret(master, "platform-secret:", salt, out);
 }
 
 static void signature_mac(const char *secret, const char *t, size_t tlen, const char *body,

@@ -3,6 +3,7 @@
 #include "calendar.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,10 +81,13 @@ void date_format(long day, char out[11])
     out[10] = '\0';
 }
 
-int timestamp_parse(const char *s, time_t *out)
+/* 10000-01-01T00:00:00Z */
+#define TIMESTAMP_END_S 253402300800LL
+
+int timestamp_parse_us(const char *s, int64_t *out)
 {
     int y, mo, d;
-    size_t n = strlen(s);
+    size_t n = strnlen(s, 41);
     if (n < 20 || n > 40 || parse_ymd(s, &y, &mo, &d))
         return -EINVAL;
     if (s[10] != 'T' && s[10] != 't')
@@ -94,27 +98,54 @@ int timestamp_parse(const char *s, time_t *out)
     if (hh < 0 || hh > 23 || mi < 0 || mi > 59 || ss < 0 || ss > 60)
         return -EINVAL;
     const char *p = s + 19;
+    int64_t fraction_us = 0;
     if (*p == '.') {
-        p++;
-        const char *start = p;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        if (p == start || p - start > 9)
+        const char *start = p + 1, *q = start;
+        while (*q >= '0' && *q <= '9')
+            q++;
+        if (q == start || q - start > 9)
             return -EINVAL;
+        /* PostgreSQL reads the fraction with strtod and rounds it to the
+         * microsecond with rint; the same two steps give the same instant,
+         * ties of rounding included. */
+        char frac[12];
+        memcpy(frac, p, (size_t)(q - p));
+        frac[q - p] = '\0';
+        fraction_us = (int64_t)rint(strtod(frac, NULL) * 1000000.0);
+        p = q;
     }
     long offset = 0;
     if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
         offset = 0;
     } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
         int oh = digits(p + 1, 2), om = digits(p + 4, 2);
-        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+        /* PostgreSQL takes offsets up to 15:59. */
+        if (oh < 0 || oh > 15 || om < 0 || om > 59)
             return -EINVAL;
         offset = (oh * 3600L + om * 60L) * (*p == '-' ? -1 : 1);
     } else {
         return -EINVAL;
     }
+    /* A leap second (:60) is read as PostgreSQL reads it: the first second
+     * of the next minute. */
     long days = days_from_civil(y, mo, d);
-    *out = (time_t)(days * 86400L + hh * 3600L + mi * 60L + (ss == 60 ? 59 : ss) - offset);
+    int64_t secs = (int64_t)days * 86400 + hh * 3600L + mi * 60L + ss - offset;
+    /* A leap second or an offset can carry 9999-12-31 into year 10000,
+     * which no four-digit timestamp can write back: refused. */
+    if (secs * 1000000 + fraction_us >= TIMESTAMP_END_S * 1000000)
+        return -EINVAL;
+    *out = secs * 1000000 + fraction_us;
+    return 0;
+}
+
+int timestamp_parse(const char *s, time_t *out)
+{
+    int64_t us;
+    int rc = timestamp_parse_us(s, &us);
+    if (rc)
+        return rc;
+    /* Whole seconds, rounded down as PostgreSQL's date_trunc would. */
+    *out = (time_t)(us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000));
     return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #define RIYADH_OFFSET_S (3 * 3600)
@@ -18,8 +19,15 @@ int date_parse(const char *s, long *day);
 /* Writes "YYYY-MM-DD" (11 bytes). */
 void date_format(long day, char out[11]);
 
-/* RFC 3339 with a "Z" or "+hh:mm" offset, optional fraction. Returns 0 and
- * Unix seconds, or -EINVAL. */
+/* RFC 3339 with a "Z" or "+hh:mm" offset (up to 15:59), an optional
+ * fraction of up to 9 digits, and a leap second (:60, read as the next
+ * minute's first second). Read exactly as PostgreSQL reads it into a
+ * timestamptz: whatever this accepts, PostgreSQL accepts with the same
+ * instant (the differential test in test_calendar checks it). Returns 0
+ * and Unix microseconds, or -EINVAL. */
+int timestamp_parse_us(const char *s, int64_t *out);
+
+/* The same, in whole Unix seconds (the fraction dropped, rounding down). */
 int timestamp_parse(const char *s, time_t *out);
 /* Writes "YYYY-MM-DDTHH:MM:SSZ" (21 bytes). */
 void timestamp_format(time_t t, char out[21]);

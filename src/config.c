@@ -65,6 +65,18 @@ static const struct config_key keys[] = {
     { "notify_batch", CT_INT, S(notify_batch), "50", 1, 1000, "notifications sent per round" },
     { "notify_max_backoff_s", CT_INT, S(notify_max_backoff_s), "300", 1, 86400,
       "longest wait between two attempts at one notification" },
+    /* Status callbacks to the approval platform (callbacks.h). A send may
+     * take callback_timeout_ms; its claim lasts that long and a margin (claim.h). */
+    { "platform_callback_url", CT_STRING, S(platform_callback_url), "", 0, 0,
+      "URL status callbacks are POSTed to; empty: callbacks wait" },
+    { "callback_connect_timeout_ms", CT_INT, S(callback_connect_timeout_ms), "3000", 100, 60000,
+      "longest wait to connect to the platform" },
+    { "callback_timeout_ms", CT_INT, S(callback_timeout_ms), "10000", 200, 300000,
+      "longest a whole callback send may take, connecting included" },
+    { "callback_max_backoff_s", CT_INT, S(callback_max_backoff_s), "600", 1, 86400,
+      "longest wait between two attempts at one callback (Retry-After may ask for more)" },
+    { "callback_max_in_flight", CT_INT, S(callback_max_in_flight), "16", 1, 256,
+      "callbacks sent at once, each for a different request" },
     { "station", CT_STATION, 0, NULL, 0, 0,
       "a station, repeatable: ID DRIVER PRINTER_SERIAL READER NAME..." },
 };

@@ -39,6 +39,11 @@ struct config {
     char *sms_gateway_url;
     int notify_batch;
     int notify_max_backoff_s;
+    char *platform_callback_url; /* status callbacks; see callbacks.h */
+    int callback_connect_timeout_ms;
+    int callback_timeout_ms;
+    int callback_max_backoff_s;
+    int callback_max_in_flight;
     int station_count;
     struct station_config stations[CONFIG_MAX_STATIONS];
 };

@@ -38,7 +38,7 @@ struct conn_state {
     char request_id[65];
     char *buf;
     size_t len, cap;
-    bool too_large;
+    size_t max_body; /* the route's limit */
     struct timespec started;
     int route; /* index for metrics, -1 when no route matched */
 };
@@ -146,6 +146,16 @@ static void make_request_id(char out[65])
 
 /* ---- routing ---- */
 
+/* Path parameters are identifiers (request numbers, tracking numbers,
+ * station, branch and card ids): a byte outside this set — a NUL, a line
+ * feed, invalid UTF-8 once libmicrohttpd has decoded %XX — never reaches a
+ * handler or the database. */
+static bool param_byte_ok(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
 /* Matches path against pattern, capturing each {} segment. */
 static bool route_match(const char *pattern, const char *path, char param[2][128])
 {
@@ -153,8 +163,11 @@ static bool route_match(const char *pattern, const char *path, char param[2][128
     while (*pattern && *path) {
         if (pattern[0] == '{' && pattern[1] == '}') {
             size_t n = strcspn(path, "/");
-            if (n == 0 || n >= 128 || np >= 2)
+            if (n == 0 || n > HTTP_MAX_PARAM || np >= 2)
                 return false;
+            for (size_t i = 0; i < n; i++)
+                if (!param_byte_ok((unsigned char)path[i]))
+                    return false;
             memcpy(param[np], path, n);
             param[np][n] = '\0';
             np++;
@@ -309,11 +322,6 @@ static void dispatch(struct conn_state *cs)
         return;
     }
     const struct http_route *route = &srv->routes[idx];
-    if (cs->too_large) {
-        http_problem(rq, 413, "too_large", "Payload too large", "Bodies are limited to 64 KiB.",
-                     NULL);
-        return;
-    }
     if (route->roles != ROLES_PUBLIC && !authenticate(cs, route))
         return;
     rq->body = cs->buf ? cs->buf : "";
@@ -391,6 +399,23 @@ static enum MHD_Result send_reply(struct conn_state *cs)
     return r;
 }
 
+static void too_large(struct conn_state *cs)
+{
+    http_problem(&cs->rq, 413, "too_large", "Payload too large",
+                 cs->max_body > HTTP_MAX_BODY ? "Bodies are limited to 512 KiB on this endpoint."
+                                              : "Bodies are limited to 64 KiB.",
+                 NULL);
+}
+
+/* The body limit of the route that method and path name (64 KiB when none). */
+static size_t body_limit(struct http_server *srv, const char *method, const char *path)
+{
+    char param[2][128], allow[64];
+    int idx = route_find(srv, method, path, param, allow, sizeof(allow));
+    return idx >= 0 && srv->routes[idx].flags & ROUTE_LARGE_BODY ? HTTP_MAX_LARGE_BODY
+                                                                 : HTTP_MAX_BODY;
+}
+
 /* Refuses framing that two parsers could read differently. */
 static bool framing_is_ambiguous(struct MHD_Connection *conn)
 {
@@ -406,7 +431,8 @@ static bool framing_is_ambiguous(struct MHD_Connection *conn)
 }
 
 /* The first call for a request: its state, its id and client address,
- * and the refusals that need no body (ambiguous framing, too large). */
+ * and the refusals that need no body (ambiguous framing, chunked, too
+ * large for its route). */
 static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connection *conn,
                                      const char *url, const char *method, void **con_cls)
 {
@@ -448,28 +474,37 @@ static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connect
                      "Transfer-Encoding and Content-Length are ambiguous.", NULL);
         return send_reply(cs);
     }
+    /* A chunked body has no length to check before it is read, and
+     * libmicrohttpd reads its framing leniently: refused (API.md). */
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        http_problem(rq, 411, "length_required", "Length required",
+                     "Send the body with Content-Length; chunked bodies are not accepted.", NULL);
+        return send_reply(cs);
+    }
+    cs->max_body = body_limit(srv, method, url);
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         char *end = NULL;
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || end == cl || *end || n > HTTP_MAX_BODY) {
-            http_problem(rq, 413, "too_large", "Payload too large", "Bodies are limited to 64 KiB.",
-                         NULL);
+        if (errno || end == cl || *end || n > cs->max_body) {
+            too_large(cs);
             return send_reply(cs);
         }
     }
     return MHD_YES;
 }
 
-/* Appends n bytes of the body; past HTTP_MAX_BODY the rest is dropped and
- * the request refused once complete. */
+/* Appends n bytes of the body. */
 static enum MHD_Result append_body(struct conn_state *cs, const char *data, size_t n)
 {
-    if (cs->too_large || cs->len + n > HTTP_MAX_BODY) {
-        cs->too_large = true;
-        return MHD_YES;
+    if (cs->len + n > cs->max_body) {
+        /* Only a body longer than its Content-Length said could get
+         * here; libmicrohttpd takes no answer in the middle of a body,
+         * so the connection is closed at once. */
+        log_warn("%s %s: body over its limit; connection closed", cs->rq.method, cs->rq.path);
+        return MHD_NO;
     }
     if (cs->len + n + 1 > cs->cap) {
         size_t cap = cs->cap ? cs->cap : 4096;

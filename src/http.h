@@ -11,7 +11,15 @@
 struct app;
 struct db;
 
-#define HTTP_MAX_BODY (64 * 1024)
+/* Body limits (API.md): 64 KiB, 512 KiB on routes marked ROUTE_LARGE_BODY
+ * (a batch of 500 courier events). A body over its limit is answered 413
+ * before it is read, and the connection closed. */
+#define HTTP_MAX_BODY       (64 * 1024)
+#define HTTP_MAX_LARGE_BODY (512 * 1024)
+
+/* The longest path parameter ({} of a route); longer ones, and any with a
+ * byte outside A-Z a-z 0-9 - _ ., match no route (404). */
+#define HTTP_MAX_PARAM 64
 
 /* Roles, as bits of a route's permission mask. Admin is every role. */
 enum {
@@ -28,6 +36,7 @@ enum {
     ROUTE_BODY = 1u << 0,          /* a JSON object body is required */
     ROUTE_BODY_OPTIONAL = 1u << 1, /* a JSON object body may be sent */
     ROUTE_SIGNED = 1u << 2,        /* courier calls: X-Signature over the raw body */
+    ROUTE_LARGE_BODY = 1u << 3,    /* the body may reach HTTP_MAX_LARGE_BODY */
 };
 
 struct identity {

@@ -26,7 +26,7 @@ const char *parcel_code_name(enum parcel_code code)
     return (unsigned)code < PARCEL_CODE_COUNT ? code_names[code] : "?";
 }
 
-static int compare_events(const void *pa, const void *pb)
+int parcel_event_cmp(const void *pa, const void *pb)
 {
     const struct parcel_event *a = pa, *b = pb;
     if (a->at != b->at)
@@ -39,7 +39,7 @@ static int compare_events(const void *pa, const void *pb)
 void parcel_sort(struct parcel_event *events, size_t n)
 {
     if (n > 1)
-        qsort(events, n, sizeof(*events), compare_events);
+        qsort(events, n, sizeof(*events), parcel_event_cmp);
 }
 
 /* The states a parcel passes through, in the order of status.h's ranks. */
@@ -63,57 +63,100 @@ static const char *const stage_status[] = {
     [DELIVERED] = "delivered",
 };
 
+/* One event's effect on the fold. */
+struct fold {
+    enum stage stage;
+    int failed;
+    time_t stage_at, ready_at;
+};
+
+static void fold_step(struct fold *f, const struct parcel_event *e, int max_failed,
+                      bool branch_available)
+{
+    enum stage next = f->stage;
+    switch (e->code) {
+    case PARCEL_PICKED_UP:
+    case PARCEL_IN_TRANSIT:
+        if (f->stage < IN_TRANSIT)
+            next = IN_TRANSIT;
+        break;
+    case PARCEL_OUT_FOR_DELIVERY:
+        /* After a failure this is the next attempt: forward in (attempt, rank). */
+        if (f->stage < OUT_FOR_DELIVERY || f->stage == DELIVERY_FAILED)
+            next = OUT_FOR_DELIVERY;
+        break;
+    case PARCEL_DELIVERY_FAILED:
+        if (f->stage >= REDIRECTED)
+            break; /* already on its way to, or at, the branch */
+        f->failed++;
+        next = f->failed >= max_failed && branch_available ? REDIRECTED : DELIVERY_FAILED;
+        if (next == f->stage)
+            f->stage_at = e->at; /* another failure: the status is as recent as it */
+        break;
+    case PARCEL_ARRIVED_AT_BRANCH:
+        if (f->stage < READY && branch_available) {
+            next = READY;
+            f->ready_at = e->at;
+        }
+        break;
+    case PARCEL_DELIVERED:
+        /* Wins from every state, so that a parcel with a delivery among
+         * its events is delivered whatever order they came in. */
+        next = DELIVERED;
+        break;
+    case PARCEL_CODE_COUNT:
+        break;
+    }
+    if (next != f->stage) {
+        f->stage = next;
+        f->stage_at = e->at;
+    }
+}
+
 void parcel_fold(const struct parcel_event *events, size_t n, int max_failed, bool branch_available,
                  struct parcel_state *out)
 {
-    enum stage stage = DISPATCHED;
-    int failed = 0;
-    time_t stage_at = 0, ready_at = 0;
+    struct fold f = { DISPATCHED, 0, 0, 0 };
+    for (size_t i = 0; i < n && f.stage != DELIVERED; i++)
+        fold_step(&f, &events[i], max_failed, branch_available);
+    out->status = stage_status[f.stage];
+    out->failed_attempts = f.failed;
+    out->needs_branch = f.stage == REDIRECTED || f.stage == READY;
+    out->status_at = f.stage_at;
+    out->ready_at = f.stage == READY ? f.ready_at : 0;
+}
 
-    for (size_t i = 0; i < n && stage != DELIVERED; i++) {
-        const struct parcel_event *e = &events[i];
-        enum stage next = stage;
-        switch (e->code) {
-        case PARCEL_PICKED_UP:
-        case PARCEL_IN_TRANSIT:
-            if (stage < IN_TRANSIT)
-                next = IN_TRANSIT;
-            break;
-        case PARCEL_OUT_FOR_DELIVERY:
-            /* After a failure this is the next attempt: forward in (attempt, rank). */
-            if (stage < OUT_FOR_DELIVERY || stage == DELIVERY_FAILED)
-                next = OUT_FOR_DELIVERY;
-            break;
-        case PARCEL_DELIVERY_FAILED:
-            if (stage >= REDIRECTED)
-                break; /* already on its way to, or at, the branch */
-            failed++;
-            next = failed >= max_failed && branch_available ? REDIRECTED : DELIVERY_FAILED;
-            if (next == stage)
-                stage_at = e->at; /* another failure: the status is as recent as it */
-            break;
-        case PARCEL_ARRIVED_AT_BRANCH:
-            if (stage < READY && branch_available) {
-                next = READY;
-                ready_at = e->at;
-            }
-            break;
-        case PARCEL_DELIVERED:
-            /* Wins from every state, so that a parcel with a delivery among
-             * its events is delivered whatever order they came in. */
-            next = DELIVERED;
-            break;
-        case PARCEL_CODE_COUNT:
-            break;
-        }
-        if (next != stage) {
-            stage = next;
-            stage_at = e->at;
-        }
+const char *parcel_code_status(enum parcel_code code)
+{
+    switch (code) {
+    case PARCEL_PICKED_UP:
+    case PARCEL_IN_TRANSIT:
+        return "in_transit";
+    case PARCEL_OUT_FOR_DELIVERY:
+        return "out_for_delivery";
+    case PARCEL_DELIVERY_FAILED:
+        return "delivery_failed";
+    case PARCEL_ARRIVED_AT_BRANCH:
+        return "ready_for_collection";
+    case PARCEL_DELIVERED:
+        return "delivered";
+    case PARCEL_CODE_COUNT:
+        break;
     }
-    out->status = stage_status[stage];
-    out->failed_attempts = failed;
-    out->needs_branch = stage == REDIRECTED || stage == READY;
-    out->status_at = stage_at;
-    out->ready_at = stage == READY ? ready_at : 0;
+    return "in_transit";
+}
+
+void parcel_timeline(const struct parcel_event *events, size_t n, int max_failed,
+                     bool branch_available, const char **statuses)
+{
+    struct fold f = { DISPATCHED, 0, 0, 0 };
+    for (size_t i = 0; i < n; i++) {
+        enum stage before = f.stage;
+        if (f.stage != DELIVERED)
+            fold_step(&f, &events[i], max_failed, branch_available);
+        statuses[i] = events[i].code == PARCEL_DELIVERY_FAILED && before != REDIRECTED &&
+                              f.stage == REDIRECTED
+                          ? stage_status[REDIRECTED]
+                          : parcel_code_status(events[i].code);
+    }
 }

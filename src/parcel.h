@@ -54,11 +54,27 @@ const char *parcel_code_name(enum parcel_code code);
 /* Sorts events into the canonical order: at, then code, then event_id. */
 void parcel_sort(struct parcel_event *events, size_t n);
 
+/* qsort's comparison of that order, for arrays of struct parcel_event or of
+ * structs whose first member is one. */
+int parcel_event_cmp(const void *a, const void *b);
+
 /* Works out the state from events in canonical order. max_failed is the
  * number of failed attempts after which the card goes to a branch;
  * branch_available says whether any branch can take it (when none can, the
  * card stays `delivery_failed` and arrivals at a branch are not applied). */
 void parcel_fold(const struct parcel_event *events, size_t n, int max_failed, bool branch_available,
                  struct parcel_state *out);
+
+/* The status an event's code leads to, as API.md names it
+ * (`arrived_at_branch` → `ready_for_collection`). */
+const char *parcel_code_status(enum parcel_code code);
+
+/* The citizen's timeline of the parcel: for each event in canonical order,
+ * the status it stands for — its code's, except the failed attempt that
+ * sends the card to a branch, which is `redirected_to_branch`. Every event
+ * has its entry, those that did not move the status too, so the same set of
+ * events gives the same timeline whatever order it arrived in. */
+void parcel_timeline(const struct parcel_event *events, size_t n, int max_failed,
+                     bool branch_available, const char **statuses);
 
 #endif

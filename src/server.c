@@ -3,6 +3,7 @@
 #include "app.h"
 #include "auth.h"
 #include "branch.h"
+#include "callbacks.h"
 #include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
@@ -39,7 +40,8 @@ static const struct http_route routes[] = {
     { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
     { "POST", "/v1/cards/{}/destroy", ROLE_OPERATOR, ROUTE_BODY, card_destroy },
     { "POST", "/v1/dispatches", ROLE_OPERATOR, ROUTE_BODY, dispatches_create },
-    { "POST", "/v1/courier/events", ROLE_COURIER, ROUTE_BODY | ROUTE_SIGNED, courier_events_post },
+    { "POST", "/v1/courier/events", ROLE_COURIER, ROUTE_BODY | ROUTE_SIGNED | ROUTE_LARGE_BODY,
+      courier_events_post },
     { "GET", "/v1/courier/parcels/{}", ROLE_COURIER, ROUTE_SIGNED, courier_parcel_get },
     { "POST", "/v1/branches/{}/handover", ROLE_BRANCH, ROUTE_BODY, branches_handover },
     { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
@@ -107,11 +109,37 @@ static int check_database(struct app *app)
     return 0;
 }
 
+/* The workers that deliver what status changes wrote: the holders' SMS
+ * and the approval platform's callbacks. */
+static int start_outboxes(struct app *app, struct notifier **notifier,
+                          struct callback_worker **callbacks)
+{
+    const struct config *cfg = app->cfg;
+    int rc = notify_start(notifier, app);
+    if (rc) {
+        log_error("cannot start the notification worker");
+        return rc;
+    }
+    if (!cfg->sms_gateway_url[0])
+        log_warn("sms_gateway_url is empty: notifications wait until it is set");
+    rc = callbacks_start(callbacks, app);
+    if (rc) {
+        log_error("cannot start the callback worker");
+        return rc;
+    }
+    if (!cfg->platform_callback_url[0])
+        log_warn("platform_callback_url is empty: status callbacks wait until it is set");
+    else if (!app->have_master_key)
+        log_warn("no master key: status callbacks cannot be signed and wait");
+    return 0;
+}
+
 int server_run(struct config *cfg, const char *port_file)
 {
     struct app app = { .cfg = cfg };
     struct http_server *http = NULL;
     struct notifier *notifier = NULL;
+    struct callback_worker *callbacks = NULL;
     struct stations *stations = NULL;
     int rc;
     sigset_t stop_signals;
@@ -149,13 +177,9 @@ int server_run(struct config *cfg, const char *port_file)
     if (rc)
         goto out;
 
-    rc = notify_start(&notifier, &app);
-    if (rc) {
-        log_error("cannot start the notification worker");
+    rc = start_outboxes(&app, &notifier, &callbacks);
+    if (rc)
         goto out;
-    }
-    if (!cfg->sms_gateway_url[0])
-        log_warn("sms_gateway_url is empty: notifications wait until it is set");
 
     rc = http_start(&http, &app, routes, sizeof(routes) / sizeof(routes[0]));
     if (rc) {
@@ -182,6 +206,7 @@ out:
     stations_stop(stations);
     http_stop(http);
     notify_stop(notifier);
+    callbacks_stop(callbacks);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
     ratelimit_free(app.handover_limit);

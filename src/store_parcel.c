@@ -362,7 +362,17 @@ static int move(struct db *db, const struct stored *p, const struct courier_even
     bool status_changed = strcmp(st->status, p->status) != 0;
     *moved = status_changed || st->failed_attempts != p->failed ||
              strcmp(branch_id, p->branch) != 0 || strcmp(collect_by, p->collect_by) != 0;
-    if (status_changed) {
+    /* The parcel first: the status change's callback tells its delivery. */
+    if (!rc && *moved) {
+        char failed[16];
+        snprintf(failed, sizeof(failed), "%d", st->failed_attempts);
+        rc = db_query(db, NULL,
+                      "UPDATE parcels SET failed_attempts = $2::integer, branch_id = $3,"
+                      " collect_by = $4::date WHERE id = $1::bigint",
+                      p->parcel_id, failed, branch_id[0] ? branch_id : NULL,
+                      collect_by[0] ? collect_by : NULL);
+    }
+    if (!rc && status_changed) {
         char at[21];
         if (st->status_at)
             timestamp_format(st->status_at, at);
@@ -374,15 +384,6 @@ static int move(struct db *db, const struct stored *p, const struct courier_even
         if (!rc && strcmp(st->status, "redirected_to_branch") == 0)
             log_info("parcel %s goes back to branch %s after %d failed attempts", ev->tracking_no,
                      branch_id, st->failed_attempts);
-    }
-    if (!rc && *moved) {
-        char failed[16];
-        snprintf(failed, sizeof(failed), "%d", st->failed_attempts);
-        rc = db_query(db, NULL,
-                      "UPDATE parcels SET failed_attempts = $2::integer, branch_id = $3,"
-                      " collect_by = $4::date WHERE id = $1::bigint",
-                      p->parcel_id, failed, branch_id[0] ? branch_id : NULL,
-                      collect_by[0] ? collect_by : NULL);
     }
     if (!rc && *moved)
         rc = db_query(db, NULL,

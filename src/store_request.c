@@ -1,5 +1,6 @@
 /* store_request.c — the request aggregate (see store_request.h). */
 #include "store_request.h"
+#include "callbacks.h"
 #include "db.h"
 #include "log.h"
 #include "production.h"
@@ -71,7 +72,8 @@ const char *request_courier_event(const char *status)
 }
 
 /* Writes a move the table allows: the status, its event, the holder's
- * notification and the audit entry. The one place a status is written. */
+ * notification, the approval platform's callback (callbacks.h) and the
+ * audit entry. The one place a status is written. */
 static int record_change(struct db *db, const char *request_id, const char *request_no,
                          const char *kind, const char *phone, const struct transition *t,
                          const struct change *ch)
@@ -92,6 +94,8 @@ static int record_change(struct db *db, const char *request_id, const char *requ
                       "INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
                       " VALUES ($1::bigint, $2, $3, $4, $5)",
                       request_id, t->to, phone, ar, en);
+    if (!rc)
+        rc = callbacks_enqueue(db, request_id, t->to, ch->at);
     if (!rc)
         rc = audit_append(db, ch->actor, t->audit_action, request_no, ch->card_serial,
                           ch->station_id, ch->detail_json);
@@ -289,9 +293,9 @@ out:
 /* ---- tracking ---- */
 
 int request_tracking(struct db *db, const char *request_no, const char *national_id,
-                     struct db_res **row, struct db_res **timeline)
+                     struct db_res **row)
 {
-    *row = *timeline = NULL;
+    *row = NULL;
     int rc = db_query(
         db, row,
         "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
@@ -312,18 +316,29 @@ int request_tracking(struct db *db, const char *request_no, const char *national
     const char *compare = stored ? stored : "0000000000";
     bool match =
         strlen(national_id) == 10 && CRYPTO_memcmp(compare, national_id, 10) == 0 && stored != NULL;
-    if (!match)
-        rc = -ENOENT;
-    else
-        rc = db_query(db, timeline,
-                      "SELECT rfc3339(at), status FROM request_events"
-                      " WHERE request_id = $1::bigint AND status IS NOT NULL ORDER BY at, id",
-                      db_get(*row, 0, TRACK_COL_ID));
-    if (rc) {
+    if (!match) {
         db_res_free(*row);
         *row = NULL;
+        return -ENOENT;
     }
-    return rc;
+    return 0;
+}
+
+int request_timeline(struct db *db, const char *request_id, struct db_res **res)
+{
+    /* Status changes that a courier event made are left out: the events
+     * themselves stand for them. */
+    return db_query(
+        db, res,
+        "SELECT 0, (extract(epoch FROM at) * 1000000)::bigint, rfc3339(at), status, NULL, NULL, id"
+        " FROM request_events WHERE request_id = $1::bigint AND status IS NOT NULL"
+        " AND NOT (detail ? 'event_id' AND detail ? 'code')"
+        " UNION ALL"
+        " SELECT 1, extract(epoch FROM ce.at)::bigint * 1000000, rfc3339(ce.at), ce.code,"
+        " ce.event_id, CASE WHEN p.branch_id IS NULL THEN 'f' ELSE 't' END, 0::bigint"
+        " FROM courier_events ce JOIN parcels p ON p.id = ce.parcel_id"
+        " WHERE p.request_id = $1::bigint",
+        request_id);
 }
 
 /* ---- production ---- */

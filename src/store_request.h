@@ -97,13 +97,20 @@ enum track_col {
 };
 
 /* What the citizen may see of a request, when national_id is its
- * holder's: *row (enum track_col) and *timeline (at, status), the
- * caller's to free. The same statement runs whether or not the request
- * exists, and the national ID is compared in constant time against the
- * stored one or a stand-in, so the time taken says nothing. Returns 0,
- * -ENOENT (no such request, or not this holder's) or a DB_* code. */
+ * holder's: *row (enum track_col), the caller's to free. The same
+ * statement runs whether or not the request exists, and the national ID
+ * is compared in constant time against the stored one or a stand-in, so
+ * the time taken says nothing. Returns 0, -ENOENT (no such request, or
+ * not this holder's) or a DB_* code. */
 int request_tracking(struct db *db, const char *request_no, const char *national_id,
-                     struct db_res **row, struct db_res **timeline);
+                     struct db_res **row);
+
+/* The rows of a request's timeline, unordered: its status changes that no
+ * courier event made (source 0) and its parcel's courier events (source
+ * 1). Columns: source, at in Unix microseconds, at (RFC 3339), status or
+ * courier code, event_id, whether the parcel has a branch ("t"/"f"), the
+ * event row's id. *res is the caller's to free. */
+int request_timeline(struct db *db, const char *request_id, struct db_res **res);
 
 /* ---- production ---- */
 

@@ -8,6 +8,7 @@
 #include "clientaddr.h"
 #include "db.h"
 #include "fields.h"
+#include "parcel.h"
 #include "ids.h"
 #include "ratelimit.h"
 #include "status.h"
@@ -46,14 +47,111 @@ static json_t *branch_json(struct db_res *res, int col)
                      strtod(db_get(res, 0, col + 5), NULL));
 }
 
-/* The answer to a look-up that matched: the rows of request_tracking(). */
-static json_t *track_reply(struct db_res *res, struct db_res *tl)
+/* One entry of the timeline before it is ordered: a status change of the
+ * request, or one courier event (status worked out by parcel_timeline). */
+struct entry {
+    long long at_us;
+    int source; /* 0: a status change, 1: a courier event */
+    size_t row;
+    long long order; /* ties: the event's id, or the courier event's canonical rank */
+    const char *status;
+};
+
+/* A courier event and its row, sorted together. */
+struct courier_row {
+    struct parcel_event ev; /* first, for parcel_event_cmp */
+    size_t row;
+};
+
+static int entry_cmp(const void *pa, const void *pb)
 {
+    const struct entry *a = pa, *b = pb;
+    if (a->at_us != b->at_us)
+        return a->at_us < b->at_us ? -1 : 1;
+    if (a->source != b->source)
+        return a->source - b->source;
+    return (a->order > b->order) - (a->order < b->order);
+}
+
+/* The citizen's timeline: the request's own status changes and every
+ * courier event of its parcel — those that did not move the status too —
+ * ordered by `at`. The courier's part is worked out from the set of events
+ * (parcel_timeline), never from the order they arrived in, so a late, a
+ * shuffled or a repeated event gives the same timeline as the same events
+ * sent in order. */
+static int timeline_build(struct db *db, const char *request_id, int max_failed, json_t **out)
+{
+    struct db_res *res = NULL;
+    struct entry *entries = NULL;
+    struct courier_row *rows = NULL;
+    struct parcel_event *events = NULL;
+    const char **statuses = NULL;
+    *out = NULL;
+    int rc = request_timeline(db, request_id, &res);
+    if (rc)
+        return rc;
+    size_t n = db_rows(res), nev = 0;
+    entries = calloc(n ? n : 1, sizeof(*entries));
+    rows = calloc(n ? n : 1, sizeof(*rows));
+    events = calloc(n ? n : 1, sizeof(*events));
+    statuses = calloc(n ? n : 1, sizeof(*statuses));
+    if (!entries || !rows || !events || !statuses) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    bool branch_available = false;
+    for (size_t i = 0; i < n; i++) {
+        entries[i].at_us = db_get_long(res, i, 1, 0);
+        entries[i].source = (int)db_get_long(res, i, 0, 0);
+        entries[i].row = i;
+        entries[i].order = db_get_long(res, i, 6, 0);
+        entries[i].status = db_get(res, i, 3);
+        if (entries[i].source == 1) {
+            int code = parcel_code_parse(db_get(res, i, 3));
+            rows[nev].ev.code = code < 0 ? PARCEL_CODE_COUNT : (enum parcel_code)code;
+            rows[nev].ev.at = (time_t)(entries[i].at_us / 1000000);
+            rows[nev].ev.event_id = db_get(res, i, 4);
+            rows[nev].row = i;
+            branch_available = strcmp(db_get(res, i, 5), "t") == 0;
+            nev++;
+        }
+    }
+    if (nev > 1)
+        qsort(rows, nev, sizeof(*rows), parcel_event_cmp);
+    for (size_t k = 0; k < nev; k++)
+        events[k] = rows[k].ev;
+    parcel_timeline(events, nev, max_failed, branch_available, statuses);
+    for (size_t k = 0; k < nev; k++) {
+        entries[rows[k].row].status = statuses[k];
+        entries[rows[k].row].order = (long long)k;
+    }
+    qsort(entries, n, sizeof(*entries), entry_cmp);
+
     json_t *timeline = json_array();
-    for (size_t i = 0; i < db_rows(tl); i++)
-        json_array_append_new(timeline,
-                              json_pack("{s:s, s:s, s:o}", "at", db_get(tl, i, 0), "status",
-                                        db_get(tl, i, 1), "label", label(db_get(tl, i, 1))));
+    for (size_t i = 0; timeline && i < n; i++) {
+        json_t *e = json_pack("{s:s, s:s, s:o}", "at", db_get(res, entries[i].row, 2), "status",
+                              entries[i].status, "label", label(entries[i].status));
+        if (!e || json_array_append_new(timeline, e)) {
+            json_decref(timeline);
+            timeline = NULL;
+        }
+    }
+    if (!timeline)
+        rc = -ENOMEM;
+    *out = timeline;
+out:
+    free(entries);
+    free(rows);
+    free(events);
+    free(statuses);
+    db_res_free(res);
+    return rc;
+}
+
+/* The answer to a look-up that matched: the row of request_tracking() and
+ * the timeline (its reference is taken). */
+static json_t *track_reply(struct db_res *res, json_t *timeline)
+{
     char address[512];
     track_mask_address(db_get(res, 0, TRACK_COL_CITY), db_get(res, 0, TRACK_COL_DISTRICT), address,
                        sizeof(address));
@@ -108,9 +206,14 @@ void track_lookup(struct http_req *rq)
         ratelimit_release(rq->app->track_limit, &ticket);
         return;
     }
-    struct db_res *res = NULL, *tl = NULL;
-    int rc = request_tracking(db, request_no, national_id, &res, &tl);
-    json_t *reply = rc ? NULL : track_reply(res, tl);
+    struct db_res *res = NULL;
+    json_t *timeline = NULL, *reply = NULL;
+    int rc = request_tracking(db, request_no, national_id, &res);
+    if (!rc)
+        rc = timeline_build(db, db_get(res, 0, TRACK_COL_ID), rq->app->cfg->delivery_attempts,
+                            &timeline);
+    if (!rc)
+        reply = track_reply(res, timeline);
     if (rc == -ENOENT)
         not_found(rq);
     else if (rc)
@@ -123,5 +226,4 @@ void track_lookup(struct http_req *rq)
     if (rq->status == 200 || rq->status >= 500)
         ratelimit_release(rq->app->track_limit, &ticket);
     db_res_free(res);
-    db_res_free(tl);
 }

@@ -210,6 +210,36 @@ static void courier_secret_known_answer(void **state)
     assert_string_not_equal(out, other);
 }
 
+/* The platform's secret, the same way: hmac.new(master, b"platform-secret:" + salt,
+ * sha256).hexdigest(); never a courier's. */
+static void platform_secret_known_answer(void **state)
+{
+    (void)state;
+    uint8_t master[32], salt[16];
+    for (int i = 0; i < 32; i++)
+        master[i] = (uint8_t)i;
+    for (int i = 0; i < 16; i++)
+        salt[i] = (uint8_t)(0xa0 + i);
+    char out[AUTH_SECRET_HEX_LEN + 1], courier[AUTH_SECRET_HEX_LEN + 1];
+    auth_platform_secret(master, salt, out);
+    assert_string_equal(out, "7496c596e48c50d99fae4be6349bf0f0d180aa6e6a87d8a4e33a7fc6816cefc7");
+    auth_courier_secret(master, "", salt, courier);
+    assert_string_not_equal(out, courier);
+}
+
+static void hex_decode(void **state)
+{
+    (void)state;
+    uint8_t b[2];
+    assert_int_equal(auth_hex_decode("a0Ff", b, 2), 0);
+    assert_int_equal(b[0], 0xa0);
+    assert_int_equal(b[1], 0xff);
+    assert_int_equal(auth_hex_decode("a0f", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode("a0fg", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode("a0ff00", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode(NULL, b, 2), -EINVAL);
+}
+
 /* ---- tokens ---- */
 
 static void token_format(void **state)
@@ -620,6 +650,8 @@ int main(void)
         cmocka_unit_test(verify_clock_skew),
         cmocka_unit_test(verify_malformed_headers),
         cmocka_unit_test(courier_secret_known_answer),
+        cmocka_unit_test(platform_secret_known_answer),
+        cmocka_unit_test(hex_decode),
         cmocka_unit_test_teardown(token_format, real_randomness),
         cmocka_unit_test_teardown(token_from_known_randomness, real_randomness),
         cmocka_unit_test_teardown(token_without_randomness, real_randomness),

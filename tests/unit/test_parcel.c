@@ -181,6 +181,47 @@ static void test_order_independent(void **state)
     assert_int_equal(all.failed_attempts, 2);
 }
 
+/* The timeline has one entry per event, late ones included; the failure that
+ * sends the card to the branch reads `redirected_to_branch`; and any arrival
+ * order gives the same entries. */
+static void test_timeline(void **state)
+{
+    (void)state;
+    const struct parcel_event script[] = {
+        { PARCEL_PICKED_UP, T0, "t1" },
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 100, "t2" },
+        { PARCEL_DELIVERY_FAILED, T0 + 150, "t3" },
+        { PARCEL_IN_TRANSIT, T0 + 120, "t4" }, /* late: below the status, still shown */
+        { PARCEL_OUT_FOR_DELIVERY, T0 + 200, "t5" },
+        { PARCEL_DELIVERY_FAILED, T0 + 250, "t6" },
+        { PARCEL_DELIVERY_FAILED, T0 + 260, "t7" }, /* after the redirect: a failure */
+        { PARCEL_ARRIVED_AT_BRANCH, T0 + 400, "t8" },
+    };
+    const char *const want[] = { "in_transit",      "out_for_delivery",    "in_transit",
+                                 "delivery_failed", "out_for_delivery",    "redirected_to_branch",
+                                 "delivery_failed", "ready_for_collection" };
+    const size_t n = sizeof(script) / sizeof(script[0]);
+    unsigned seed = 7;
+    for (int round = 0; round < 100; round++) {
+        struct parcel_event ev[16];
+        const char *got[16];
+        memcpy(ev, script, sizeof(script));
+        if (round > 0)
+            shuffle(ev, n, &seed);
+        parcel_sort(ev, n);
+        parcel_timeline(ev, n, 2, true, got);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(got[i], want[i]);
+    }
+    /* With no branch to take the card, every failure stays a failure. */
+    struct parcel_event ev[16];
+    const char *got[16];
+    memcpy(ev, script, sizeof(script));
+    parcel_sort(ev, n);
+    parcel_timeline(ev, n, 2, false, got);
+    assert_string_equal(got[5], "delivery_failed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_attempts_and_redirect),
         cmocka_unit_test(test_delivered_before_redirect_wins),
         cmocka_unit_test(test_order_independent),
+        cmocka_unit_test(test_timeline),
     };
     return cmocka_run_group_tests_name("parcel", tests, NULL, NULL);
 }

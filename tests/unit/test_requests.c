@@ -563,6 +563,17 @@ static void timestamps_order(void **state)
     expect_errors(f, "terms_accepted_at:after_approval\n");
     set_str(f->body, "terms_accepted_at", "2026-11-21T11:00:01+03:00");
     expect_errors(f, "terms_accepted_at:after_approval\n");
+    /* Fractions and leap seconds count as PostgreSQL counts them. */
+    set_str(f->body, "approved_at", "2026-11-21T08:00:00.1Z");
+    set_str(f->body, "terms_accepted_at", "2026-11-21T08:00:00.9Z");
+    expect_errors(f, "terms_accepted_at:after_approval\n");
+    set_str(f->body, "terms_accepted_at", "2026-11-21T08:00:00.0999999Z"); /* rounds to .1 */
+    expect_errors(f, "");
+    set_str(f->body, "approved_at", "2026-11-21T07:59:60Z"); /* 08:00:00 */
+    set_str(f->body, "terms_accepted_at", "2026-11-21T08:00:00Z");
+    expect_errors(f, "");
+    set_str(f->body, "terms_accepted_at", "2026-11-21T07:59:60.5Z");
+    expect_errors(f, "terms_accepted_at:after_approval\n");
 }
 
 /* ---- the estimate ---- */

@@ -136,12 +136,107 @@ static void errors_latch(void **state)
     tlv_buf_free(&b);
 }
 
+/* ---- the encoder against the decoder ---- */
+
+struct node {
+    uint32_t tag;
+    int depth;
+    size_t len;
+    uint8_t *value; /* primitive elements only */
+};
+
+#define MAX_NODES 4096
+
+static size_t random_len(unsigned *seed)
+{
+    static const size_t edges[] = { 0, 1, 127, 128, 255, 256, 65535, 65536, 70000 };
+    if (rand_r(seed) % 4 == 0)
+        return edges[(size_t)rand_r(seed) % (rand_r(seed) % 8 == 0 ? 9 : 6)];
+    return (size_t)rand_r(seed) % 40;
+}
+
+/* Writes a random tree with the encoder and notes it, preorder, in nodes. */
+static void generate(struct tlv_buf *b, int depth, unsigned *seed, struct node *nodes, size_t *n)
+{
+    static const uint32_t primitive[] = { 0x02, 0x04, 0x5C, 0x80, 0x5F1F, 0x5F2B, 0x5F0E };
+    static const uint32_t constructed[] = { 0x30, 0x31, 0x61, 0x77, 0xA0, 0x7F61 };
+    int children = rand_r(seed) % 5;
+    for (int i = 0; i < children && *n < MAX_NODES; i++) {
+        struct node *nd = &nodes[(*n)++];
+        nd->depth = depth;
+        if (depth < 5 && rand_r(seed) % 3 == 0) {
+            nd->tag = constructed[(size_t)rand_r(seed) % 6];
+            nd->value = NULL;
+            size_t mark = tlv_begin(b, nd->tag);
+            generate(b, depth + 1, seed, nodes, n);
+            assert_int_equal(tlv_end(b, mark), 0);
+        } else {
+            nd->tag = primitive[(size_t)rand_r(seed) % 7];
+            nd->len = random_len(seed);
+            nd->value = malloc(nd->len ? nd->len : 1);
+            assert_non_null(nd->value);
+            for (size_t k = 0; k < nd->len; k++)
+                nd->value[k] = (uint8_t)rand_r(seed);
+            assert_int_equal(tlv_put(b, nd->tag, nd->value, nd->len), 0);
+        }
+    }
+}
+
+/* Reads the tree back with the decoder and compares it with nodes. */
+static void check(const uint8_t *buf, size_t len, int depth, const struct node *nodes, size_t n,
+                  size_t *i)
+{
+    size_t off = 0;
+    while (off < len) {
+        struct tlv t;
+        assert_int_equal(tlv_parse(buf + off, len - off, &t), 0);
+        assert_true(*i < n);
+        const struct node *nd = &nodes[(*i)++];
+        assert_int_equal(t.tag, nd->tag);
+        assert_int_equal(depth, nd->depth);
+        if (nd->value) {
+            assert_false(tlv_is_constructed(t.tag));
+            assert_int_equal(t.len, nd->len);
+            if (nd->len)
+                assert_memory_equal(t.value, nd->value, nd->len);
+        } else {
+            assert_true(tlv_is_constructed(t.tag));
+            check(t.value, t.len, depth + 1, nodes, n, i);
+        }
+        off += t.size;
+    }
+    assert_int_equal(off, len);
+}
+
+static void encoder_decoder_round_trip(void **state)
+{
+    (void)state;
+    static struct node nodes[MAX_NODES];
+    unsigned seed = 9303;
+    size_t total = 0;
+    for (int round = 0; round < 300; round++) {
+        struct tlv_buf b;
+        size_t n = 0, i = 0;
+        tlv_buf_init(&b);
+        generate(&b, 0, &seed, nodes, &n);
+        assert_int_equal(b.err, 0);
+        check(b.data, b.len, 0, nodes, n, &i);
+        assert_int_equal(i, n);
+        total += n;
+        for (size_t k = 0; k < n; k++)
+            free(nodes[k].value);
+        tlv_buf_free(&b);
+    }
+    assert_true(total > 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_short_and_long_forms), cmocka_unit_test(parse_refuses_malformed),
         cmocka_unit_test(parse_every_prefix),         cmocka_unit_test(nested_round_trip),
         cmocka_unit_test(integers_are_minimal),       cmocka_unit_test(errors_latch),
+        cmocka_unit_test(encoder_decoder_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
