@@ -81,8 +81,15 @@ int auth_witness(struct db *db, const char *credential, const struct identity *c
 /* Decodes exactly 2 * len hex digits into out. Returns 0 or -EINVAL. */
 int auth_hex_decode(const char *hex, uint8_t *out, size_t len);
 
-/* Reads the 32-byte master key (64 hex digits) from a file that must not
- * be readable by group or others. Returns 0, -ENOENT, -EPERM or -EINVAL. */
+/* Reads a secret key of len bytes (at most AUTH_KEY_FILE_MAX) from a file
+ * that must not be readable by group or others: exactly 2*len hex digits,
+ * optionally followed by a line end. The text read is wiped, and so is key
+ * on failure. Returns 0, -ENOENT, -EPERM (mode), -EIO (cannot stat or read;
+ * nothing is read when the mode is unknown) or -EINVAL (contents). */
+#define AUTH_KEY_FILE_MAX 64
+int auth_load_key_file(const char *path, uint8_t *key, size_t len);
+
+/* Reads the 32-byte master key (64 hex digits) with auth_load_key_file. */
 int auth_load_master_key(const char *path, uint8_t key[32]);
 
 /* Writes a new master key file with mode 0600; refuses to overwrite. */

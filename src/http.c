@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,7 +303,7 @@ static bool verify_signature(struct conn_state *cs)
                      NULL);
     }
 out:
-    memset(secret, 0, sizeof(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
     db_res_free(res);
     return ok;
 }

@@ -21,6 +21,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -211,6 +212,6 @@ out:
     ratelimit_free(app.track_limit);
     ratelimit_free(app.handover_limit);
     db_pool_close(app.pool);
-    memset(app.master_key, 0, sizeof(app.master_key));
+    OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
     return rc;
 }

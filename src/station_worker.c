@@ -8,6 +8,7 @@
  * unknown" with the station put in error for an operator. */
 #include "station_worker.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "encoder.h"
@@ -22,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,29 +105,12 @@ static int open_signer(struct station *s)
 
 /* The 8-byte transport key registered for a stock batch: a file
  * <keys_dir>/transport/<batch_no>.key of 16 hex digits, mode 0600. */
-static int load_transport_key(const struct station *s, const char *batch_no, uint8_t key[8])
+static int load_transport_key(const struct station *s, const char *batch_no,
+                              uint8_t key[PERSO_KEY_LEN])
 {
-    char path[4096], buf[40];
+    char path[4096];
     snprintf(path, sizeof(path), "%s/transport/%s.key", s->app->cfg->keys_dir, batch_no);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -ENOENT;
-    struct stat st;
-    int rc = -EINVAL;
-    if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
-        rc = -EPERM;
-    } else {
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        if (n >= 16) {
-            rc = 0;
-            for (int i = 0; i < 8 && rc == 0; i++)
-                if (sscanf(buf + 2 * i, "%2hhx", &key[i]) != 1)
-                    rc = -EINVAL;
-        }
-    }
-    memset(buf, 0, sizeof(buf));
-    close(fd);
-    return rc;
+    return auth_load_key_file(path, key, PERSO_KEY_LEN);
 }
 
 /* ---- the job ---- */
@@ -262,7 +247,7 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
     step_audit(s, job, "chip.encoded", detail);
     r->outcome = JOB_PRODUCED;
 out:
-    memset(key, 0, sizeof(key));
+    OPENSSL_cleanse(key, sizeof(key));
 }
 
 static void run_job(struct station *s, const struct job *job, struct job_result *r)

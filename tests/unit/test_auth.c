@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +44,30 @@ int __wrap_RAND_bytes(unsigned char *buf, int num)
     default:
         return __real_RAND_bytes(buf, num);
     }
+}
+
+/* ---- the file system under the test's control ---- */
+
+static bool fstat_fails;
+static int reads; /* read() calls made by the code under test */
+
+int __real_fstat(int fd, struct stat *st);
+int __wrap_fstat(int fd, struct stat *st);
+int __wrap_fstat(int fd, struct stat *st)
+{
+    if (fstat_fails) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_fstat(fd, st);
+}
+
+ssize_t __real_read(int fd, void *buf, size_t n);
+ssize_t __wrap_read(int fd, void *buf, size_t n);
+ssize_t __wrap_read(int fd, void *buf, size_t n)
+{
+    reads++;
+    return __real_read(fd, buf, n);
 }
 
 static int real_randomness(void **state)
@@ -637,6 +662,59 @@ static void master_key_bad_contents(void **state)
     assert_int_equal(auth_load_master_key(k->path, key), 0);
 }
 
+/* A key file whose mode cannot be known is not read at all. */
+static void key_file_unknown_mode_not_read(void **state)
+{
+    struct keydir *k = *state;
+    uint8_t key[8];
+    write_file(k->path, "1122334455667788\n", 0600);
+    fstat_fails = true;
+    reads = 0;
+    memset(key, 0x5a, sizeof(key));
+    int rc = auth_load_key_file(k->path, key, sizeof(key));
+    fstat_fails = false;
+    assert_int_equal(rc, -EIO);
+    assert_int_equal(reads, 0);
+    for (size_t i = 0; i < sizeof(key); i++)
+        assert_int_equal(key[i], 0);
+    assert_int_equal(auth_load_key_file(k->path, key, sizeof(key)), 0);
+    assert_int_equal(reads, 1);
+}
+
+/* Exactly 2*len hex digits and at most a line end: what sscanf("%2hhx")
+ * took (a leading blank or sign, digits beyond the key) is refused, and a
+ * refused key leaves nothing behind. */
+static void key_file_strict_contents(void **state)
+{
+    struct keydir *k = *state;
+    static const struct {
+        const char *text;
+        int rc;
+    } cases[] = {
+        { "1122334455667788", 0 },
+        { "1122334455667788\n", 0 },
+        { "1122334455667788\r\n", 0 },
+        { " 1122334455667788", -EINVAL },
+        { "+122334455667788", -EINVAL },
+        { "11223344556677", -EINVAL },
+        { "112233445566778899", -EINVAL },
+        { "11223344556677zz", -EINVAL },
+        { "1122334455667788 x", -EINVAL },
+        { "11223344 55667788", -EINVAL },
+        { "", -EINVAL },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t key[8];
+        write_file(k->path, cases[i].text, 0600);
+        memset(key, 0x5a, sizeof(key));
+        int rc = auth_load_key_file(k->path, key, sizeof(key));
+        if (rc != cases[i].rc)
+            fail_msg("\"%s\": %d, expected %d", cases[i].text, rc, cases[i].rc);
+        for (size_t j = 0; j < sizeof(key); j++)
+            assert_int_equal(key[j], rc == 0 ? 0x11 * (j + 1) : 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +750,9 @@ int main(void)
                                         keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_mode_refusal, keydir_setup, keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_bad_contents, keydir_setup, keydir_teardown),
+        cmocka_unit_test_setup_teardown(key_file_unknown_mode_not_read, keydir_setup,
+                                        keydir_teardown),
+        cmocka_unit_test_setup_teardown(key_file_strict_contents, keydir_setup, keydir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,8 +63,10 @@ int harness_sql(char *out, size_t outlen, const char *sql)
 }
 
 /* Runs argv; input (may be NULL: stdin is inherited) is what it reads on
- * its standard input. */
-static int run_process_input(char *const argv[], const char *input, char *out, size_t outlen)
+ * its standard input. Its standard output (and its standard error too when
+ * with_stderr) is copied to out, trimmed. Returns the exit status. */
+static int run_process_input(char *const argv[], const char *input, bool with_stderr, char *out,
+                             size_t outlen)
 {
     int pipefd[2], infd[2] = { -1, -1 };
     if (pipe(pipefd) != 0)
@@ -81,6 +83,8 @@ static int run_process_input(char *const argv[], const char *input, char *out, s
             close(infd[1]);
         }
         dup2(pipefd[1], 1);
+        if (with_stderr)
+            dup2(pipefd[1], 2);
         close(pipefd[0]);
         close(pipefd[1]);
         execv(argv[0], argv);
@@ -118,11 +122,6 @@ static int run_process_input(char *const argv[], const char *input, char *out, s
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-static int run_process(char *const argv[], char *out, size_t outlen)
-{
-    return run_process_input(argv, NULL, out, outlen);
-}
-
 static int ctl_va(struct service *svc, const char *input, char *out, size_t outlen, const char *arg,
                   va_list ap)
 {
@@ -135,7 +134,7 @@ static int ctl_va(struct service *svc, const char *input, char *out, size_t outl
     for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
         argv[n++] = (char *)a;
     argv[n] = NULL;
-    return run_process_input(argv, input, out, outlen);
+    return run_process_input(argv, input, false, out, outlen);
 }
 
 int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...)
@@ -200,7 +199,7 @@ static int write_service_config(struct service *svc, const char *keys_owner,
     return 0;
 }
 
-int harness_setup(struct service *svc, const char *extra_config)
+int harness_setup_unmigrated(struct service *svc, const char *extra_config)
 {
     static int counter;
     char dbname[64], sql[128];
@@ -216,11 +215,24 @@ int harness_setup(struct service *svc, const char *extra_config)
     char out[256];
     if (harness_ctl(svc, out, sizeof(out), "keys", "init", NULL) != 0)
         return -1;
+    return 0;
+}
+
+int harness_migrate(struct service *svc, char *out, size_t outlen)
+{
     char bin[512];
     char *argv[] = { (char *)harness_bin("cardd", bin, sizeof(bin)), (char *)"-c", svc->config,
                      (char *)"migrate", NULL };
-    if (run_process(argv, out, sizeof(out)) != 0) {
-        fprintf(stderr, "harness: migrate failed\n");
+    return run_process_input(argv, NULL, true, out, outlen);
+}
+
+int harness_setup(struct service *svc, const char *extra_config)
+{
+    char out[512];
+    if (harness_setup_unmigrated(svc, extra_config) != 0)
+        return -1;
+    if (harness_migrate(svc, out, sizeof(out)) != 0) {
+        fprintf(stderr, "harness: migrate failed: %s\n", out);
         return -1;
     }
     return 0;

@@ -37,6 +37,11 @@ const char *harness_src(const char *rel, char *buf, size_t len);
  * folder with a config file (extra lines appended as given), a master key,
  * and migrates. Returns 0 or -1. */
 int harness_setup(struct service *svc, const char *extra_config);
+/* The same without the migration: the database is empty. */
+int harness_setup_unmigrated(struct service *svc, const char *extra_config);
+/* Runs cardd migrate with the service's config; what it prints (output and
+ * errors) is copied to out, trimmed. Returns its exit status. */
+int harness_migrate(struct service *svc, char *out, size_t outlen);
 
 /* Prepares a second instance of the service on the same database, keys
  * and master key as base, with its own folder, log and extra config lines
