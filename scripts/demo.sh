@@ -679,3 +679,21 @@ echo "  platform.jsonl             every call the approval platform got: answer,
 echo "  requests/*.json            each request's whole record (GET /v1/requests/{no})"
 echo "  hopper/st1, hopper/st2     faces (PNG) and chip files of the cards made"
 echo "  line/                      pcscd, emu-card and emu-printer logs"
+
+# ===========================================================================
+step "The pages: open them in a browser"
+echo "  citizen tracking (Arabic first, English one click away):  $BASE/"
+echo "      e.g. request ${DELIVERED[0]} with national ID ${NID[${DELIVERED[0]}]}"
+echo "  production floor dashboard:                               $BASE/ops/"
+echo "      operator token (kept for the browser tab only):       $OPERATOR"
+if [ "${KEEP:-0}" = 1 ]; then
+    echo
+    echo "KEEP=1: the service and the production line stay up until Ctrl-C"
+    trap 'exit 0' INT
+    while kill -0 "$CARDD_PID" 2>/dev/null; do
+        sleep 1
+    done
+    die "cardd exited (run/demo/cardd.log)"
+else
+    echo "  (make demo KEEP=1 keeps them up until Ctrl-C)"
+fi

@@ -11,7 +11,8 @@ PACKAGES="make gcc clang pkg-config ca-certificates curl openssl procps iproute2
   libusb-1.0-0-dev umockdev libumockdev-dev
   libpango1.0-dev libcairo2-dev fonts-noto-core fonts-dejavu-core
   valgrind libtsan2 jq clang-format locales
-  libclang-rt-14-dev llvm"
+  libclang-rt-14-dev llvm
+  chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PACKAGES; do

@@ -34,6 +34,18 @@ struct production_progress {
 /* Fills *p. window_min is 1 to 1440. Returns 0, -EINVAL or a DB_* code. */
 int production_progress(struct db *db, int window_min, struct production_progress *p);
 
+/* Cards finished in one hour: produced, and spoiled or of unknown fate. */
+struct production_hour {
+    char start[24]; /* the hour's start, RFC 3339 UTC */
+    long produced, spoiled;
+};
+
+#define PRODUCTION_HOURS 24
+
+/* The last PRODUCTION_HOURS hours, oldest first, the current hour last.
+ * Returns 0 or a DB_* code. */
+int production_hourly(struct db *db, struct production_hour out[PRODUCTION_HOURS]);
+
 /* Cards an hour at the pace of p's window. */
 double production_cards_per_hour(const struct production_progress *p);
 

@@ -1,9 +1,11 @@
 /* store_request.c — the request aggregate (see store_request.h). */
 #include "store_request.h"
+#include "calendar.h"
 #include "callbacks.h"
 #include "db.h"
 #include "log.h"
 #include "production.h"
+#include "refdata.h"
 #include "status.h"
 #include "store_card.h"
 
@@ -71,6 +73,30 @@ const char *request_courier_event(const char *status)
     return NULL;
 }
 
+/* For a card sent to or waiting at a branch: the branch and the last day
+ * to collect, in the notification's texts. */
+static int branch_text(struct db *db, const char *request_id, const char *status, char *ar,
+                       size_t arlen, char *en, size_t enlen)
+{
+    if (strcmp(status, "redirected_to_branch") != 0 && strcmp(status, "ready_for_collection") != 0)
+        return 0;
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res,
+                      "SELECT b.name_ar, b.name_en, to_char(p.collect_by, 'YYYY-MM-DD')"
+                      " FROM parcels p JOIN branches b ON b.branch_id = p.branch_id"
+                      " WHERE p.request_id = $1::bigint",
+                      request_id);
+    if (rc)
+        return rc;
+    if (db_rows(res) == 1) {
+        struct status_branch b = { db_get(res, 0, 0), db_get(res, 0, 1),
+                                   db_is_null(res, 0, 2) ? NULL : db_get(res, 0, 2) };
+        status_branch_text(status, &b, ar, arlen, en, enlen);
+    }
+    db_res_free(res);
+    return 0;
+}
+
 /* Writes a move the table allows: the status, its event, the holder's
  * notification, the approval platform's callback (callbacks.h) and the
  * audit entry. The one place a status is written. */
@@ -80,7 +106,9 @@ static int record_change(struct db *db, const char *request_id, const char *requ
 {
     char ar[512], en[512];
     status_notification_text(t->to, request_no, kind, ar, sizeof(ar), en, sizeof(en));
-    int rc = db_query(db, NULL,
+    int rc = branch_text(db, request_id, t->to, ar, sizeof(ar), en, sizeof(en));
+    if (!rc)
+        rc = db_query(db, NULL,
                       "UPDATE requests SET status = $2, updated_at = now() WHERE id = $1::bigint",
                       request_id, t->to);
     if (!rc)
@@ -341,6 +369,56 @@ int request_timeline(struct db *db, const char *request_id, struct db_res **res)
         request_id);
 }
 
+/* ---- the promise at risk ---- */
+
+/* Not dispatched by the cutoff, or with the courier past the latest date. */
+#define AT_RISK_WHERE                                                                   \
+    " FROM requests r WHERE (r.status IN ('queued','in_production','produced')"         \
+    "  AND r.estimated_latest <= $1::date)"                                             \
+    " OR (r.status IN ('dispatched','in_transit','out_for_delivery','delivery_failed')" \
+    "  AND r.estimated_latest < $2::date)"
+
+static int at_risk_dates(struct db *db, time_t now, char cutoff[11], char today[11])
+{
+    long holidays[64];
+    long day = riyadh_day(now);
+    int nh = refdata_holidays_after(db, day, holidays, 64);
+    if (nh < 0)
+        return nh;
+    date_format(add_working_days(day, 2, holidays, (size_t)nh), cutoff);
+    date_format(day, today);
+    return 0;
+}
+
+int requests_at_risk(struct db *db, time_t now, char cutoff[11], struct db_res **res)
+{
+    char today[11];
+    int rc = at_risk_dates(db, now, cutoff, today);
+    if (rc)
+        return rc;
+    return db_query(
+        db, res,
+        "SELECT r.request_no, r.kind, r.status,"
+        " to_char(r.estimated_earliest, 'YYYY-MM-DD'),"
+        " to_char(r.estimated_latest, 'YYYY-MM-DD'), r.estimated_latest < $2::date" AT_RISK_WHERE
+        " ORDER BY r.estimated_latest, r.id LIMIT 500",
+        cutoff, today);
+}
+
+int requests_at_risk_count(struct db *db, time_t now, long *count)
+{
+    char cutoff[11], today[11];
+    struct db_res *res = NULL;
+    int rc = at_risk_dates(db, now, cutoff, today);
+    if (!rc)
+        rc = db_query(db, &res, "SELECT count(*)" AT_RISK_WHERE, cutoff, today);
+    if (rc)
+        return rc;
+    *count = db_get_long(res, 0, 0, 0);
+    db_res_free(res);
+    return 0;
+}
+
 /* ---- production ---- */
 
 static void copy(char *dst, size_t len, const char *src)
@@ -443,8 +521,8 @@ int production_queue_fetch(struct db *db, long after, long limit, bool held_only
         cur, lim, held_only ? "true" : "false");
 }
 
-int request_release(struct db *db, const char *request_no, const char *actor, char *reason,
-                    size_t reason_len)
+int request_release_hold(struct db *db, const char *request_no, const char *actor, char *reason,
+                         size_t reason_len)
 {
     struct db_res *res = NULL;
     char *detail = NULL;

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "audit.h"
 
@@ -112,6 +113,30 @@ int request_tracking(struct db *db, const char *request_no, const char *national
  * event row's id. *res is the caller's to free. */
 int request_timeline(struct db *db, const char *request_id, struct db_res **res);
 
+/* ---- the promise at risk ---- */
+
+/* The columns of a requests_at_risk() row, in order. */
+enum at_risk_col {
+    AT_RISK_COL_REQUEST_NO,
+    AT_RISK_COL_KIND,
+    AT_RISK_COL_STATUS,
+    AT_RISK_COL_EARLIEST, /* YYYY-MM-DD */
+    AT_RISK_COL_LATEST,   /* YYYY-MM-DD */
+    AT_RISK_COL_OVERDUE,  /* "t" when the latest delivery date has passed */
+};
+
+/* Requests that may break the promise to the citizen, as of now (Riyadh
+ * days): not yet dispatched two working days before their latest delivery
+ * date (that is, the latest date is no later than cutoff, the second
+ * working day after today), and those with the courier whose latest date
+ * has passed. Latest date first. cutoff (11 bytes) receives the cutoff
+ * date; *res (columns of enum at_risk_col) is the caller's to free.
+ * Returns 0 or a DB_* code. */
+int requests_at_risk(struct db *db, time_t now, char cutoff[11], struct db_res **res);
+
+/* How many requests_at_risk() lists. Returns 0 or a DB_* code. */
+int requests_at_risk_count(struct db *db, time_t now, long *count);
+
 /* ---- production ---- */
 
 /* Locks the oldest request waiting for a card (SKIP LOCKED) and fills the
@@ -160,7 +185,7 @@ int production_queue_fetch(struct db *db, long after, long limit, bool held_only
  * reason is not NULL. Returns 0, -ENOENT when there is no such request,
  * -EALREADY when it is not held (or no longer waits for a card), or a DB_*
  * code. */
-int request_release(struct db *db, const char *request_no, const char *actor, char *reason,
-                    size_t reason_len);
+int request_release_hold(struct db *db, const char *request_no, const char *actor, char *reason,
+                         size_t reason_len);
 
 #endif

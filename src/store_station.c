@@ -139,8 +139,13 @@ int stations_fetch(struct db *db, struct db_res **res)
         " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
         "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
         " (SELECT p.card_serial FROM production_attempts p"
-        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1)"
-        " FROM stations s ORDER BY s.id",
+        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
+        " (SELECT count(*) FROM production_attempts p WHERE p.station_id = s.id"
+        "  AND p.outcome = 'produced' AND p.finished_at >= today.start),"
+        " (SELECT count(*) FROM production_attempts p WHERE p.station_id = s.id"
+        "  AND p.outcome IN ('spoiled','unknown') AND p.finished_at >= today.start)"
+        " FROM stations s, (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Riyadh')"
+        "  AT TIME ZONE 'Asia/Riyadh' AS start) today ORDER BY s.id",
         0, NULL);
 }
 

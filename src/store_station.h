@@ -61,9 +61,11 @@ enum station_col {
     STATION_COL_PAUSED, /* "t" or "f" */
     STATION_COL_PRODUCED,
     STATION_COL_SPOILED,
-    STATION_COL_UPDATED_AT,  /* RFC 3339 */
-    STATION_COL_JOB_REQUEST, /* the request in production there, or NULL */
-    STATION_COL_JOB_CARD,    /* and its card serial, or NULL */
+    STATION_COL_UPDATED_AT,     /* RFC 3339 */
+    STATION_COL_JOB_REQUEST,    /* the request in production there, or NULL */
+    STATION_COL_JOB_CARD,       /* and its card serial, or NULL */
+    STATION_COL_PRODUCED_TODAY, /* cards produced there since midnight in Riyadh */
+    STATION_COL_SPOILED_TODAY,  /* and spoiled (or of unknown fate) */
 };
 
 /* Every station, ordered by id, one row each with the columns of enum

@@ -758,7 +758,7 @@ static int cmd_request_release(struct ctl *ctl, int argc, char **argv)
     if (need_db(ctl))
         return 1;
     char reason[512];
-    int rc = request_release(ctl->db, request_no, actor(ctl), reason, sizeof(reason));
+    int rc = request_release_hold(ctl->db, request_no, actor(ctl), reason, sizeof(reason));
     if (rc == -ENOENT) {
         fprintf(stderr, "cardctl: no request %s\n", request_no);
         return 1;

@@ -1,7 +1,7 @@
 /* test_store_request.c — the request's life, run through its transition
  * table: every allowed move writes the new status, its event, the holder's
- * notification and the audit entry, in that order; every other is refused
- * and writes nothing. The database is replaced at link time
+ * notification, the approval platform's callback and the audit entry; every
+ * other is refused and writes nothing. The database is replaced at link time
  * (test_store_request.wrap, tests/unit/lib/fake_db.c). */
 #include <errno.h>
 #include <setjmp.h>
@@ -149,13 +149,18 @@ static void run_one(const char *from, const char *event)
     assert_non_null(strstr(param(st, 3), l->ar));
     assert_non_null(strstr(param(st, 4), l->en));
     assert_non_null(strstr(param(st, 4), "REQ-7"));
+    /* the approval platform's callback, at the same time as the event */
+    st = fake_db_find("INSERT INTO callbacks");
+    assert_string_equal(param(st, 0), "7");
+    assert_string_equal(param(st, 1), to);
+    assert_string_equal(param(st, 2), "2026-11-29T08:00:00Z");
     /* the audit entry */
     st = fake_db_find("INSERT INTO audit_log");
     assert_string_equal(param(st, 0), "intake-1");
     assert_string_equal(param(st, 1), allowed[e].audit);
     assert_string_equal(param(st, 2), "REQ-7");
     assert_string_equal(param(st, 5), "{\"k\":1}");
-    assert_int_equal(fake_db_writes(), 4);
+    assert_int_equal(fake_db_writes(), 5);
 }
 
 static void every_pair_of_status_and_event(void **state)

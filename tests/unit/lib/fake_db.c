@@ -73,8 +73,8 @@ int fake_db_writes(void)
 {
     int n = 0;
     for (int i = 0; i < nlog; i++)
-        if (strncmp(log_[i].sql, "INSERT", 6) == 0 || strncmp(log_[i].sql, "UPDATE", 6) == 0 ||
-            strncmp(log_[i].sql, "DELETE", 6) == 0)
+        if (strstr(log_[i].sql, "INSERT INTO") || strstr(log_[i].sql, "UPDATE ") ||
+            strstr(log_[i].sql, "DELETE FROM"))
             n++;
     return n;
 }

@@ -29,7 +29,7 @@ const struct fake_stmt *fake_db_stmt(int i);
 /* The first statement run whose text contains part, or NULL. */
 const struct fake_stmt *fake_db_find(const char *part);
 
-/* How many statements run write (INSERT, UPDATE, DELETE). */
+/* How many statements run write (INSERT, UPDATE, DELETE anywhere in them). */
 int fake_db_writes(void);
 
 #endif
