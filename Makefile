@@ -37,6 +37,8 @@ SANFLAGS =
 endif
 
 PKGS      := libpq libmicrohttpd jansson libcurl libcrypto libpcsclite libusb-1.0 pangocairo
+# PKCS#11: p11-kit's pkcs11.h only; the module is loaded at run time.
+P11_CFLAGS := $(shell pkg-config --cflags p11-kit-1 2>/dev/null)
 EMU_PKGS  := umockdev-1.0 glib-2.0 gobject-2.0 cairo libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -45,9 +47,9 @@ EMU_LIBS   := $(shell pkg-config --libs $(EMU_PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -Isrc $(PKG_CFLAGS)
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -Isrc $(PKG_CFLAGS) $(P11_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
-LIBS    := $(PKG_LIBS) -lpthread -lm
+LIBS    := $(PKG_LIBS) -lpthread -lm -ldl
 
 # The service core and the drivers form one static library; the service,
 # the CLI and the tests link it.

@@ -25,6 +25,7 @@ REFERENCE=${CARDD_REFERENCE:-$ROOT/../shared/reference}   # cities.csv, branches
 CARDD=$ROOT/$BUILD/cardd
 CARDCTL=$ROOT/$BUILD/cardctl
 BATCH_NO=B-2026-0001
+PKCS11_MODULE=${PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}   # the HSM: SoftHSM2 here
 TRANSPORT_KEY=0102030405060708
 START_TIME=$(date +%s)
 
@@ -234,6 +235,10 @@ stations_json() { api 200 GET /v1/stations "$OPERATOR" || die "GET /v1/stations 
 # ===========================================================================
 step "Set-up: database, reference data, tokens, keys"
 
+for tool in softhsm2-util pkcs11-tool openssl; do
+    command -v "$tool" >/dev/null || die "$tool is missing: scripts/deps.sh installs it"
+done
+[ -r "$PKCS11_MODULE" ] || die "no PKCS#11 module at $PKCS11_MODULE (softhsm2; or set PKCS11_MODULE)"
 for bin in cardd cardctl emu-card emu-printer emu-smsgw emu-platform; do
     [ -x "$ROOT/$BUILD/$bin" ] || die "$BUILD/$bin is missing: make all (make demo does)"
 done
@@ -280,13 +285,34 @@ PLATFORM_SECRET=$("$CARDCTL" platform secret | sed -n 's/^secret: *//p')
 (umask 077; printf '%s\n' "$PLATFORM_SECRET" > "$RUN/platform.secret")
 echo "approval platform: callback signing secret received (shown once)"
 
-# The Document Signer that signs each chip's security object, under a test CSCA.
+# The Document Signer's key lives in an HSM (SoftHSM2 here, a token of its
+# own in run/demo/hsm): generated on the token, it never leaves it. Its
+# certificate comes from the test CSCA through a request the token signs.
 tests/make-test-pki.sh "$RUN/pki"
-cp "$RUN/pki/ds.key" "$RUN/pki/ds.pem" "$RUN/pki/csca.pem" "$KEYS/"
-chmod 0600 "$KEYS/ds.key"
+cp "$RUN/pki/csca.pem" "$KEYS/"
+tests/make-test-token.sh "$RUN/hsm"
+export SOFTHSM2_CONF=$RUN/hsm/softhsm2.conf
+mv "$RUN/hsm/pkcs11.pin" "$KEYS/pkcs11.pin"
+cat >> "$RUN/cardd.conf" <<CONF
+signer = pkcs11
+pkcs11_module = $PKCS11_MODULE
+pkcs11_token = cardd-ds
+pkcs11_key_label = ds
+pkcs11_pin_file = $KEYS/pkcs11.pin
+CONF
+init_out=$("$CARDCTL" signer init)
+printf '%s\n' "$init_out" | sed 's/^/  /'
+key_id=$(awk '/^key / {print $2; exit}' <<<"$init_out")
+"$CARDCTL" signer csr --key-id "$key_id" --subject "/C=SA/O=Demo Card Bureau/CN=Demo Document Signer 1" \
+    "$RUN/ds.csr" >/dev/null
+openssl x509 -req -in "$RUN/ds.csr" -CA "$RUN/pki/csca.pem" -CAkey "$RUN/pki/csca.key" -CAcreateserial \
+    -days 365 -extfile "$RUN/pki/ds.ext" -out "$RUN/ds.pem" 2>/dev/null || die "the test CSCA did not sign ds.csr"
+echo "  the test CSCA signed the token's request (run/demo/ds.csr -> run/demo/ds.pem)"
+"$CARDCTL" signer install "$RUN/ds.pem" | sed 's/^/  /'
+"$CARDCTL" signer status | sed -n '/^token/p; /^keys labelled/,$p' | sed 's/^/  /'
 # The stock batch's transport key: the blank chips of the batch are locked with it.
 (umask 077; printf '%s' "$TRANSPORT_KEY" > "$KEYS/transport/$BATCH_NO.key")
-echo "keys in run/demo/keys: master key, Document Signer (ds.key, ds.pem) under csca.pem, transport key of $BATCH_NO"
+echo "keys in run/demo/keys: master key, the token's PIN, the DS certificate (ds.pem) under csca.pem, transport key of $BATCH_NO"
 
 # ===========================================================================
 step "Production line: private pcscd, two emulated cards, two emulated printers"

@@ -12,7 +12,8 @@ PACKAGES="make gcc clang pkg-config ca-certificates curl openssl procps iproute2
   libpango1.0-dev libcairo2-dev fonts-noto-core fonts-dejavu-core
   valgrind libtsan2 jq clang-format locales
   libclang-rt-14-dev llvm
-  chromium chromium-driver python3-selenium"
+  chromium chromium-driver python3-selenium
+  softhsm2 libp11-kit-dev opensc"
 
 missing=""
 for p in $PACKAGES; do

@@ -65,6 +65,21 @@ static const struct config_key keys[] = {
     { "notify_batch", CT_INT, S(notify_batch), "50", 1, 1000, "notifications sent per round" },
     { "notify_max_backoff_s", CT_INT, S(notify_max_backoff_s), "300", 1, 86400,
       "longest wait between two attempts at one notification" },
+    /* The Document Signer (ds.h): where its key is, and its certificate's life. */
+    { "signer", CT_STRING, S(signer), "pkcs11", 0, 0,
+      "where the Document Signer key is: pkcs11 (an HSM) or file (<keys_dir>/ds.key, development)" },
+    { "allow_file_signer", CT_INT, S(allow_file_signer), "0", 0, 1,
+      "1 lets stations sign with signer = file; production refuses it otherwise" },
+    { "pkcs11_module", CT_STRING, S(pkcs11_module), "", 0, 0,
+      "path of the HSM's PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so" },
+    { "pkcs11_token", CT_STRING, S(pkcs11_token), "cardd-ds", 0, 0,
+      "label of the token that holds the Document Signer key" },
+    { "pkcs11_key_label", CT_STRING, S(pkcs11_key_label), "ds", 0, 0,
+      "label of the Document Signer keys on the token" },
+    { "pkcs11_pin_file", CT_STRING, S(pkcs11_pin_file), "", 0, 0,
+      "file with the token's user PIN, mode 0600, no symlink; empty: <keys_dir>/pkcs11.pin" },
+    { "ds_cert_warn_days", CT_INT, S(ds_cert_warn_days), "30", 1, 365,
+      "warn (log and metric) when the Document Signer certificate expires within these days" },
     /* Status callbacks to the approval platform (callbacks.h). A send may
      * take callback_timeout_ms; its claim lasts that long and a margin (claim.h). */
     { "platform_callback_url", CT_STRING, S(platform_callback_url), "", 0, 0,

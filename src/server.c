@@ -7,6 +7,7 @@
 #include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
+#include "ds.h"
 #include "dispatch.h"
 #include "http.h"
 #include "log.h"
@@ -90,6 +91,20 @@ static int load_master_key(struct app *app)
     return 0;
 }
 
+/* Stations sign chips: only with a signer production accepts. */
+static int check_signer(const struct config *cfg)
+{
+    if (cfg->station_count == 0)
+        return 0;
+    char why[256];
+    if (ds_config_check(cfg, why, sizeof(why)) != 0) {
+        log_error("%s; refusing to start", why);
+        return -EPERM;
+    }
+    ds_cert_watch(cfg);
+    return 0;
+}
+
 /* The database is reachable and its schema current; this instance's
  * stations are recorded in it. */
 static int check_database(struct app *app)
@@ -166,6 +181,8 @@ int server_run(struct config *cfg, const char *port_file)
         return -EINVAL;
     }
     rc = load_master_key(&app);
+    if (!rc)
+        rc = check_signer(cfg);
     if (rc)
         return rc;
     rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);

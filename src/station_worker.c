@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "ds.h"
 #include "encoder.h"
 #include "face.h"
 #include "lds.h"
@@ -48,6 +49,8 @@ struct station {
     bool was_in_error;
     bool reported_offline;
     bool last_job_ok; /* the last job was produced: skip the status round */
+    bool signer_down; /* in error signer_unavailable: resumes by itself when it answers */
+    int signer_err;   /* the last reason logged */
 };
 
 struct stations {
@@ -96,11 +99,25 @@ static int open_signer(struct station *s)
 {
     if (s->signer)
         return 0;
-    char key[4096], cert[4096];
-    snprintf(key, sizeof(key), "%s/ds.key", s->app->cfg->keys_dir);
-    snprintf(cert, sizeof(cert), "%s/ds.pem", s->app->cfg->keys_dir);
-    struct signer_file_config fc = { .key_path = key, .cert_path = cert };
-    return signer_open(&signer_file_ops, &fc, &s->signer);
+    return ds_open(s->app->cfg, &s->signer);
+}
+
+/* Whether the Document Signer answers now: token present, PIN taken, a
+ * usable certificate and its key (the pkcs11 signer also takes a new
+ * certificate here). Asked before a blank is claimed and fed. */
+static int signer_ready(struct station *s)
+{
+    const uint8_t *der;
+    size_t len;
+    int rc = open_signer(s);
+    if (!rc)
+        rc = signer_certificate(s->signer, &der, &len);
+    if (rc == -EACCES || rc == -ENOENT || rc == -EPERM || rc == -EINVAL || rc == -EBUSY) {
+        /* Not a passing absence: open afresh next time (a new PIN or key). */
+        signer_close(s->signer);
+        s->signer = NULL;
+    }
+    return rc;
 }
 
 /* The 8-byte transport key registered for a stock batch: a file
@@ -217,12 +234,6 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
                    "no usable transport key for batch %s", job->batch_no);
         return;
     }
-    rc = open_signer(s);
-    if (rc) {
-        set_result(r, JOB_SPOILED, "encode", "signer_unavailable",
-                   "document signer unavailable (%d)", rc);
-        goto out;
-    }
     rc = encoder_wait_card(s->encoder, CARD_WAIT_MS);
     if (!rc)
         rc = encoder_connect(s->encoder);
@@ -238,8 +249,19 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
         /* A refused transport key is the batch's problem, not the card's:
          * stop the station before another card of the batch is tried. */
         bool key_refused = pr.step && strcmp(pr.step, "verify_transport_key") == 0;
-        set_result(r, JOB_SPOILED, "encode", key_refused ? "transport_key_refused" : NULL, "%s",
-                   pr.reason[0] ? pr.reason : "personalisation failed");
+        /* The signer failed between the check before the feed and the
+         * signature (the token went): the station waits for it. */
+        bool signer_failed = pr.step && strcmp(pr.step, "build_files") == 0 && pr.err != -EINVAL &&
+                             signer_ready(s) != 0;
+        if (signer_failed) {
+            s->signer_down = true;
+            s->signer_err = 0;
+        }
+        set_result(r, JOB_SPOILED, "encode",
+                   key_refused     ? "transport_key_refused"
+                   : signer_failed ? "signer_unavailable"
+                                   : NULL,
+                   "%s", pr.reason[0] ? pr.reason : "personalisation failed");
         goto out;
     }
     char detail[96];
@@ -346,6 +368,52 @@ static void set_state(struct station *s, const char *event, const char *reason)
     if (db)
         station_apply_alone(db, s->cfg->id, event, reason, actor);
     db_pool_release(s->app->pool, db);
+}
+
+/* The signer's error is the worker's to clear, also one left by the last
+ * run; it clears no other. */
+static void clear_signer_error(struct station *s)
+{
+    char actor[64];
+    snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
+    struct db *db = db_pool_acquire(s->app->pool, 5000);
+    if (db)
+        station_clear_error(db, s->cfg->id, "signer_unavailable", actor);
+    db_pool_release(s->app->pool, db);
+}
+
+/* While the station is in error for the signer: whether it answers again
+ * (the error is then cleared); waits a moment when not. */
+static bool signer_back(struct station *s)
+{
+    if (!s->signer_down)
+        return true;
+    int src = signer_ready(s);
+    if (src) {
+        if (src != s->signer_err)
+            log_warn("station %s: Document Signer still unavailable: %s", s->cfg->id,
+                     ds_strerror(src));
+        s->signer_err = src;
+        sleep_ms(1000);
+        return false;
+    }
+    s->signer_down = false;
+    log_info("station %s: Document Signer available again", s->cfg->id);
+    clear_signer_error(s);
+    return true;
+}
+
+/* No blank is claimed while the Document Signer cannot sign. */
+static bool signer_can_sign(struct station *s)
+{
+    int sgn = signer_ready(s);
+    if (sgn) {
+        log_warn("station %s: in error (signer_unavailable): %s", s->cfg->id, ds_strerror(sgn));
+        s->signer_down = true;
+        s->signer_err = sgn;
+        set_state(s, "fault", "signer_unavailable");
+    }
+    return sgn == 0;
 }
 
 /* Brings the printer to a known state when the worker starts: a card left
@@ -478,7 +546,10 @@ static void claim_and_run(struct station *s)
     run_job(s, &job, &result);
     finish(s, &job, &result);
     s->last_job_ok = result.outcome == JOB_PRODUCED;
-    if (result.station_error[0])
+    if (result.station_error[0] && s->signer_down)
+        log_warn("station %s: in error (%s) until the Document Signer answers", s->cfg->id,
+                 result.station_error);
+    else if (result.station_error[0])
         log_warn("station %s: in error (%s) until an operator resumes it", s->cfg->id,
                  result.station_error);
 }
@@ -488,9 +559,14 @@ static void *worker(void *arg)
     struct station *s = arg;
     recover_at_start(s);
     bool printer_checked = false;
-    while (!s->app->stopping)
-        if (may_work(s) && devices_ready(s, &printer_checked))
+    if (signer_ready(s) == 0)
+        clear_signer_error(s);
+    while (!s->app->stopping) {
+        ds_cert_watch(s->app->cfg);
+        if (signer_back(s) && may_work(s) && devices_ready(s, &printer_checked) &&
+            signer_can_sign(s))
             claim_and_run(s);
+    }
     set_state(s, "go_offline", "service stopped");
     printer_close(s->printer);
     encoder_close(s->encoder);

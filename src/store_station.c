@@ -11,7 +11,8 @@
  * (paused is a flag), except that a resume clears an error. An error stays
  * until an operator resumes the station: only another error replaces it,
  * so a worker that saw the station ready a moment before does not paint
- * over it (not even when it stops or loses its devices). */
+ * over it (not even when it stops or loses its devices). The worker clears
+ * only an error it raised and saw go away (station_clear_error). */
 const struct transition station_transitions[] = {
     { "idle", "claim", "busy", NULL },
     { "offline", "claim", "busy", NULL },
@@ -25,6 +26,7 @@ const struct transition station_transitions[] = {
     { "error", "fail", "error", "station.error" },
     { "error", "fault", "error", "station.error" },
     { "busy", "restart", "idle", "station.restarted" },
+    { "error", "clear", "idle", "station.cleared" },
     { "idle", "pause", "idle", "station.paused" },
     { "busy", "pause", "busy", "station.paused" },
     { "error", "pause", "error", "station.paused" },
@@ -86,6 +88,26 @@ int station_apply_alone(struct db *db, const char *station_id, const char *event
     if (!rc)
         rc = db_commit(db);
     db_rollback(db);
+    return rc;
+}
+
+int station_clear_error(struct db *db, const char *station_id, const char *reason,
+                        const char *actor)
+{
+    struct db_res *res = NULL;
+    const struct change ch = { .actor = actor };
+    int rc = db_begin(db);
+    if (!rc)
+        rc = db_query(db, &res,
+                      "SELECT 1 FROM stations WHERE id = $1 AND state = 'error'"
+                      " AND error_reason = $2 FOR UPDATE",
+                      station_id, reason);
+    if (!rc && db_rows(res) == 1)
+        rc = station_apply(db, station_id, "clear", NULL, &ch, NULL);
+    if (!rc)
+        rc = db_commit(db);
+    db_rollback(db);
+    db_res_free(res);
     return rc;
 }
 

@@ -36,6 +36,13 @@ int station_apply(struct db *db, const char *station_id, const char *event, cons
 int station_apply_alone(struct db *db, const char *station_id, const char *event,
                         const char *reason, const char *actor);
 
+/* Clears the station's error if it is still the given reason (one the
+ * worker raised and saw go away, such as signer_unavailable), in its own
+ * transaction; an error with another reason stays for an operator.
+ * Returns 0 or a DB_* code. */
+int station_clear_error(struct db *db, const char *station_id, const char *reason,
+                        const char *actor);
+
 /* Adds to the station's counters of cards produced and spoiled. */
 int station_count_cards(struct db *db, const char *station_id, long produced, long spoiled);
 

@@ -13,6 +13,7 @@
 #include "callbacks.h"
 #include "cli_card.h"
 #include "cli_face.h"
+#include "cli_signer.h"
 #include "config.h"
 #include "db.h"
 #include "ids.h"
@@ -550,6 +551,34 @@ static int cmd_card_read(struct ctl *ctl, int argc, char **argv)
     return cli_card_read(argc, argv);
 }
 
+/* cardctl signer ...: the Document Signer key on the token (cli_signer.h). */
+static int signer_run(struct ctl *ctl, int argc, char **argv,
+                      int (*fn)(const struct config *, int, char **))
+{
+    int rc = fn(&ctl->cfg, argc, argv);
+    return rc == 2 ? bad_usage(ctl) : rc;
+}
+
+static int cmd_signer_init(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_init);
+}
+
+static int cmd_signer_csr(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_csr);
+}
+
+static int cmd_signer_install(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_install);
+}
+
+static int cmd_signer_status(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_status);
+}
+
 /* The face a request's card has or would have, as a PNG; no card yet is a
  * preview with a placeholder serial. */
 static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
@@ -997,6 +1026,14 @@ static const struct command {
       "card spoil SERIAL REASON   (an available blank; a second operator types their token)" },
     { "card", "destroy", cmd_card_destroy,
       "card destroy SERIAL   (a spoiled card; a second operator types their token)" },
+    { "signer", "init", cmd_signer_init,
+      "signer init [--rsa]   (a new Document Signer key on the token: ECDSA P-256 or RSA-2048)" },
+    { "signer", "csr", cmd_signer_csr,
+      "signer csr --subject /C=../O=../CN=.. [--key-id HEX] [OUT.csr]   (PKCS#10, signed on the token)" },
+    { "signer", "install", cmd_signer_install,
+      "signer install CERT.pem   (checks it against the token's key; stations switch at their next card)" },
+    { "signer", "status", cmd_signer_status,
+      "signer status   (module, token, keys, certificate; exit 1 when it cannot sign)" },
     { "stations", NULL, cmd_stations, "stations" },
     { "station", "pause", cmd_station_pause, "station pause ID" },
     { "station", "resume", cmd_station_resume, "station resume ID   (also clears an error)" },

@@ -29,6 +29,9 @@ static int group_setup(void **state)
     if (harness_setup(&svc, "station = st1 evolis EVO-0001 Virtual PCD 00 00\n"
                             "station = st2 evolis EVO-0002 Virtual PCD 00 01\n") != 0)
         return -1;
+    /* An instance with stations is ready with a Document Signer certificate. */
+    if (harness_ds_files(svc.dir) != 0)
+        return -1;
     if (harness_ctl(&svc, out, sizeof(out), "cities", "import",
                     harness_src("../shared/reference/cities.csv", path, sizeof(path)), NULL) != 0 ||
         harness_ctl(&svc, out, sizeof(out), "branches", "import",

@@ -19,7 +19,8 @@
 /* README, "The production line": a station takes a job when idle (or just
  * started), goes back to idle or to error for an operator, goes offline
  * when its devices are gone and back when they answer; an error stays
- * until an operator resumes the station (only another error replaces it);
+ * until an operator resumes the station (only another error replaces it,
+ * and the worker clears only an error it raised and saw go away);
  * pause and resume keep the state, and a resume clears an error. */
 static const struct {
     const char *from, *event, *to, *audit;
@@ -36,6 +37,7 @@ static const struct {
     { "error", "fail", "error", "station.error" },
     { "error", "fault", "error", "station.error" },
     { "busy", "restart", "idle", "station.restarted" },
+    { "error", "clear", "idle", "station.cleared" },
     { "idle", "pause", "idle", "station.paused" },
     { "busy", "pause", "busy", "station.paused" },
     { "error", "pause", "error", "station.paused" },
@@ -48,8 +50,9 @@ static const struct {
 #define NALLOWED (sizeof(allowed) / sizeof(allowed[0]))
 
 static const char *const states[] = { "idle", "busy", "error", "offline", "paused" };
-static const char *const events[] = { "claim",      "finish",  "fail",  "fault",  "online",
-                                      "go_offline", "restart", "pause", "resume", "produce" };
+static const char *const events[] = { "claim",  "finish",     "fail",    "fault",
+                                      "online", "go_offline", "restart", "pause",
+                                      "resume", "clear",      "produce" };
 
 static int expected_row(const char *from, const char *event)
 {

@@ -62,6 +62,68 @@ int harness_sql(char *out, size_t outlen, const char *sql)
     return run_sql_in(db ? db : "postgres", sql, out, outlen);
 }
 
+long harness_sql_long(const char *fmt, ...)
+{
+    char sql[2048], out[64] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql) || harness_sql(out, sizeof(out), sql) != 0)
+        return -1;
+    return atol(out);
+}
+
+int harness_ds_files(const char *keys_dir)
+{
+    char cmd[2048], path[600], script[512];
+    snprintf(cmd, sizeof(cmd),
+             "sh %s %s/pki >/dev/null 2>&1 && cp %s/pki/ds.key %s/pki/ds.pem %s/pki/csca.pem %s/",
+             harness_src("tests/make-test-pki.sh", script, sizeof(script)), keys_dir, keys_dir,
+             keys_dir, keys_dir, keys_dir);
+    if (system(cmd) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/ds.key", keys_dir);
+    return chmod(path, 0600) == 0 ? 0 : -1;
+}
+
+unsigned char *harness_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        *len = (size_t)n;
+    return buf;
+}
+
+bool harness_wait_sql(int seconds, const char *fmt, ...)
+{
+    char sql[2048], out[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql))
+        return false;
+    for (int i = 0; i < seconds * 10; i++) {
+        out[0] = '\0';
+        if (harness_sql(out, sizeof(out), sql) == 0 && atol(out) > 0)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
 /* Runs argv; input (may be NULL: stdin is inherited) is what it reads on
  * its standard input. Its standard output (and its standard error too when
  * with_stderr) is copied to out, trimmed. Returns the exit status. */
@@ -191,7 +253,9 @@ static int write_service_config(struct service *svc, const char *keys_owner,
         keys_owner = svc->dir;
     fprintf(f,
             "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
-            "log_level = info\n",
+            "log_level = info\n"
+            /* The test PKI's key is a file; a test of the token says signer = pkcs11. */
+            "signer = file\nallow_file_signer = 1\n",
             harness_src("sql", path, sizeof(path)), keys_owner, keys_owner);
     if (extra_config)
         fputs(extra_config, f);
