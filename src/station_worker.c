@@ -394,6 +394,8 @@ static bool signer_back(struct station *s)
             log_warn("station %s: Document Signer still unavailable: %s", s->cfg->id,
                      ds_strerror(src));
         s->signer_err = src;
+        /* Still so, also after an operator's resume. */
+        set_state(s, "fault", "signer_unavailable");
         sleep_ms(1000);
         return false;
     }

@@ -62,15 +62,23 @@ int station_apply(struct db *db, const char *station_id, const char *event, cons
                   const struct change *ch, char state[16])
 {
     struct db_res *res = NULL;
-    int rc = db_query(db, &res, "SELECT state FROM stations WHERE id = $1 FOR UPDATE", station_id);
+    int rc = db_query(db, &res, "SELECT state, error_reason FROM stations WHERE id = $1 FOR UPDATE",
+                      station_id);
     if (rc)
         return rc;
     if (db_rows(res) != 1) {
         rc = -ENOENT;
     } else {
+        const char *from = db_get(res, 0, 0), *had = db_get(res, 0, 1);
         const struct transition *t =
-            transition_find(station_transitions, station_ntransitions, db_get(res, 0, 0), event);
-        rc = t ? record_change(db, station_id, t, event, reason, ch) : -EPERM;
+            transition_find(station_transitions, station_ntransitions, from, event);
+        rc = t ? 0 : -EPERM;
+        /* A move that changes nothing (the same error again) writes nothing. */
+        bool same = t && strcmp(t->to, from) == 0 && strcmp(event, "pause") != 0 &&
+                    strcmp(event, "resume") != 0 &&
+                    strcmp(reason ? reason : "", had ? had : "") == 0;
+        if (t && !same)
+            rc = record_change(db, station_id, t, event, reason, ch);
         if (!rc && state)
             snprintf(state, 16, "%s", t->to);
     }

@@ -27,6 +27,8 @@ extern const size_t station_ntransitions;
 
 /* Locks the station and applies event. reason is the error_reason of an
  * error or offline state (kept as it was when the state does not change).
+ * A move to the same state with the same reason (the same error again)
+ * writes nothing; pause and resume always write.
  * state (16 bytes, may be NULL) receives the state after. Returns 0,
  * -ENOENT, -EPERM (not allowed from its state) or a DB_* code. */
 int station_apply(struct db *db, const char *station_id, const char *event, const char *reason,

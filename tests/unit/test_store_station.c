@@ -73,7 +73,7 @@ static void run_one(const char *from, const char *event)
 {
     const char *row[] = { from };
     fake_db_reset();
-    fake_db_answer("SELECT state FROM stations", 1, row);
+    fake_db_answer("SELECT state, error_reason FROM stations", 1, row);
     const struct change ch = { .actor = "station:st1" };
     char after[16] = "";
     int rc = station_apply(NULL, "st1", event, "ribbon_out", &ch, after);
@@ -119,6 +119,28 @@ static void every_pair_of_state_and_event(void **state)
     fake_db_reset();
 }
 
+/* The same error again, each second while a device stays down, writes
+ * nothing: no audit entry a second. Another reason is written. */
+static void the_same_error_again_writes_nothing(void **state)
+{
+    (void)state;
+    const char *row[] = { "error", "signer_unavailable" };
+    const struct change ch = { .actor = "station:st1" };
+    fake_db_reset();
+    fake_db_answer("SELECT state, error_reason FROM stations", 2, row);
+    assert_int_equal(station_apply(NULL, "st1", "fault", "signer_unavailable", &ch, NULL), 0);
+    assert_int_equal(fake_db_writes(), 0);
+    fake_db_reset();
+    fake_db_answer("SELECT state, error_reason FROM stations", 2, row);
+    assert_int_equal(station_apply(NULL, "st1", "fault", "ribbon_out", &ch, NULL), 0);
+    assert_int_equal(fake_db_writes(), 2);
+    fake_db_reset();
+    fake_db_answer("SELECT state, error_reason FROM stations", 2, row);
+    assert_int_equal(station_apply(NULL, "st1", "pause", NULL, &ch, NULL), 0);
+    assert_int_equal(fake_db_writes(), 2);
+    fake_db_reset();
+}
+
 static void table_is_the_documented_life(void **state)
 {
     (void)state;
@@ -140,6 +162,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_pair_of_state_and_event),
         cmocka_unit_test(table_is_the_documented_life),
+        cmocka_unit_test(the_same_error_again_writes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
