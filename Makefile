@@ -7,13 +7,16 @@
 #   make valgrind   the driver and unit tests under valgrind
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
 #   make fuzz       every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each (clang, ASan+UBSan)
-#   make demo       the whole chain on emulated devices and a private database
+#   make demo       the whole chain on emulated devices and a private database;
+#                   it prints the pages' URLs (make demo KEEP=1: up until Ctrl-C)
+#   make screenshots  the pages' screenshots in docs/screenshots (their browser test)
 #   make format     apply .clang-format to the tree (make format-check: fail on drift)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 SAN     ?= 0
+KEEP    ?= 0
 CC      ?= cc
 
 # Each compiler and each sanitizer builds into a folder of its own, so that
@@ -34,6 +37,8 @@ SANFLAGS =
 endif
 
 PKGS      := libpq libmicrohttpd jansson libcurl libcrypto libpcsclite libusb-1.0 pangocairo
+# PKCS#11: p11-kit's pkcs11.h only; the module is loaded at run time.
+P11_CFLAGS := $(shell pkg-config --cflags p11-kit-1 2>/dev/null)
 EMU_PKGS  := umockdev-1.0 glib-2.0 gobject-2.0 cairo libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -42,14 +47,14 @@ EMU_LIBS   := $(shell pkg-config --libs $(EMU_PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -Isrc $(PKG_CFLAGS)
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -Isrc $(PKG_CFLAGS) $(P11_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
-LIBS    := $(PKG_LIBS) -lpthread -lm
+LIBS    := $(PKG_LIBS) -lpthread -lm -ldl
 
 # The service core and the drivers form one static library; the service,
 # the CLI and the tests link it.
 CORE_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard drivers/*.c)
-CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 CORE_LIB := $(BUILD)/libcardd.a
 
 # Emulators live in tools/emu/<name>/ and link nothing of the product.
@@ -74,7 +79,7 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 20
 FUZZ_JOBS ?= 2
 
-.PHONY: all deps check unit integration valgrind bench demo install clean format format-check fuzz fuzz-build
+.PHONY: all deps check unit integration valgrind bench demo install clean format format-check fuzz fuzz-build screenshots
 all: $(BINS)
 
 deps:
@@ -82,6 +87,18 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The pages (web/) are compiled into the service: nothing else to install.
+WEB_FILES := $(shell find web -type f ! -name '.*' 2>/dev/null)
+
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   web/"
+	@scripts/embed-web.sh web > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -172,6 +189,12 @@ integration:
 	@$(MAKE) --no-print-directory tests-build
 	@BUILD=$(BUILD) tests/run.sh integration
 
+# The pages' screenshots for the README, taken by their browser test.
+screenshots:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) ONLY=it_pages PAGES_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots tests/run.sh integration
+
 valgrind:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory tests-build
@@ -185,7 +208,7 @@ bench:
 demo:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) scripts/demo.sh
+	@BUILD=$(BUILD) KEEP=$(KEEP) scripts/demo.sh
 
 install: $(BUILD)/cardd $(BUILD)/cardctl
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cardd/sql $(DESTDIR)$(PREFIX)/share/cardd/reference

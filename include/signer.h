@@ -29,9 +29,10 @@ struct signer_ops {
     size_t priv_size; /* zeroed private state, allocated by the core */
 
     /* Called once, first, with the implementation's own config struct.
-	 * Returns 0, -ENOENT (no key/cert), -EPERM (key file too open),
+	 * Returns 0, -ENOENT (no key/cert), -EPERM (key or PIN file too open),
 	 * -EINVAL (unreadable or mismatched key and certificate), -ENOTSUP
-	 * (key type), -ENOMEM. */
+	 * (key type), -ENOMEM, -ENODEV (token not present), -EACCES (PIN
+	 * refused). */
     int (*open)(void *priv, const void *config);
 
     /* The DS certificate, DER. The pointer stays valid until close. */
@@ -42,7 +43,8 @@ struct signer_ops {
 
     /* Hashes msg with SHA-256 and signs it. sig has *sig_len bytes of room
 	 * (SIGNER_SIG_MAX is enough); on return *sig_len is the signature's
-	 * length. Returns 0, -EMSGSIZE, -EIO (token or library failure). */
+	 * length. Returns 0, -EMSGSIZE, -ENODEV (token gone), -EIO (token or
+	 * library failure). */
     int (*sign)(void *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len);
 
     /* Called once, last (also after a failed open). Wipes key material. */
@@ -78,5 +80,19 @@ struct signer_file_config {
 };
 
 extern const struct signer_ops signer_file_ops;
+
+/* The key on a PKCS#11 token (module loaded at run time), the certificate
+ * from a file: the token's key with label key_label that matches it is
+ * used, so writing a new certificate file switches to its key (p11.h). The
+ * user PIN is read from pin_file, with the key file's rules. */
+struct signer_pkcs11_config {
+    const char *module;    /* path of the PKCS#11 module */
+    const char *token;     /* token label */
+    const char *key_label; /* CKA_LABEL of the Document Signer keys */
+    const char *pin_file;
+    const char *cert_path; /* the DS certificate, PEM or DER */
+};
+
+extern const struct signer_ops signer_pkcs11_ops;
 
 #endif

@@ -1,6 +1,7 @@
 #!/bin/bash
 # make demo: the whole chain — intake, production on two emulated stations,
-# dispatch, courier events, the branch fallback, tracking and notifications —
+# dispatch, courier events, the branch fallback, tracking, notifications and
+# the status callbacks to the approval platform —
 # on a private database, with readable output.
 #
 # The database is a throw-away cluster (pg_virtualenv); the devices are the
@@ -24,6 +25,7 @@ REFERENCE=${CARDD_REFERENCE:-$ROOT/../shared/reference}   # cities.csv, branches
 CARDD=$ROOT/$BUILD/cardd
 CARDCTL=$ROOT/$BUILD/cardctl
 BATCH_NO=B-2026-0001
+PKCS11_MODULE=${PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}   # the HSM: SoftHSM2 here
 TRANSPORT_KEY=0102030405060708
 START_TIME=$(date +%s)
 
@@ -233,7 +235,11 @@ stations_json() { api 200 GET /v1/stations "$OPERATOR" || die "GET /v1/stations 
 # ===========================================================================
 step "Set-up: database, reference data, tokens, keys"
 
-for bin in cardd cardctl emu-card emu-printer emu-smsgw; do
+for tool in softhsm2-util pkcs11-tool openssl; do
+    command -v "$tool" >/dev/null || die "$tool is missing: scripts/deps.sh installs it"
+done
+[ -r "$PKCS11_MODULE" ] || die "no PKCS#11 module at $PKCS11_MODULE (softhsm2; or set PKCS11_MODULE)"
+for bin in cardd cardctl emu-card emu-printer emu-smsgw emu-platform; do
     [ -x "$ROOT/$BUILD/$bin" ] || die "$BUILD/$bin is missing: make all (make demo does)"
 done
 if ! [ -f "$REFERENCE/cities.csv" ] || ! [ -f "$REFERENCE/branches.csv" ]; then
@@ -272,13 +278,41 @@ if [ -z "$COURIER_TOKEN" ] || ! [[ $COURIER_SECRET =~ ^[0-9a-f]{64}$ ]]; then
 fi
 echo "courier fastpost: token and signing secret received (shown once)"
 
-# The Document Signer that signs each chip's security object, under a test CSCA.
+# The approval platform's secret for signed status callbacks: printed once,
+# here only, and handed to the platform (its stand-in reads it from a file).
+PLATFORM_SECRET=$("$CARDCTL" platform secret | sed -n 's/^secret: *//p')
+[[ $PLATFORM_SECRET =~ ^[0-9a-f]{64}$ ]] || die "cardctl platform secret printed no secret"
+(umask 077; printf '%s\n' "$PLATFORM_SECRET" > "$RUN/platform.secret")
+echo "approval platform: callback signing secret received (shown once)"
+
+# The Document Signer's key lives in an HSM (SoftHSM2 here, a token of its
+# own in run/demo/hsm): generated on the token, it never leaves it. Its
+# certificate comes from the test CSCA through a request the token signs.
 tests/make-test-pki.sh "$RUN/pki"
-cp "$RUN/pki/ds.key" "$RUN/pki/ds.pem" "$RUN/pki/csca.pem" "$KEYS/"
-chmod 0600 "$KEYS/ds.key"
+cp "$RUN/pki/csca.pem" "$KEYS/"
+tests/make-test-token.sh "$RUN/hsm"
+export SOFTHSM2_CONF=$RUN/hsm/softhsm2.conf
+mv "$RUN/hsm/pkcs11.pin" "$KEYS/pkcs11.pin"
+cat >> "$RUN/cardd.conf" <<CONF
+signer = pkcs11
+pkcs11_module = $PKCS11_MODULE
+pkcs11_token = cardd-ds
+pkcs11_key_label = ds
+pkcs11_pin_file = $KEYS/pkcs11.pin
+CONF
+init_out=$("$CARDCTL" signer init)
+printf '%s\n' "$init_out" | sed 's/^/  /'
+key_id=$(awk '/^key / {print $2; exit}' <<<"$init_out")
+"$CARDCTL" signer csr --key-id "$key_id" --subject "/C=SA/O=Demo Card Bureau/CN=Demo Document Signer 1" \
+    "$RUN/ds.csr" >/dev/null
+openssl x509 -req -in "$RUN/ds.csr" -CA "$RUN/pki/csca.pem" -CAkey "$RUN/pki/csca.key" -CAcreateserial \
+    -days 365 -extfile "$RUN/pki/ds.ext" -out "$RUN/ds.pem" 2>/dev/null || die "the test CSCA did not sign ds.csr"
+echo "  the test CSCA signed the token's request (run/demo/ds.csr -> run/demo/ds.pem)"
+"$CARDCTL" signer install "$RUN/ds.pem" | sed 's/^/  /'
+"$CARDCTL" signer status | sed -n '/^token/p; /^keys labelled/,$p' | sed 's/^/  /'
 # The stock batch's transport key: the blank chips of the batch are locked with it.
 (umask 077; printf '%s' "$TRANSPORT_KEY" > "$KEYS/transport/$BATCH_NO.key")
-echo "keys in run/demo/keys: master key, Document Signer (ds.key, ds.pem) under csca.pem, transport key of $BATCH_NO"
+echo "keys in run/demo/keys: master key, the token's PIN, the DS certificate (ds.pem) under csca.pem, transport key of $BATCH_NO"
 
 # ===========================================================================
 step "Production line: private pcscd, two emulated cards, two emulated printers"
@@ -359,11 +393,22 @@ spawn emu-smsgw "$RUN/smsgw.log" "$RUN/smsgw.log" \
 wait_for 10 "emu-smsgw" test -s "$RUN/smsgw.port"
 echo "SMS gateway stand-in on port $(cat "$RUN/smsgw.port"), recording to run/demo/sms.jsonl"
 
+# The approval platform's stand-in checks each callback's signature and
+# records every call, one JSON a line.
+PLATFORM_LOG=$RUN/platform.jsonl
+mkdir -p "$RUN/platform-control"
+spawn emu-platform "$RUN/platform.log" "$RUN/platform.log" \
+    "$ROOT/$BUILD/emu-platform" --out "$PLATFORM_LOG" --secret-file "$RUN/platform.secret" \
+    --control "$RUN/platform-control" --port-file "$RUN/platform.port"
+wait_for 10 "emu-platform" test -s "$RUN/platform.port"
+echo "approval platform stand-in on port $(cat "$RUN/platform.port"), recording to run/demo/platform.jsonl"
+
 # ===========================================================================
 step "Service: cardd with two stations"
 
 cat >> "$RUN/cardd.conf" <<CONF
 sms_gateway_url = http://127.0.0.1:$(cat "$RUN/smsgw.port")/sms
+platform_callback_url = http://127.0.0.1:$(cat "$RUN/platform.port")/callbacks
 station = st1 evolis EVO-0001 Station Reader 00 00
 station = st2 evolis EVO-0002 Station Reader 00 01
 CONF
@@ -533,7 +578,7 @@ for no in "${ALL_NOS[@]}"; do
 done
 
 # ===========================================================================
-step "Tracking: what each holder sees (POST /v1/track), and the SMS they received"
+step "Tracking: what each holder sees (POST /v1/track), the SMS they received, the platform's callbacks"
 
 declare -A TRACK
 for no in "${ALL_NOS[@]}"; do
@@ -554,6 +599,12 @@ all_notified() {
     done
 }
 wait_for 60 "the SMS gateway to receive every notification" all_notified
+# Likewise a callback to the approval platform for each status change.
+all_called_back() {
+    kill -0 "$CARDD_PID" 2>/dev/null || die "cardd exited (run/demo/cardd.log)"
+    [ "$("$CARDCTL" callbacks)" = "no callbacks waiting or failed" ]
+}
+wait_for 60 "the approval platform to acknowledge every callback" all_called_back
 
 for no in "${ALL_NOS[@]}"; do
     printf '\n%s%s%s  %s / %s  %s  %s\n' "$BOLD" "$no" "$OFF" "${KIND[$no]}" "${REASON[$no]}" \
@@ -569,6 +620,15 @@ for no in "${ALL_NOS[@]}"; do
       (.timeline[] | "    \(.at)  \(.label.en | .+ " " * (36 - length)) \(.label.ar)")' <<<"${TRACK[$no]}"
     echo "  SMS received at $(jq -r --arg no "$no" 'select(.request_no == $no) | .phone' "$SMS_LOG" | head -1):"
     jq -r --arg no "$no" 'select(.request_no == $no) | "    \(.text.en)\n    \(.text.ar)"' "$SMS_LOG"
+    # What the platform acknowledged (a repeat, if any, has the same callback_id).
+    echo "  callbacks the approval platform received (signature checked by the platform):"
+    jq -rs --arg no "$no" '
+      map(select(.answer == 200) | {signature} + (.raw | fromjson)) |
+      map(select(.request_no == $no)) | unique_by(.callback_id) | sort_by(.sequence)[] |
+      "    #\(.sequence)  \(.at)  \(.status | .+ " " * (21 - length))  \(.delivery.method)" +
+      (if .delivery.branch then " \(.delivery.branch.branch_id)" else "" end) +
+      (if .delivery.collect_by then ", collect by \(.delivery.collect_by)" else "" end) +
+      "  (signature \(.signature))"' "$PLATFORM_LOG"
 done
 echo
 echo "a look-up with the right request number but another national ID:"
@@ -641,6 +701,25 @@ step "Done in $(($(date +%s) - START_TIME)) s"
 echo "run/demo/ keeps everything to look at:"
 echo "  cardd.log                  the service's log (each line tagged with its request id)"
 echo "  sms.jsonl                  every notification the SMS gateway accepted"
+echo "  platform.jsonl             every call the approval platform got: answer, signature check, raw body"
 echo "  requests/*.json            each request's whole record (GET /v1/requests/{no})"
 echo "  hopper/st1, hopper/st2     faces (PNG) and chip files of the cards made"
 echo "  line/                      pcscd, emu-card and emu-printer logs"
+
+# ===========================================================================
+step "The pages: open them in a browser"
+echo "  citizen tracking (Arabic first, English one click away):  $BASE/"
+echo "      e.g. request ${DELIVERED[0]} with national ID ${NID[${DELIVERED[0]}]}"
+echo "  production floor dashboard:                               $BASE/ops/"
+echo "      operator token (kept for the browser tab only):       $OPERATOR"
+if [ "${KEEP:-0}" = 1 ]; then
+    echo
+    echo "KEEP=1: the service and the production line stay up until Ctrl-C"
+    trap 'exit 0' INT
+    while kill -0 "$CARDD_PID" 2>/dev/null; do
+        sleep 1
+    done
+    die "cardd exited (run/demo/cardd.log)"
+else
+    echo "  (make demo KEEP=1 keeps them up until Ctrl-C)"
+fi

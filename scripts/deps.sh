@@ -10,8 +10,10 @@ PACKAGES="make gcc clang pkg-config ca-certificates curl openssl procps iproute2
   pcscd libpcsclite-dev vsmartcard-vpcd
   libusb-1.0-0-dev umockdev libumockdev-dev
   libpango1.0-dev libcairo2-dev fonts-noto-core fonts-dejavu-core
-  valgrind jq clang-format
-  clang libclang-rt-14-dev llvm"
+  valgrind libtsan2 jq clang-format locales
+  libclang-rt-14-dev llvm
+  chromium chromium-driver python3-selenium
+  softhsm2 libp11-kit-dev opensc"
 
 missing=""
 for p in $PACKAGES; do
@@ -20,19 +22,35 @@ for p in $PACKAGES; do
     fi
 done
 
-if [ -z "$missing" ]; then
+# A German locale: a test runs PostgreSQL with its messages in German
+# (PostgreSQL's translations come with the server; the locale must exist).
+LOCALE=de_DE.UTF-8
+need_locale=0
+if ! locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then
+    need_locale=1
+fi
+
+if [ -z "$missing" ] && [ "$need_locale" = 0 ]; then
     exit 0
 fi
 if [ "${1:-}" = "--check" ]; then
-    echo "missing packages:$missing" >&2
+    [ -n "$missing" ] && echo "missing packages:$missing" >&2
+    [ "$need_locale" = 1 ] && echo "missing locale: $LOCALE" >&2
     exit 1
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "Some packages are missing. Run:" >&2
-    echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    echo "Some packages or locales are missing. Run:" >&2
+    [ -n "$missing" ] && echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    [ "$need_locale" = 1 ] && echo "  sudo localedef -i de_DE -f UTF-8 $LOCALE" >&2
     exit 1
 fi
-echo "installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if [ "$need_locale" = 1 ]; then
+    echo "making the locale $LOCALE"
+    localedef -i de_DE -f UTF-8 $LOCALE
+fi

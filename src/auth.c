@@ -211,35 +211,61 @@ static int hex_value(int c)
     return -1;
 }
 
-int auth_load_master_key(const char *path, uint8_t key[32])
+int auth_hex_decode(const char *hex, uint8_t *out, size_t len)
 {
+    if (!hex || strlen(hex) != 2 * len)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int auth_load_key_file(const char *path, uint8_t *key, size_t len)
+{
+    char buf[AUTH_KEY_FILE_MAX * 2 + 8];
+    ssize_t n = 0;
+    int rc = -EINVAL;
+    if (len == 0 || len > AUTH_KEY_FILE_MAX)
+        return -EINVAL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -ENOENT;
     struct stat st;
-    char buf[80];
-    int rc = -EINVAL;
-    if (fstat(fd, &st) != 0)
-        goto out_close;
+    if (fstat(fd, &st) != 0) {
+        rc = -EIO; /* the mode is unknown: the file is not read */
+        goto out;
+    }
     if (st.st_mode & 077) {
         rc = -EPERM;
-        goto out_close;
+        goto out;
     }
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    if (n < 64)
-        goto out_close;
-    for (int i = 0; i < 32; i++) {
-        int hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            goto out_clean;
-        key[i] = (uint8_t)(hi << 4 | lo);
+    n = read(fd, buf, sizeof(buf) - 1);
+    if (n < 0) {
+        rc = -EIO;
+        n = 0;
+        goto out;
     }
-    rc = 0;
-out_clean:
-    OPENSSL_cleanse(buf, sizeof(buf));
-out_close:
+    buf[n] = '\0';
+    /* Exactly 2*len hex digits; only a line end may follow. */
+    if ((size_t)n < 2 * len || strspn(buf + 2 * len, "\r\n") != (size_t)n - 2 * len)
+        goto out;
+    buf[2 * len] = '\0';
+    rc = auth_hex_decode(buf, key, len);
+out:
+    OPENSSL_cleanse(buf, (size_t)n);
+    if (rc)
+        OPENSSL_cleanse(key, len);
     close(fd);
     return rc;
+}
+
+int auth_load_master_key(const char *path, uint8_t key[32])
+{
+    return auth_load_key_file(path, key, 32);
 }
 
 int auth_create_master_key(const char *path)
@@ -263,18 +289,34 @@ int auth_create_master_key(const char *path)
     return rc;
 }
 
-void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
-                         char out[AUTH_SECRET_HEX_LEN + 1])
+/* hex HMAC-SHA256(master, label || salt): a secret that is never stored. */
+static void derived_secret(const uint8_t master[32], const char *label, const uint8_t salt[16],
+                           char out[AUTH_SECRET_HEX_LEN + 1])
 {
     uint8_t msg[256], mac[32];
     unsigned int maclen = 0;
-    size_t n = (size_t)snprintf((char *)msg, sizeof(msg) - 16, "courier-secret:%s:", courier);
+    size_t n = (size_t)snprintf((char *)msg, sizeof(msg) - 16, "%s", label);
     if (n > sizeof(msg) - 16)
         n = sizeof(msg) - 16;
     memcpy(msg + n, salt, 16);
     HMAC(EVP_sha256(), master, 32, msg, n + 16, mac, &maclen);
     hex_encode(mac, 32, out);
     OPENSSL_cleanse(mac, sizeof(mac));
+    OPENSSL_cleanse(msg, sizeof(msg));
+}
+
+void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
+                         char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    char label[256];
+    snprintf(label, sizeof(label), "courier-secret:%s:", courier);
+    derived_secret(master, label, salt, out);
+}
+
+void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
+                          char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    derived_secret(master, "platform-secret:", salt, out);
 }
 
 static void signature_mac(const char *secret, const char *t, size_t tlen, const char *body,

@@ -1,7 +1,7 @@
 /* auth.h — API tokens, couriers' signing secrets and request signatures.
  * Tokens and secrets are never stored or logged in clear: the database keeps
  * the SHA-256 of a token, and a courier's secret is derived on demand from
- * the master key and a stored salt. */
+ * the master key and a stored salt, and so is the approval platform's. */
 #ifndef CARDD_AUTH_H
 #define CARDD_AUTH_H
 
@@ -78,8 +78,18 @@ bool auth_may_act_at_branch(const struct identity *who, const char *branch_id);
 int auth_witness(struct db *db, const char *credential, const struct identity *caller,
                  struct identity *witness, const char **why);
 
-/* Reads the 32-byte master key (64 hex digits) from a file that must not
- * be readable by group or others. Returns 0, -ENOENT, -EPERM or -EINVAL. */
+/* Decodes exactly 2 * len hex digits into out. Returns 0 or -EINVAL. */
+int auth_hex_decode(const char *hex, uint8_t *out, size_t len);
+
+/* Reads a secret key of len bytes (at most AUTH_KEY_FILE_MAX) from a file
+ * that must not be readable by group or others: exactly 2*len hex digits,
+ * optionally followed by a line end. The text read is wiped, and so is key
+ * on failure. Returns 0, -ENOENT, -EPERM (mode), -EIO (cannot stat or read;
+ * nothing is read when the mode is unknown) or -EINVAL (contents). */
+#define AUTH_KEY_FILE_MAX 64
+int auth_load_key_file(const char *path, uint8_t *key, size_t len);
+
+/* Reads the 32-byte master key (64 hex digits) with auth_load_key_file. */
 int auth_load_master_key(const char *path, uint8_t key[32]);
 
 /* Writes a new master key file with mode 0600; refuses to overwrite. */
@@ -88,6 +98,11 @@ int auth_create_master_key(const char *path);
 /* A courier's signing secret: hex HMAC-SHA256(master, "courier-secret:" name ":" salt). */
 void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
                          char out[AUTH_SECRET_HEX_LEN + 1]);
+
+/* The approval platform's signing secret, for status callbacks:
+ * hex HMAC-SHA256(master, "platform-secret:" salt). */
+void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
+                          char out[AUTH_SECRET_HEX_LEN + 1]);
 
 /* Checks an X-Signature header "t=<unix>,v1=<hex>" over "<t>.<body>" with the
  * secret, in constant time, and the timestamp within AUTH_MAX_SKEW_S of now.

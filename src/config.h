@@ -39,6 +39,19 @@ struct config {
     char *sms_gateway_url;
     int notify_batch;
     int notify_max_backoff_s;
+    /* The Document Signer (ds.h); its certificate is <keys_dir>/ds.pem. */
+    char *signer;          /* "pkcs11" or "file" */
+    int allow_file_signer; /* 1: stations may use the file signer */
+    char *pkcs11_module;
+    char *pkcs11_token;
+    char *pkcs11_key_label;
+    char *pkcs11_pin_file; /* "": <keys_dir>/pkcs11.pin */
+    int ds_cert_warn_days;
+    char *platform_callback_url; /* status callbacks; see callbacks.h */
+    int callback_connect_timeout_ms;
+    int callback_timeout_ms;
+    int callback_max_backoff_s;
+    int callback_max_in_flight;
     int station_count;
     struct station_config stations[CONFIG_MAX_STATIONS];
 };

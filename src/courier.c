@@ -360,16 +360,8 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
         moved = status_changed || st.failed_attempts != stored_failed ||
                 strcmp(branch_id, stored_branch ? stored_branch : "") != 0 ||
                 strcmp(collect_by, stored_collect ? stored_collect : "") != 0;
-        if (status_changed) {
-            char at[21];
-            if (st.status_at)
-                timestamp_format(st.status_at, at);
-            rc = journal_status(db, request_id, st.status, rq->who.name, st.status_at ? at : NULL,
-                                detail);
-            if (!rc && strcmp(st.status, "redirected_to_branch") == 0)
-                log_info("parcel %s goes back to branch %s after %d failed attempts",
-                         ev->tracking_no, branch_id, st.failed_attempts);
-        }
+        /* The parcel first: the status change's notification names the
+         * branch and the last day to collect, and its callback tells its delivery. */
         if (!rc && moved) {
             char failed[16];
             snprintf(failed, sizeof(failed), "%d", st.failed_attempts);
@@ -378,6 +370,16 @@ static enum outcome apply_once(struct http_req *rq, struct db *db, const char *c
                           " collect_by = $4::date WHERE id = $1::bigint",
                           parcel_id, failed, branch_id[0] ? branch_id : NULL,
                           collect_by[0] ? collect_by : NULL);
+        }
+        if (!rc && status_changed) {
+            char at[21];
+            if (st.status_at)
+                timestamp_format(st.status_at, at);
+            rc = journal_status(db, request_id, st.status, rq->who.name, st.status_at ? at : NULL,
+                                detail);
+            if (!rc && strcmp(st.status, "redirected_to_branch") == 0)
+                log_info("parcel %s goes back to branch %s after %d failed attempts",
+                         ev->tracking_no, branch_id, st.failed_attempts);
         }
         if (!rc && moved)
             rc = db_query(db, NULL,

@@ -17,7 +17,11 @@ struct db {
     PGconn *conn;
     char constraint[128];
     char message[256];
+    char sqlstate[6]; /* of the last failed statement; "" if none */
 };
+
+/* undefined_table: the server's words for it depend on its lc_messages. */
+#define SQLSTATE_UNDEFINED_TABLE "42P01"
 
 struct db_res {
     PGresult *res;
@@ -70,6 +74,7 @@ int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
         *res = NULL;
     db->constraint[0] = '\0';
     db->message[0] = '\0';
+    db->sqlstate[0] = '\0';
     PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -89,8 +94,10 @@ int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
     const char *c = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
     const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     snprintf(db->constraint, sizeof(db->constraint), "%s", c ? c : "");
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     snprintf(db->message, sizeof(db->message), "%s", m ? m : PQerrorMessage(db->conn));
-    int rc = classify(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);
+    snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+    int rc = classify(state);
     if (PQstatus(db->conn) != CONNECTION_OK)
         rc = DB_EDOWN;
     PQclear(r);
@@ -326,7 +333,7 @@ int db_schema_version(struct db *db)
     int rc = db_exec(db, &res, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL);
     if (rc) {
         /* No table yet is version 0. */
-        return strstr(db->message, "does not exist") ? 0 : rc;
+        return strcmp(db->sqlstate, SQLSTATE_UNDEFINED_TABLE) == 0 ? 0 : rc;
     }
     int v = (int)db_get_long(res, 0, 0, 0);
     db_res_free(res);
@@ -341,11 +348,25 @@ int db_migrate(struct db *db, const char *dir, char *msg, size_t msglen)
         snprintf(msg, msglen, "cannot read %s: %s", dir, strerror(errno));
         return -errno;
     }
-    int rc = db_exec(db, NULL,
+    if (msglen)
+        msg[0] = '\0';
+    /* The table of versions is created under the lock too: two instances
+     * starting on an empty database would otherwise create it at once. */
+    int rc = db_begin(db);
+    if (!rc)
+        rc = db_exec(db, NULL, "SELECT pg_advisory_xact_lock(7303)", 0, NULL);
+    if (!rc)
+        rc = db_exec(db, NULL,
                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version integer PRIMARY KEY, name text NOT NULL,"
                      " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
                      0, NULL);
+    if (!rc)
+        rc = db_commit(db);
+    if (rc) {
+        snprintf(msg, msglen, "schema_migrations: %s", db->message);
+        db_rollback(db);
+    }
     int applied = 0;
     for (int i = 0; rc == 0 && i < n; i++) {
         char path[4096], hex[65], version[16];
@@ -380,11 +401,11 @@ int db_migrate(struct db *db, const char *dir, char *msg, size_t msglen)
                     version, names[i]->d_name, hex);
             if (!rc)
                 rc = db_commit(db);
-            if (rc)
-                snprintf(msg, msglen, "%s: %s", names[i]->d_name, db->message);
-            else
+            if (!rc)
                 applied++;
         }
+        if (rc && msglen && !msg[0])
+            snprintf(msg, msglen, "%s: %s", names[i]->d_name, db->message);
         if (rc)
             db_rollback(db);
         db_res_free(res);

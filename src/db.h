@@ -73,7 +73,7 @@ void db_pool_close(struct db_pool *pool);
 int db_migrate(struct db *db, const char *dir, char *msg, size_t msglen);
 
 /* The schema version this build expects: the highest migration it ships. */
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 /* The database's schema version (0 when none), or a negative code. */
 int db_schema_version(struct db *db);

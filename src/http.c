@@ -12,11 +12,13 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "web.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,8 @@ struct conn_state {
     size_t len, cap;
     size_t max_body; /* the route's limit */
     struct timespec started;
-    int route; /* index for metrics, -1 when no route matched */
+    int route;                     /* index for metrics, -1 when no route matched */
+    const struct web_asset *asset; /* a page's file to answer with, or NULL */
 };
 
 /* ---- answers ---- */
@@ -302,7 +305,7 @@ static bool verify_signature(struct conn_state *cs)
                      NULL);
     }
 out:
-    memset(secret, 0, sizeof(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
     db_res_free(res);
     return ok;
 }
@@ -313,6 +316,12 @@ static void dispatch(struct conn_state *cs)
     struct http_server *srv = cs->srv;
     int idx = route_find(srv, rq->method, rq->path, rq->param, rq->allow, sizeof(rq->allow));
     cs->route = idx;
+    if (idx == -1 && (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0) &&
+        (cs->asset = web_asset_find(rq->path)) != NULL) {
+        rq->status = 200;
+        rq->reply_type = cs->asset->type;
+        return;
+    }
     if (idx == -1) {
         http_problem(rq, 404, "not_found", "Not found", "No such resource.", NULL);
         return;
@@ -378,8 +387,16 @@ static enum MHD_Result send_reply(struct conn_state *cs)
         text = strdup("");
     }
     len = text ? strlen(text) : 0;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, text ? text : (char *)"", text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp;
+    if (cs->asset && rq->status == 200) {
+        free(text);
+        text = NULL;
+        resp = MHD_create_response_from_buffer(cs->asset->len, (void *)cs->asset->data,
+                                               MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp = MHD_create_response_from_buffer(
+            len, text ? text : (char *)"", text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    }
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -387,7 +404,13 @@ static enum MHD_Result send_reply(struct conn_state *cs)
     if (rq->reply_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rq->reply_type);
     MHD_add_response_header(resp, "X-Request-Id", cs->request_id);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            cs->asset ? "no-cache" : "no-store");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            cs->asset ? WEB_PAGE_CSP : WEB_API_CSP);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     if (rq->retry_after[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, rq->retry_after);
     if (rq->allow[0] && rq->status == 405)

@@ -8,7 +8,7 @@ struct db;
 
 /* Moves request (by id) to a citizen-visible status: updates the request,
  * appends an event (at: RFC 3339 or NULL for now) and writes the holder's
- * notification. detail_json may be NULL. Returns 0 or a DB_* code. */
+ * notification and the approval platform's callback (callbacks.h). detail_json may be NULL. Returns 0 or a DB_* code. */
 int journal_status(struct db *db, const char *request_id, const char *status, const char *actor,
                    const char *at, const char *detail_json);
 

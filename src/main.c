@@ -66,7 +66,7 @@ int main(int argc, char **argv)
         rc = server_run(&cfg, port_file) == 0 ? 0 : 1;
     } else if (strcmp(cmd, "migrate") == 0) {
         struct db *db = NULL;
-        char msg[512];
+        char msg[512] = "";
         if (db_connect(&db, cfg.database, msg, sizeof(msg)) != 0) {
             fprintf(stderr, "cardd: cannot connect: %s", msg);
             goto out;

@@ -144,6 +144,13 @@ static const struct {
       "SELECT code, count(*) FROM courier_events GROUP BY code" },
     { "cardd_notification_backlog", "Notifications not yet delivered.", NULL,
       "SELECT NULL, count(*) FROM notifications WHERE delivered_at IS NULL" },
+    { "cardd_callbacks", "Status callbacks to the approval platform, by state.", "state",
+      "SELECT s, (SELECT count(*) FROM callbacks WHERE state = s)"
+      " FROM unnest(ARRAY['waiting','sent','failed']) s" },
+    { "cardd_callback_oldest_waiting_seconds",
+      "Age of the oldest status callback waiting to be sent (0: none waits).", NULL,
+      "SELECT NULL, coalesce(floor(extract(epoch FROM now() - min(created_at))), 0)::bigint"
+      " FROM callbacks WHERE state = 'waiting'" },
 };
 
 char *metrics_render(struct metrics *m, struct db *db)

@@ -310,6 +310,14 @@ int production_station_state(struct db *db, const char *station_id, const char *
                     station_id, state, reason);
 }
 
+int production_station_clear(struct db *db, const char *station_id, const char *reason)
+{
+    return db_query(db, NULL,
+                    "UPDATE stations SET state = 'idle', error_reason = NULL, updated_at = now()"
+                    " WHERE id = $1 AND state = 'error' AND error_reason = $2",
+                    station_id, reason);
+}
+
 int production_station_ready(struct db *db, const char *station_id)
 {
     struct db_res *res = NULL;
@@ -466,6 +474,37 @@ int production_progress(struct db *db, int window_min, struct production_progres
     for (int k = 0; k < (int)(sizeof(fields) / sizeof(fields[0])); k++)
         *fields[k] = db_get_long(res, 0, k, 0);
     p->window_min = window_min;
+    db_res_free(res);
+    return 0;
+}
+
+int production_hourly(struct db *db, struct production_hour out[PRODUCTION_HOURS])
+{
+    struct db_res *res = NULL;
+    char hours[8];
+    snprintf(hours, sizeof(hours), "%d", PRODUCTION_HOURS - 1);
+    int rc = db_query(
+        db, &res,
+        "SELECT rfc3339(h.start),"
+        " count(p.id) FILTER (WHERE p.outcome = 'produced'),"
+        " count(p.id) FILTER (WHERE p.outcome IN ('spoiled','unknown'))"
+        " FROM generate_series(date_trunc('hour', now()) - make_interval(hours => $1::int),"
+        "  date_trunc('hour', now()), interval '1 hour') AS h(start)"
+        " LEFT JOIN production_attempts p ON p.finished_at >= h.start"
+        "  AND p.finished_at < h.start + interval '1 hour'"
+        " GROUP BY h.start ORDER BY h.start",
+        hours);
+    if (rc)
+        return rc;
+    if (db_rows(res) != PRODUCTION_HOURS) {
+        db_res_free(res);
+        return -EIO;
+    }
+    for (int i = 0; i < PRODUCTION_HOURS; i++) {
+        copy(out[i].start, sizeof(out[i].start), db_get(res, (size_t)i, 0));
+        out[i].produced = db_get_long(res, (size_t)i, 1, 0);
+        out[i].spoiled = db_get_long(res, (size_t)i, 2, 0);
+    }
     db_res_free(res);
     return 0;
 }

@@ -77,6 +77,11 @@ int production_recover(struct db *db, const char *station_id, const char *actor)
 int production_station_state(struct db *db, const char *station_id, const char *state,
                              const char *reason);
 
+/* Clears the station's error if it is still the given reason (one the
+ * worker raised and saw go away, such as signer_unavailable); an error
+ * with another reason stays for an operator. Returns 0 or a DB error. */
+int production_station_clear(struct db *db, const char *station_id, const char *reason);
+
 /* Whether the station may take a job: not paused and not in error.
  * Returns 1, 0, or a DB_* code. */
 int production_station_ready(struct db *db, const char *station_id);
@@ -118,6 +123,18 @@ struct production_progress {
 
 /* Fills *p. window_min is 1 to 1440. Returns 0, -EINVAL or a DB_* code. */
 int production_progress(struct db *db, int window_min, struct production_progress *p);
+
+/* Cards finished in one hour: produced, and spoiled or of unknown fate. */
+struct production_hour {
+    char start[24]; /* the hour's start, RFC 3339 UTC */
+    long produced, spoiled;
+};
+
+#define PRODUCTION_HOURS 24
+
+/* The last PRODUCTION_HOURS hours, oldest first, the current hour last.
+ * Returns 0 or a DB_* code. */
+int production_hourly(struct db *db, struct production_hour out[PRODUCTION_HOURS]);
 
 /* Cards an hour at the pace of p's window. */
 double production_cards_per_hour(const struct production_progress *p);

@@ -282,8 +282,7 @@ static void sha256_hex(const char *data, size_t len, char out[2 + 65])
         sprintf(out + 2 + 2 * i, "%02x", md[i]);
 }
 
-/* Holidays in the two months after day, sorted. Returns how many, or a DB_* code. */
-static int load_holidays(struct db *db, long day, long *out, size_t max)
+int requests_load_holidays(struct db *db, long day, long *out, size_t max)
 {
     char from[11];
     date_format(day, from);
@@ -399,7 +398,7 @@ void requests_create(struct http_req *rq)
     time_t approved = 0;
     timestamp_parse(opt_string(body, "approved_at"), &approved);
     long earliest, latest;
-    int nh = load_holidays(db, riyadh_day(approved), holidays, 64);
+    int nh = requests_load_holidays(db, riyadh_day(approved), holidays, 64);
     if (nh < 0) {
         http_internal_error(rq, "holiday look-up failed");
         goto out;
@@ -588,4 +587,54 @@ void requests_cancel(struct http_req *rq)
 out:
     db_rollback(db);
     db_res_free(res);
+}
+
+/* ---- the promise at risk ---- */
+
+/* Not dispatched by the cutoff, or with the courier past the latest date. */
+#define AT_RISK_WHERE                                                                   \
+    " FROM requests r WHERE (r.status IN ('queued','in_production','produced')"         \
+    "  AND r.estimated_latest <= $1::date)"                                             \
+    " OR (r.status IN ('dispatched','in_transit','out_for_delivery','delivery_failed')" \
+    "  AND r.estimated_latest < $2::date)"
+
+static int at_risk_dates(struct db *db, time_t now, char cutoff[11], char today[11])
+{
+    long holidays[64];
+    long day = riyadh_day(now);
+    int nh = requests_load_holidays(db, day, holidays, 64);
+    if (nh < 0)
+        return nh;
+    date_format(add_working_days(day, 2, holidays, (size_t)nh), cutoff);
+    date_format(day, today);
+    return 0;
+}
+
+int requests_at_risk(struct db *db, time_t now, char cutoff[11], struct db_res **res)
+{
+    char today[11];
+    int rc = at_risk_dates(db, now, cutoff, today);
+    if (rc)
+        return rc;
+    return db_query(
+        db, res,
+        "SELECT r.request_no, r.kind, r.status,"
+        " to_char(r.estimated_earliest, 'YYYY-MM-DD'),"
+        " to_char(r.estimated_latest, 'YYYY-MM-DD'), r.estimated_latest < $2::date" AT_RISK_WHERE
+        " ORDER BY r.estimated_latest, r.id LIMIT 500",
+        cutoff, today);
+}
+
+int requests_at_risk_count(struct db *db, time_t now, long *count)
+{
+    char cutoff[11], today[11];
+    struct db_res *res = NULL;
+    int rc = at_risk_dates(db, now, cutoff, today);
+    if (!rc)
+        rc = db_query(db, &res, "SELECT count(*)" AT_RISK_WHERE, cutoff, today);
+    if (rc)
+        return rc;
+    *count = db_get_long(res, 0, 0, 0);
+    db_res_free(res);
+    return 0;
 }

@@ -3,9 +3,11 @@
 #include "app.h"
 #include "auth.h"
 #include "branch.h"
+#include "callbacks.h"
 #include "clientaddr.h"
 #include "courier.h"
 #include "db.h"
+#include "ds.h"
 #include "dispatch.h"
 #include "http.h"
 #include "log.h"
@@ -20,6 +22,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,10 +33,13 @@ static const struct http_route routes[] = {
     { "POST", "/v1/requests", ROLE_INTAKE, ROUTE_BODY, requests_create },
     { "GET", "/v1/requests/{}", ROLE_INTAKE | ROLE_OPERATOR, 0, requests_get },
     { "POST", "/v1/requests/{}/cancel", ROLE_INTAKE, ROUTE_BODY_OPTIONAL, requests_cancel },
+    { "POST", "/v1/requests/{}/release", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, request_release },
     { "GET", "/v1/stations", ROLE_OPERATOR, 0, stations_list },
     { "POST", "/v1/stations/{}/pause", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_pause },
     { "POST", "/v1/stations/{}/resume", ROLE_OPERATOR, ROUTE_BODY_OPTIONAL, station_resume },
     { "GET", "/v1/production/queue", ROLE_OPERATOR, 0, production_queue },
+    { "GET", "/v1/production/summary", ROLE_OPERATOR, 0, production_summary },
+    { "GET", "/v1/production/at-risk", ROLE_OPERATOR, 0, production_at_risk },
     { "POST", "/v1/stock/batches", ROLE_OPERATOR, ROUTE_BODY, stock_batch_create },
     { "GET", "/v1/stock", ROLE_OPERATOR, 0, stock_list },
     { "POST", "/v1/cards/{}/spoil", ROLE_OPERATOR, ROUTE_BODY, card_spoil },
@@ -73,6 +79,7 @@ int server_run(struct config *cfg, const char *port_file)
     struct app app = { .cfg = cfg };
     struct http_server *http = NULL;
     struct notifier *notifier = NULL;
+    struct callback_worker *callbacks = NULL;
     struct stations *stations = NULL;
     int rc;
     sigset_t stop_signals;
@@ -103,6 +110,16 @@ int server_run(struct config *cfg, const char *port_file)
     if (!app.have_master_key)
         log_warn("no master key at %s: courier signatures cannot be verified",
                  cfg->master_key_file);
+
+    if (cfg->station_count > 0) {
+        /* Stations sign chips: only with a signer production accepts. */
+        char why[256];
+        if (ds_config_check(cfg, why, sizeof(why)) != 0) {
+            log_error("%s; refusing to start", why);
+            return -EPERM;
+        }
+        ds_cert_watch(cfg);
+    }
 
     rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);
     if (rc)
@@ -140,6 +157,15 @@ int server_run(struct config *cfg, const char *port_file)
     }
     if (!cfg->sms_gateway_url[0])
         log_warn("sms_gateway_url is empty: notifications wait until it is set");
+    rc = callbacks_start(&callbacks, &app);
+    if (rc) {
+        log_error("cannot start the callback worker");
+        goto out;
+    }
+    if (!cfg->platform_callback_url[0])
+        log_warn("platform_callback_url is empty: status callbacks wait until it is set");
+    else if (!app.have_master_key)
+        log_warn("no master key: status callbacks cannot be signed and wait");
 
     rc = http_start(&http, &app, routes, sizeof(routes) / sizeof(routes[0]));
     if (rc) {
@@ -166,10 +192,11 @@ out:
     stations_stop(stations);
     http_stop(http);
     notify_stop(notifier);
+    callbacks_stop(callbacks);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
     ratelimit_free(app.handover_limit);
     db_pool_close(app.pool);
-    memset(app.master_key, 0, sizeof(app.master_key));
+    OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
     return rc;
 }

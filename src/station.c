@@ -8,8 +8,10 @@
  * unknown" with the station put in error for an operator. */
 #include "station.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "ds.h"
 #include "encoder.h"
 #include "face.h"
 #include "lds.h"
@@ -21,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +48,8 @@ struct station {
     bool was_in_error;
     bool reported_offline;
     bool last_job_ok; /* the last job was produced: skip the status round */
+    bool signer_down; /* in error signer_unavailable: resumes by itself when it answers */
+    int signer_err;   /* the last reason logged */
 };
 
 struct stations {
@@ -93,38 +98,35 @@ static int open_signer(struct station *s)
 {
     if (s->signer)
         return 0;
-    char key[4096], cert[4096];
-    snprintf(key, sizeof(key), "%s/ds.key", s->app->cfg->keys_dir);
-    snprintf(cert, sizeof(cert), "%s/ds.pem", s->app->cfg->keys_dir);
-    struct signer_file_config fc = { .key_path = key, .cert_path = cert };
-    return signer_open(&signer_file_ops, &fc, &s->signer);
+    return ds_open(s->app->cfg, &s->signer);
+}
+
+/* Whether the Document Signer answers now: token present, PIN taken, a
+ * usable certificate and its key (the pkcs11 signer also takes a new
+ * certificate here). Asked before a blank is claimed and fed. */
+static int signer_ready(struct station *s)
+{
+    const uint8_t *der;
+    size_t len;
+    int rc = open_signer(s);
+    if (!rc)
+        rc = signer_certificate(s->signer, &der, &len);
+    if (rc == -EACCES || rc == -ENOENT || rc == -EPERM || rc == -EINVAL || rc == -EBUSY) {
+        /* Not a passing absence: open afresh next time (a new PIN or key). */
+        signer_close(s->signer);
+        s->signer = NULL;
+    }
+    return rc;
 }
 
 /* The 8-byte transport key registered for a stock batch: a file
  * <keys_dir>/transport/<batch_no>.key of 16 hex digits, mode 0600. */
-static int load_transport_key(const struct station *s, const char *batch_no, uint8_t key[8])
+static int load_transport_key(const struct station *s, const char *batch_no,
+                              uint8_t key[PERSO_KEY_LEN])
 {
-    char path[4096], buf[40];
+    char path[4096];
     snprintf(path, sizeof(path), "%s/transport/%s.key", s->app->cfg->keys_dir, batch_no);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -ENOENT;
-    struct stat st;
-    int rc = -EINVAL;
-    if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
-        rc = -EPERM;
-    } else {
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        if (n >= 16) {
-            rc = 0;
-            for (int i = 0; i < 8 && rc == 0; i++)
-                if (sscanf(buf + 2 * i, "%2hhx", &key[i]) != 1)
-                    rc = -EINVAL;
-        }
-    }
-    memset(buf, 0, sizeof(buf));
-    close(fd);
-    return rc;
+    return auth_load_key_file(path, key, PERSO_KEY_LEN);
 }
 
 /* ---- the job ---- */
@@ -231,12 +233,6 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
                    "no usable transport key for batch %s", job->batch_no);
         return;
     }
-    rc = open_signer(s);
-    if (rc) {
-        set_result(r, JOB_SPOILED, "encode", "signer_unavailable",
-                   "document signer unavailable (%d)", rc);
-        goto out;
-    }
     rc = encoder_wait_card(s->encoder, CARD_WAIT_MS);
     if (!rc)
         rc = encoder_connect(s->encoder);
@@ -252,8 +248,19 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
         /* A refused transport key is the batch's problem, not the card's:
          * stop the station before another card of the batch is tried. */
         bool key_refused = pr.step && strcmp(pr.step, "verify_transport_key") == 0;
-        set_result(r, JOB_SPOILED, "encode", key_refused ? "transport_key_refused" : NULL, "%s",
-                   pr.reason[0] ? pr.reason : "personalisation failed");
+        /* The signer failed between the check before the feed and the
+         * signature (the token went): the station waits for it. */
+        bool signer_failed = pr.step && strcmp(pr.step, "build_files") == 0 && pr.err != -EINVAL &&
+                             signer_ready(s) != 0;
+        if (signer_failed) {
+            s->signer_down = true;
+            s->signer_err = 0;
+        }
+        set_result(r, JOB_SPOILED, "encode",
+                   key_refused     ? "transport_key_refused"
+                   : signer_failed ? "signer_unavailable"
+                                   : NULL,
+                   "%s", pr.reason[0] ? pr.reason : "personalisation failed");
         goto out;
     }
     char detail[96];
@@ -261,7 +268,7 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
     step_audit(s, job, "chip.encoded", detail);
     r->outcome = JOB_PRODUCED;
 out:
-    memset(key, 0, sizeof(key));
+    OPENSSL_cleanse(key, sizeof(key));
 }
 
 static void run_job(struct station *s, const struct job *job, struct job_result *r)
@@ -358,6 +365,16 @@ static void set_state(struct station *s, const char *state, const char *reason)
     db_pool_release(s->app->pool, db);
 }
 
+/* The signer's error is the worker's to clear, also one left by the last
+ * run; it clears no other. */
+static void clear_signer_error(struct station *s)
+{
+    struct db *db = db_pool_acquire(s->app->pool, 5000);
+    if (db)
+        production_station_clear(db, s->cfg->id, "signer_unavailable");
+    db_pool_release(s->app->pool, db);
+}
+
 /* Brings the printer to a known state when the worker starts: a card left
  * on the path by a crash goes to the reject box (its job is resolved by
  * production_recover as spoiled). */
@@ -387,8 +404,26 @@ static void *worker(void *arg)
         db_pool_release(app->pool, db);
     }
     bool printer_checked = false;
+    if (signer_ready(s) == 0)
+        clear_signer_error(s);
 
     while (!app->stopping) {
+        ds_cert_watch(app->cfg);
+        if (s->signer_down) {
+            /* In error for the signer: back by itself once it answers. */
+            int src = signer_ready(s);
+            if (src) {
+                if (src != s->signer_err)
+                    log_warn("station %s: Document Signer still unavailable: %s", s->cfg->id,
+                             ds_strerror(src));
+                s->signer_err = src;
+                sleep_ms(1000);
+                continue;
+            }
+            s->signer_down = false;
+            log_info("station %s: Document Signer available again", s->cfg->id);
+            clear_signer_error(s);
+        }
         db = db_pool_acquire(app->pool, 1000);
         if (!db)
             continue;
@@ -450,6 +485,16 @@ static void *worker(void *arg)
             set_state(s, "idle", NULL);
         }
 
+        /* No blank is claimed while the Document Signer cannot sign. */
+        int sgn = signer_ready(s);
+        if (sgn) {
+            log_warn("station %s: in error (signer_unavailable): %s", s->cfg->id, ds_strerror(sgn));
+            s->signer_down = true;
+            s->signer_err = sgn;
+            set_state(s, "error", "signer_unavailable");
+            continue;
+        }
+
         struct job job;
         db = db_pool_acquire(app->pool, 1000);
         if (!db)
@@ -473,7 +518,10 @@ static void *worker(void *arg)
         run_job(s, &job, &result);
         finish(s, &job, &result);
         s->last_job_ok = result.outcome == JOB_PRODUCED;
-        if (result.station_error[0])
+        if (result.station_error[0] && s->signer_down)
+            log_warn("station %s: in error (%s) until the Document Signer answers", s->cfg->id,
+                     result.station_error);
+        else if (result.station_error[0])
             log_warn("station %s: in error (%s) until an operator resumes it", s->cfg->id,
                      result.station_error);
     }

@@ -3,11 +3,14 @@
 #include "config.h"
 #include "db.h"
 #include "journal.h"
+#include "production.h"
+#include "requests.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int stations_register(struct db *db, const struct config *cfg)
 {
@@ -37,8 +40,13 @@ int stations_fetch(struct db *db, struct db_res **res)
         " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
         "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
         " (SELECT p.card_serial FROM production_attempts p"
-        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1)"
-        " FROM stations s ORDER BY s.id",
+        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
+        " (SELECT count(*) FROM production_attempts p WHERE p.station_id = s.id"
+        "  AND p.outcome = 'produced' AND p.finished_at >= today.start),"
+        " (SELECT count(*) FROM production_attempts p WHERE p.station_id = s.id"
+        "  AND p.outcome IN ('spoiled','unknown') AND p.finished_at >= today.start)"
+        " FROM stations s, (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Riyadh')"
+        "  AT TIME ZONE 'Asia/Riyadh' AS start) today ORDER BY s.id",
         0, NULL);
 }
 
@@ -61,18 +69,22 @@ void stations_list(struct http_req *rq)
                 : json_pack("{s:s, s:s?}", "request_no", db_get(res, r, STATION_COL_JOB_REQUEST),
                             "card_serial", db_get(res, r, STATION_COL_JOB_CARD));
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s?, s:b, s:{s:I, s:I}, s:s, s:o}",
-                            "id", db_get(res, r, STATION_COL_ID), "instance",
-                            db_get(res, r, STATION_COL_INSTANCE), "printer", "driver",
-                            db_get(res, r, STATION_COL_PRINTER_DRIVER), "serial",
-                            db_get(res, r, STATION_COL_PRINTER_SERIAL), "reader",
-                            db_get(res, r, STATION_COL_READER), "state",
-                            db_get(res, r, STATION_COL_STATE), "reason",
-                            db_get(res, r, STATION_COL_REASON), "paused",
-                            strcmp(db_get(res, r, STATION_COL_PAUSED), "t") == 0, "counters",
-                            "produced", (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED, 0),
-                            "spoiled", (json_int_t)db_get_long(res, r, STATION_COL_SPOILED, 0),
-                            "updated_at", db_get(res, r, STATION_COL_UPDATED_AT), "job", job));
+            list,
+            json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s?, s:b, s:{s:I, s:I}, s:{s:I, s:I},"
+                      " s:s, s:o}",
+                      "id", db_get(res, r, STATION_COL_ID), "instance",
+                      db_get(res, r, STATION_COL_INSTANCE), "printer", "driver",
+                      db_get(res, r, STATION_COL_PRINTER_DRIVER), "serial",
+                      db_get(res, r, STATION_COL_PRINTER_SERIAL), "reader",
+                      db_get(res, r, STATION_COL_READER), "state",
+                      db_get(res, r, STATION_COL_STATE), "reason",
+                      db_get(res, r, STATION_COL_REASON), "paused",
+                      strcmp(db_get(res, r, STATION_COL_PAUSED), "t") == 0, "counters", "produced",
+                      (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED, 0), "spoiled",
+                      (json_int_t)db_get_long(res, r, STATION_COL_SPOILED, 0), "today", "produced",
+                      (json_int_t)db_get_long(res, r, STATION_COL_PRODUCED_TODAY, 0), "spoiled",
+                      (json_int_t)db_get_long(res, r, STATION_COL_SPOILED_TODAY, 0), "updated_at",
+                      db_get(res, r, STATION_COL_UPDATED_AT), "job", job));
     }
     db_res_free(res);
     http_json(rq, 200, json_pack("{s:o}", "stations", list));
@@ -157,7 +169,17 @@ int production_queue_fetch(struct db *db, long after, long limit, bool held_only
 void production_queue(struct http_req *rq)
 {
     const char *limit_s = http_query(rq, "limit"), *cursor_s = http_query(rq, "cursor");
+    const char *held_s = http_query(rq, "held");
     long limit = 50, cursor = 0;
+    bool held = false;
+    if (held_s) {
+        if (strcmp(held_s, "true") != 0 && strcmp(held_s, "false") != 0) {
+            http_problem(rq, 422, "validation", "Invalid request", "held is true or false.",
+                         json_pack("[{s:s, s:s}]", "field", "held", "code", "format"));
+            return;
+        }
+        held = strcmp(held_s, "true") == 0;
+    }
     char *end = NULL;
     if (limit_s) {
         limit = strtol(limit_s, &end, 10);
@@ -180,7 +202,7 @@ void production_queue(struct http_req *rq)
         return;
     struct db_res *res = NULL;
     /* One row more than shown says whether there is a next page. */
-    int rc = production_queue_fetch(db, cursor, limit + 1, false, &res);
+    int rc = production_queue_fetch(db, cursor, limit + 1, held, &res);
     if (rc) {
         http_internal_error(rq, db_error_message(db));
         return;
@@ -204,4 +226,80 @@ void production_queue(struct http_req *rq)
         n > (size_t)limit ? json_string(db_get(res, shown - 1, QUEUE_COL_ID)) : json_null();
     db_res_free(res);
     http_json(rq, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}
+
+void request_release(struct http_req *rq)
+{
+    struct db *db = http_db(rq);
+    if (!db)
+        return;
+    char reason[400] = "";
+    int rc = production_release(db, rq->param[0], rq->who.name, reason, sizeof(reason));
+    if (rc == -ENOENT)
+        http_problem(rq, 404, "not_found", "Not found", "No such request.", NULL);
+    else if (rc == -EALREADY)
+        http_problem(rq, 409, "not_held", "Conflict",
+                     "The request is not held for an operator; nothing to release.", NULL);
+    else if (rc)
+        http_internal_error(rq, db_error_message(db));
+    else
+        http_json(rq, 200,
+                  json_pack("{s:s, s:s, s:s}", "request_no", rq->param[0], "status", "released",
+                            "hold_reason", reason));
+}
+
+void production_summary(struct http_req *rq)
+{
+    struct db *db = http_db(rq);
+    if (!db)
+        return;
+    struct production_progress p;
+    struct production_hour hours[PRODUCTION_HOURS];
+    long at_risk = 0;
+    int rc = production_progress(db, 60, &p);
+    if (!rc)
+        rc = production_hourly(db, hours);
+    if (!rc)
+        rc = requests_at_risk_count(db, time(NULL), &at_risk);
+    if (rc) {
+        http_internal_error(rq, db_error_message(db));
+        return;
+    }
+    json_t *hourly = json_array();
+    for (int i = 0; i < PRODUCTION_HOURS; i++)
+        json_array_append_new(hourly, json_pack("{s:s, s:I, s:I}", "hour", hours[i].start,
+                                                "produced", (json_int_t)hours[i].produced,
+                                                "spoiled", (json_int_t)hours[i].spoiled));
+    http_json(rq, 200,
+              json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "waiting", (json_int_t)p.waiting,
+                        "held", (json_int_t)p.held, "in_production", (json_int_t)p.in_production,
+                        "produced_today", (json_int_t)p.produced_today, "spoiled_today",
+                        (json_int_t)p.spoiled_today, "at_risk", (json_int_t)at_risk, "hourly",
+                        hourly));
+}
+
+void production_at_risk(struct http_req *rq)
+{
+    struct db *db = http_db(rq);
+    if (!db)
+        return;
+    struct db_res *res = NULL;
+    char cutoff[11];
+    int rc = requests_at_risk(db, time(NULL), cutoff, &res);
+    if (rc) {
+        http_internal_error(rq, db_error_message(db));
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t r = 0; r < db_rows(res); r++)
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:b}", "request_no",
+                                        db_get(res, r, AT_RISK_COL_REQUEST_NO), "kind",
+                                        db_get(res, r, AT_RISK_COL_KIND), "status",
+                                        db_get(res, r, AT_RISK_COL_STATUS), "estimated_delivery",
+                                        "earliest", db_get(res, r, AT_RISK_COL_EARLIEST), "latest",
+                                        db_get(res, r, AT_RISK_COL_LATEST), "overdue",
+                                        strcmp(db_get(res, r, AT_RISK_COL_OVERDUE), "t") == 0));
+    db_res_free(res);
+    http_json(rq, 200, json_pack("{s:s, s:o}", "cutoff", cutoff, "items", items));
 }

@@ -26,9 +26,11 @@ enum station_col {
     STATION_COL_PAUSED, /* "t" or "f" */
     STATION_COL_PRODUCED,
     STATION_COL_SPOILED,
-    STATION_COL_UPDATED_AT,  /* RFC 3339 */
-    STATION_COL_JOB_REQUEST, /* the request in production there, or NULL */
-    STATION_COL_JOB_CARD,    /* and its card serial, or NULL */
+    STATION_COL_UPDATED_AT,     /* RFC 3339 */
+    STATION_COL_JOB_REQUEST,    /* the request in production there, or NULL */
+    STATION_COL_JOB_CARD,       /* and its card serial, or NULL */
+    STATION_COL_PRODUCED_TODAY, /* cards produced there since midnight in Riyadh */
+    STATION_COL_SPOILED_TODAY,  /* and spoiled (or of unknown fate) */
 };
 
 /* Every station, ordered by id, one row each with the columns of enum
@@ -67,6 +69,12 @@ int production_queue_fetch(struct db *db, long after, long limit, bool held_only
                            struct db_res **res);
 
 void stations_list(struct http_req *rq);
+/* POST /v1/requests/{request_no}/release: as cardctl request release. */
+void request_release(struct http_req *rq);
+/* GET /v1/production/summary: the line at a glance and cards an hour. */
+void production_summary(struct http_req *rq);
+/* GET /v1/production/at-risk: requests that may break the promised date. */
+void production_at_risk(struct http_req *rq);
 void station_pause(struct http_req *rq);
 void station_resume(struct http_req *rq);
 void production_queue(struct http_req *rq);

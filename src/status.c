@@ -38,3 +38,30 @@ void status_notification_text(const char *code, const char *request_no, const ch
     snprintf(en, enlen, "%s %s: %s", family ? "Family record request" : "National ID request",
              request_no, l ? l->en : code);
 }
+
+static void append(char *out, size_t len, const char *fmt, const char *a, const char *b)
+{
+    size_t used = strlen(out);
+    if (used + 1 < len)
+        snprintf(out + used, len - used, fmt, a, b);
+}
+
+void status_branch_text(const char *code, const struct status_branch *branch, char *ar,
+                        size_t arlen, char *en, size_t enlen)
+{
+    if (!branch || !branch->name_ar || !branch->name_en)
+        return;
+    bool ready = strcmp(code, "ready_for_collection") == 0;
+    if (!ready && strcmp(code, "redirected_to_branch") != 0)
+        return;
+    if (ready && branch->collect_by) {
+        append(ar, arlen, ". الفرع: %s. آخر يوم للاستلام: %s.", branch->name_ar, branch->collect_by);
+        append(en, enlen, ". Branch: %s. Last day to collect: %s.", branch->name_en,
+               branch->collect_by);
+    } else {
+        append(ar, arlen, ". الفرع: %s.%s", branch->name_ar,
+               " سنرسل لك آخر يوم للاستلام عند وصول البطاقة إلى الفرع.");
+        append(en, enlen, ". Branch: %s.%s", branch->name_en,
+               " We will send you the last day to collect when the card is there.");
+    }
+}

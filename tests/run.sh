@@ -69,6 +69,8 @@ run_unit() {
 run_integration() {
     echo "integration tests ($BUILD)"
     for t in "$BUILD"/tests/it_*; do
+        # ONLY=it_x runs that one binary (make screenshots).
+        [ -n "${ONLY:-}" ] && [ "$(basename "$t")" != "$ONLY" ] && continue
         [ -x "$t" ] && run_binary "$t"
     done
 }

@@ -9,8 +9,10 @@
  *
  * Exit status: 0 done, 1 failed (the message says why), 2 usage. */
 #include "auth.h"
+#include "callbacks.h"
 #include "cli_card.h"
 #include "cli_face.h"
+#include "cli_signer.h"
 #include "config.h"
 #include "db.h"
 #include "ids.h"
@@ -300,6 +302,97 @@ static int cmd_courier_add(struct ctl *ctl, int argc, char **argv)
     return 0;
 }
 
+/* The approval platform's signing secret for status callbacks: a new salt
+ * is stored (the secret itself never is) and the secret printed once. A
+ * second run replaces it: the platform must be given the new one. */
+static int cmd_platform_secret(struct ctl *ctl, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1)
+        return bad_usage(ctl);
+    uint8_t master[32];
+    char secret[AUTH_SECRET_HEX_LEN + 1];
+    int rc = auth_load_master_key(ctl->cfg.master_key_file, master);
+    if (rc) {
+        fprintf(stderr, "cardctl: cannot read the master key %s (%s); run cardctl keys init\n",
+                ctl->cfg.master_key_file, rc == -EPERM ? "readable by others" : strerror(-rc));
+        return 1;
+    }
+    if (need_db(ctl)) {
+        OPENSSL_cleanse(master, sizeof(master));
+        return 1;
+    }
+    rc = db_begin(ctl->db);
+    if (!rc)
+        rc = callbacks_secret_new(ctl->db, master, secret);
+    if (!rc)
+        rc = audit(ctl->db, actor(ctl), "platform.secret", NULL, NULL, NULL, NULL);
+    if (!rc)
+        rc = db_commit(ctl->db);
+    OPENSSL_cleanse(master, sizeof(master));
+    if (rc) {
+        db_rollback(ctl->db);
+        OPENSSL_cleanse(secret, sizeof(secret));
+        return db_failed(ctl, "cannot make the platform secret", rc);
+    }
+    printf("secret: %s\n", secret);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return 0;
+}
+
+static void callback_line(const struct callback_row *row, void *ctx)
+{
+    int *n = ctx;
+    if ((*n)++ == 0)
+        printf("%-32s %7s %6s %5s %-7s %8s %-20s %s\n", "REQUEST", "WAITING", "FAILED", "NEXT",
+               "STATE", "ATTEMPTS", "NEXT TRY", "LAST ERROR");
+    printf("%-32s %7ld %6ld %5ld %-7s %8ld %-20s %s\n", row->request_no, row->waiting, row->failed,
+           row->head_sequence, row->head_state, row->head_attempts,
+           strcmp(row->head_state, "failed") == 0 ? "-" : row->next_try,
+           row->last_error ? row->last_error : "");
+}
+
+/* What waits and what failed, per request: the first callback not sent
+ * (NEXT is its sequence) and how it fared. */
+static int cmd_callbacks(struct ctl *ctl, int argc, char **argv)
+{
+    bool failed_only = argc == 2 && strcmp(argv[1], "--failed") == 0;
+    if (argc > 2 || (argc == 2 && !failed_only))
+        return bad_usage(ctl);
+    if (need_db(ctl))
+        return 1;
+    int n = 0;
+    int rc = callbacks_list(ctl->db, failed_only, callback_line, &n);
+    if (rc)
+        return db_failed(ctl, "cannot read the callbacks", rc);
+    if (n == 0)
+        printf(failed_only ? "no failed callbacks\n" : "no callbacks waiting or failed\n");
+    return 0;
+}
+
+static int cmd_callbacks_retry(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 2)
+        return bad_usage(ctl);
+    bool all = strcmp(argv[1], "--all-failed") == 0;
+    if (!all && !request_no_valid(argv[1])) {
+        fprintf(stderr, "cardctl: %s is not a request number\n", argv[1]);
+        return 2;
+    }
+    if (need_db(ctl))
+        return 1;
+    long count = 0;
+    int rc = callbacks_retry(ctl->db, all ? NULL : argv[1], actor(ctl), &count);
+    if (rc == -ENOENT) {
+        fprintf(stderr, "cardctl: no request %s\n", argv[1]);
+        return 1;
+    }
+    if (rc)
+        return db_failed(ctl, "cannot retry the callbacks", rc);
+    printf("%ld failed callback(s) waiting again\n", count);
+    return 0;
+}
+
 /* The witness's token, typed by the witness: read from the terminal with
  * echo off (or one line of standard input when it is not a terminal), never
  * from the command line, where other users could see it. */
@@ -454,6 +547,34 @@ static int cmd_card_read(struct ctl *ctl, int argc, char **argv)
 {
     (void)ctl;
     return cli_card_read(argc, argv);
+}
+
+/* cardctl signer ...: the Document Signer key on the token (cli_signer.h). */
+static int signer_run(struct ctl *ctl, int argc, char **argv,
+                      int (*fn)(const struct config *, int, char **))
+{
+    int rc = fn(&ctl->cfg, argc, argv);
+    return rc == 2 ? bad_usage(ctl) : rc;
+}
+
+static int cmd_signer_init(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_init);
+}
+
+static int cmd_signer_csr(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_csr);
+}
+
+static int cmd_signer_install(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_install);
+}
+
+static int cmd_signer_status(struct ctl *ctl, int argc, char **argv)
+{
+    return signer_run(ctl, argc, argv, cli_signer_status);
 }
 
 /* The face a request's card has or would have, as a PNG; no card yet is a
@@ -885,6 +1006,12 @@ static const struct command {
     { "token", "revoke", cmd_token_revoke, "token revoke NAME   (refused from the next call on)" },
     { "courier", "add", cmd_courier_add,
       "courier add NAME   (prints its token and signing secret once)" },
+    { "platform", "secret", cmd_platform_secret,
+      "platform secret   (makes the status callbacks' signing secret and prints it once)" },
+    { "callbacks", "retry", cmd_callbacks_retry,
+      "callbacks retry REQUEST_NO|--all-failed   (failed callbacks go again, in order)" },
+    { "callbacks", NULL, cmd_callbacks,
+      "callbacks [--failed]   (status callbacks waiting or failed, per request)" },
     { "branches", "import", cmd_branches_import, "branches import FILE.csv" },
     { "cities", "import", cmd_cities_import, "cities import FILE.csv" },
     { "holidays", "import", cmd_holidays_import, "holidays import FILE.csv" },
@@ -897,6 +1024,14 @@ static const struct command {
       "card spoil SERIAL REASON   (an available blank; a second operator types their token)" },
     { "card", "destroy", cmd_card_destroy,
       "card destroy SERIAL   (a spoiled card; a second operator types their token)" },
+    { "signer", "init", cmd_signer_init,
+      "signer init [--rsa]   (a new Document Signer key on the token: ECDSA P-256 or RSA-2048)" },
+    { "signer", "csr", cmd_signer_csr,
+      "signer csr --subject /C=../O=../CN=.. [--key-id HEX] [OUT.csr]   (PKCS#10, signed on the token)" },
+    { "signer", "install", cmd_signer_install,
+      "signer install CERT.pem   (checks it against the token's key; stations switch at their next card)" },
+    { "signer", "status", cmd_signer_status,
+      "signer status   (module, token, keys, certificate; exit 1 when it cannot sign)" },
     { "stations", NULL, cmd_stations, "stations" },
     { "station", "pause", cmd_station_pause, "station pause ID" },
     { "station", "resume", cmd_station_resume, "station resume ID   (also clears an error)" },

@@ -81,8 +81,10 @@ static void check_invariants(int round)
             "SELECT count(*) FROM requests r WHERE r.status = 'produced' AND"
             " (SELECT count(*) FROM cards c WHERE c.request_id = r.id AND c.state = 'used') <> 1"),
         0);
-    assert_int_equal(sql_long("SELECT count(*) FROM cards WHERE state = 'used'"),
-                     sql_long("SELECT count(*) FROM requests WHERE status = 'produced'"));
+    /* One statement, one snapshot: after a restart the line is running. */
+    assert_int_equal(sql_long("SELECT (SELECT count(*) FROM cards WHERE state = 'used') -"
+                              " (SELECT count(*) FROM requests WHERE status = 'produced')"),
+                     0);
     /* Every card is somewhere: the states add up to what was received. */
     assert_int_equal(sql_long("SELECT count(*) FROM cards"), CARDS);
     assert_int_equal(sql_long("SELECT sum(count) FROM stock_batches"), CARDS);

@@ -29,6 +29,9 @@ static int group_setup(void **state)
     if (harness_setup(&svc, "station = st1 evolis EVO-0001 Virtual PCD 00 00\n"
                             "station = st2 evolis EVO-0002 Virtual PCD 00 01\n") != 0)
         return -1;
+    /* An instance with stations is ready with a Document Signer certificate. */
+    if (harness_ds_files(svc.dir) != 0)
+        return -1;
     if (harness_ctl(&svc, out, sizeof(out), "cities", "import",
                     harness_src("../shared/reference/cities.csv", path, sizeof(path)), NULL) != 0 ||
         harness_ctl(&svc, out, sizeof(out), "branches", "import",
@@ -387,6 +390,48 @@ static void test_stations_and_queue(void **state)
     get(operator_, "/v1/production/queue?limit=0", 422, &r);
     reply_free(&r);
     get(NULL, "/v1/production/queue", 401, &r);
+    reply_free(&r);
+
+    /* The dashboard's calls: held requests and release, summary, at risk. */
+    get(operator_, "/v1/production/queue?held=maybe", 422, &r);
+    reply_free(&r);
+    post(operator_, "/v1/requests/RQ-NO-SUCH/release", NULL, 404, &r);
+    reply_free(&r);
+    post(operator_, "/v1/requests/RQ-NO-SUCH/release", "[]", 400, &r);
+    reply_free(&r);
+    char sql[256];
+    snprintf(path, sizeof(path), "/v1/requests/%s/release", no);
+    post(operator_, path, NULL, 409, &r);
+    reply_free(&r);
+    /* Set-up: the production line holds a request after spoil_limit spoiled cards. */
+    snprintf(
+        sql, sizeof(sql),
+        "UPDATE requests SET hold_reason = 'held after 3 spoiled cards' WHERE request_no = '%s'",
+        no);
+    assert_int_equal(harness_sql(NULL, 0, sql), 0);
+    get(operator_, "/v1/production/queue?held=true", 200, &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
+    reply_free(&r);
+    post(operator_, path, "{}", 200, &r);
+    assert_string_equal(json_string_value(json_object_get(r.json, "hold_reason")),
+                        "held after 3 spoiled cards");
+    reply_free(&r);
+    get(operator_, "/v1/production/queue?held=true", 200, &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 0);
+    reply_free(&r);
+    post(intake, path, NULL, 403, &r);
+    reply_free(&r);
+
+    get(operator_, "/v1/production/summary", 200, &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "hourly")), 24);
+    reply_free(&r);
+    get(intake, "/v1/production/summary", 403, &r);
+    reply_free(&r);
+    /* sample_request's approval date lies in the past: its requests are at risk. */
+    get(operator_, "/v1/production/at-risk", 200, &r);
+    assert_true(json_array_size(json_object_get(r.json, "items")) > 0);
+    reply_free(&r);
+    get(NULL, "/v1/production/at-risk", 401, &r);
     reply_free(&r);
 }
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +44,30 @@ int __wrap_RAND_bytes(unsigned char *buf, int num)
     default:
         return __real_RAND_bytes(buf, num);
     }
+}
+
+/* ---- the file system under the test's control ---- */
+
+static bool fstat_fails;
+static int reads; /* read() calls made by the code under test */
+
+int __real_fstat(int fd, struct stat *st);
+int __wrap_fstat(int fd, struct stat *st);
+int __wrap_fstat(int fd, struct stat *st)
+{
+    if (fstat_fails) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_fstat(fd, st);
+}
+
+ssize_t __real_read(int fd, void *buf, size_t n);
+ssize_t __wrap_read(int fd, void *buf, size_t n);
+ssize_t __wrap_read(int fd, void *buf, size_t n)
+{
+    reads++;
+    return __real_read(fd, buf, n);
 }
 
 static int real_randomness(void **state)
@@ -208,6 +233,36 @@ static void courier_secret_known_answer(void **state)
     master[0] ^= 1;
     auth_courier_secret(master, "smsa", salt, other);
     assert_string_not_equal(out, other);
+}
+
+/* The platform's secret, the same way: hmac.new(master, b"platform-secret:" + salt,
+ * sha256).hexdigest(); never a courier's. */
+static void platform_secret_known_answer(void **state)
+{
+    (void)state;
+    uint8_t master[32], salt[16];
+    for (int i = 0; i < 32; i++)
+        master[i] = (uint8_t)i;
+    for (int i = 0; i < 16; i++)
+        salt[i] = (uint8_t)(0xa0 + i);
+    char out[AUTH_SECRET_HEX_LEN + 1], courier[AUTH_SECRET_HEX_LEN + 1];
+    auth_platform_secret(master, salt, out);
+    assert_string_equal(out, "7496c596e48c50d99fae4be6349bf0f0d180aa6e6a87d8a4e33a7fc6816cefc7");
+    auth_courier_secret(master, "", salt, courier);
+    assert_string_not_equal(out, courier);
+}
+
+static void hex_decode(void **state)
+{
+    (void)state;
+    uint8_t b[2];
+    assert_int_equal(auth_hex_decode("a0Ff", b, 2), 0);
+    assert_int_equal(b[0], 0xa0);
+    assert_int_equal(b[1], 0xff);
+    assert_int_equal(auth_hex_decode("a0f", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode("a0fg", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode("a0ff00", b, 2), -EINVAL);
+    assert_int_equal(auth_hex_decode(NULL, b, 2), -EINVAL);
 }
 
 /* ---- tokens ---- */
@@ -607,6 +662,59 @@ static void master_key_bad_contents(void **state)
     assert_int_equal(auth_load_master_key(k->path, key), 0);
 }
 
+/* A key file whose mode cannot be known is not read at all. */
+static void key_file_unknown_mode_not_read(void **state)
+{
+    struct keydir *k = *state;
+    uint8_t key[8];
+    write_file(k->path, "1122334455667788\n", 0600);
+    fstat_fails = true;
+    reads = 0;
+    memset(key, 0x5a, sizeof(key));
+    int rc = auth_load_key_file(k->path, key, sizeof(key));
+    fstat_fails = false;
+    assert_int_equal(rc, -EIO);
+    assert_int_equal(reads, 0);
+    for (size_t i = 0; i < sizeof(key); i++)
+        assert_int_equal(key[i], 0);
+    assert_int_equal(auth_load_key_file(k->path, key, sizeof(key)), 0);
+    assert_int_equal(reads, 1);
+}
+
+/* Exactly 2*len hex digits and at most a line end: what sscanf("%2hhx")
+ * took (a leading blank or sign, digits beyond the key) is refused, and a
+ * refused key leaves nothing behind. */
+static void key_file_strict_contents(void **state)
+{
+    struct keydir *k = *state;
+    static const struct {
+        const char *text;
+        int rc;
+    } cases[] = {
+        { "1122334455667788", 0 },
+        { "1122334455667788\n", 0 },
+        { "1122334455667788\r\n", 0 },
+        { " 1122334455667788", -EINVAL },
+        { "+122334455667788", -EINVAL },
+        { "11223344556677", -EINVAL },
+        { "112233445566778899", -EINVAL },
+        { "11223344556677zz", -EINVAL },
+        { "1122334455667788 x", -EINVAL },
+        { "11223344 55667788", -EINVAL },
+        { "", -EINVAL },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t key[8];
+        write_file(k->path, cases[i].text, 0600);
+        memset(key, 0x5a, sizeof(key));
+        int rc = auth_load_key_file(k->path, key, sizeof(key));
+        if (rc != cases[i].rc)
+            fail_msg("\"%s\": %d, expected %d", cases[i].text, rc, cases[i].rc);
+        for (size_t j = 0; j < sizeof(key); j++)
+            assert_int_equal(key[j], rc == 0 ? 0x11 * (j + 1) : 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +728,8 @@ int main(void)
         cmocka_unit_test(verify_clock_skew),
         cmocka_unit_test(verify_malformed_headers),
         cmocka_unit_test(courier_secret_known_answer),
+        cmocka_unit_test(platform_secret_known_answer),
+        cmocka_unit_test(hex_decode),
         cmocka_unit_test_teardown(token_format, real_randomness),
         cmocka_unit_test_teardown(token_from_known_randomness, real_randomness),
         cmocka_unit_test_teardown(token_without_randomness, real_randomness),
@@ -640,6 +750,9 @@ int main(void)
                                         keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_mode_refusal, keydir_setup, keydir_teardown),
         cmocka_unit_test_setup_teardown(master_key_bad_contents, keydir_setup, keydir_teardown),
+        cmocka_unit_test_setup_teardown(key_file_unknown_mode_not_read, keydir_setup,
+                                        keydir_teardown),
+        cmocka_unit_test_setup_teardown(key_file_strict_contents, keydir_setup, keydir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

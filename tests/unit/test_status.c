@@ -104,6 +104,45 @@ static void notification_text_family_record(void **state)
     assert_string_equal(ar, "طلب سجل الأسرة رقم RQ-7: جاهزة للاستلام من الفرع");
 }
 
+static void notification_text_names_the_branch_and_the_last_day(void **state)
+{
+    (void)state;
+    char ar[512], en[512];
+    struct status_branch b = { "الأحوال المدنية - الرياض - العليا", "Civil Affairs Riyadh Al Olaya",
+                               "2026-12-13" };
+    status_notification_text("ready_for_collection", "RQ-7", "national_id", ar, sizeof(ar), en,
+                             sizeof(en));
+    status_branch_text("ready_for_collection", &b, ar, sizeof(ar), en, sizeof(en));
+    assert_string_equal(en,
+                        "National ID request RQ-7: Ready for collection at the branch"
+                        ". Branch: Civil Affairs Riyadh Al Olaya. Last day to collect: 2026-12-13.");
+    assert_string_equal(ar,
+                        "طلب الهوية الوطنية رقم RQ-7: جاهزة للاستلام من الفرع"
+                        ". الفرع: الأحوال المدنية - الرياض - العليا. آخر يوم للاستلام: 2026-12-13.");
+
+    /* On the way: the branch, and the last day follows when the card is there. */
+    b.collect_by = NULL;
+    status_notification_text("redirected_to_branch", "RQ-7", "national_id", ar, sizeof(ar), en,
+                             sizeof(en));
+    status_branch_text("redirected_to_branch", &b, ar, sizeof(ar), en, sizeof(en));
+    assert_non_null(
+        strstr(en, "branch. Branch: Civil Affairs Riyadh Al Olaya. We will send you the last day"));
+    assert_non_null(
+        strstr(ar, "الفرع: الأحوال المدنية - الرياض - العليا. سنرسل لك آخر يوم للاستلام"));
+
+    /* Other statuses and no branch leave the text alone; a small buffer stays terminated. */
+    status_notification_text("produced", "RQ-7", "national_id", ar, sizeof(ar), en, sizeof(en));
+    status_branch_text("produced", &b, ar, sizeof(ar), en, sizeof(en));
+    assert_string_equal(en, "National ID request RQ-7: Card produced");
+    status_branch_text("ready_for_collection", NULL, ar, sizeof(ar), en, sizeof(en));
+    assert_string_equal(en, "National ID request RQ-7: Card produced");
+    char small[48];
+    status_notification_text("ready_for_collection", "RQ-7", "national_id", ar, sizeof(ar), small,
+                             sizeof(small));
+    status_branch_text("ready_for_collection", &b, ar, sizeof(ar), small, sizeof(small));
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
 static void notification_text_every_status_carries_its_label(void **state)
 {
     (void)state;
@@ -135,6 +174,7 @@ int main(void)
         cmocka_unit_test(ranks_follow_the_chain),
         cmocka_unit_test(notification_text_national_id),
         cmocka_unit_test(notification_text_family_record),
+        cmocka_unit_test(notification_text_names_the_branch_and_the_last_day),
         cmocka_unit_test(notification_text_every_status_carries_its_label),
         cmocka_unit_test(notification_text_fits_small_buffers),
     };

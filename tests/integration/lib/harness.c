@@ -62,9 +62,73 @@ int harness_sql(char *out, size_t outlen, const char *sql)
     return run_sql_in(db ? db : "postgres", sql, out, outlen);
 }
 
+long harness_sql_long(const char *fmt, ...)
+{
+    char sql[2048], out[64] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql) || harness_sql(out, sizeof(out), sql) != 0)
+        return -1;
+    return atol(out);
+}
+
+int harness_ds_files(const char *keys_dir)
+{
+    char cmd[2048], path[600], script[512];
+    snprintf(cmd, sizeof(cmd),
+             "sh %s %s/pki >/dev/null 2>&1 && cp %s/pki/ds.key %s/pki/ds.pem %s/pki/csca.pem %s/",
+             harness_src("tests/make-test-pki.sh", script, sizeof(script)), keys_dir, keys_dir,
+             keys_dir, keys_dir, keys_dir);
+    if (system(cmd) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/ds.key", keys_dir);
+    return chmod(path, 0600) == 0 ? 0 : -1;
+}
+
+unsigned char *harness_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        *len = (size_t)n;
+    return buf;
+}
+
+bool harness_wait_sql(int seconds, const char *fmt, ...)
+{
+    char sql[2048], out[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql))
+        return false;
+    for (int i = 0; i < seconds * 10; i++) {
+        out[0] = '\0';
+        if (harness_sql(out, sizeof(out), sql) == 0 && atol(out) > 0)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
 /* Runs argv; input (may be NULL: stdin is inherited) is what it reads on
- * its standard input. */
-static int run_process_input(char *const argv[], const char *input, char *out, size_t outlen)
+ * its standard input. Its standard output (and its standard error too when
+ * with_stderr) is copied to out, trimmed. Returns the exit status. */
+static int run_process_input(char *const argv[], const char *input, bool with_stderr, char *out,
+                             size_t outlen)
 {
     int pipefd[2], infd[2] = { -1, -1 };
     if (pipe(pipefd) != 0)
@@ -81,6 +145,8 @@ static int run_process_input(char *const argv[], const char *input, char *out, s
             close(infd[1]);
         }
         dup2(pipefd[1], 1);
+        if (with_stderr)
+            dup2(pipefd[1], 2);
         close(pipefd[0]);
         close(pipefd[1]);
         execv(argv[0], argv);
@@ -118,11 +184,6 @@ static int run_process_input(char *const argv[], const char *input, char *out, s
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-static int run_process(char *const argv[], char *out, size_t outlen)
-{
-    return run_process_input(argv, NULL, out, outlen);
-}
-
 static int ctl_va(struct service *svc, const char *input, char *out, size_t outlen, const char *arg,
                   va_list ap)
 {
@@ -135,7 +196,7 @@ static int ctl_va(struct service *svc, const char *input, char *out, size_t outl
     for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
         argv[n++] = (char *)a;
     argv[n] = NULL;
-    return run_process_input(argv, input, out, outlen);
+    return run_process_input(argv, input, false, out, outlen);
 }
 
 int harness_ctl(struct service *svc, char *out, size_t outlen, const char *arg, ...)
@@ -192,7 +253,9 @@ static int write_service_config(struct service *svc, const char *keys_owner,
         keys_owner = svc->dir;
     fprintf(f,
             "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
-            "log_level = info\n",
+            "log_level = info\n"
+            /* The test PKI's key is a file; a test of the token says signer = pkcs11. */
+            "signer = file\nallow_file_signer = 1\n",
             harness_src("sql", path, sizeof(path)), keys_owner, keys_owner);
     if (extra_config)
         fputs(extra_config, f);
@@ -200,7 +263,7 @@ static int write_service_config(struct service *svc, const char *keys_owner,
     return 0;
 }
 
-int harness_setup(struct service *svc, const char *extra_config)
+int harness_setup_unmigrated(struct service *svc, const char *extra_config)
 {
     static int counter;
     char dbname[64], sql[128];
@@ -216,11 +279,24 @@ int harness_setup(struct service *svc, const char *extra_config)
     char out[256];
     if (harness_ctl(svc, out, sizeof(out), "keys", "init", NULL) != 0)
         return -1;
+    return 0;
+}
+
+int harness_migrate(struct service *svc, char *out, size_t outlen)
+{
     char bin[512];
     char *argv[] = { (char *)harness_bin("cardd", bin, sizeof(bin)), (char *)"-c", svc->config,
                      (char *)"migrate", NULL };
-    if (run_process(argv, out, sizeof(out)) != 0) {
-        fprintf(stderr, "harness: migrate failed\n");
+    return run_process_input(argv, NULL, true, out, outlen);
+}
+
+int harness_setup(struct service *svc, const char *extra_config)
+{
+    char out[512];
+    if (harness_setup_unmigrated(svc, extra_config) != 0)
+        return -1;
+    if (harness_migrate(svc, out, sizeof(out)) != 0) {
+        fprintf(stderr, "harness: migrate failed: %s\n", out);
         return -1;
     }
     return 0;

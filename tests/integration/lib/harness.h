@@ -37,6 +37,11 @@ const char *harness_src(const char *rel, char *buf, size_t len);
  * folder with a config file (extra lines appended as given), a master key,
  * and migrates. Returns 0 or -1. */
 int harness_setup(struct service *svc, const char *extra_config);
+/* The same without the migration: the database is empty. */
+int harness_setup_unmigrated(struct service *svc, const char *extra_config);
+/* Runs cardd migrate with the service's config; what it prints (output and
+ * errors) is copied to out, trimmed. Returns its exit status. */
+int harness_migrate(struct service *svc, char *out, size_t outlen);
 
 /* Prepares a second instance of the service on the same database, keys
  * and master key as base, with its own folder, log and extra config lines
@@ -67,6 +72,21 @@ int harness_branch_token(struct service *svc, const char *branch, const char *na
 /* Runs an SQL statement through libpq in the test database; the first
  * field of the first row (or "") is copied to out. Returns 0 or -1. */
 int harness_sql(char *out, size_t outlen, const char *sql);
+
+/* The first field of a formatted statement as a number; -1 on failure. */
+long harness_sql_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Polls a formatted count (every 100 ms) until it is above 0 or seconds
+ * pass. Returns whether it got there. */
+bool harness_wait_sql(int seconds, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The test PKI (tests/make-test-pki.sh) in keys_dir/pki, and the file
+ * Document Signer (ds.key, ds.pem) and csca.pem in keys_dir: what an
+ * instance with stations needs to be ready. Returns 0 or -1. */
+int harness_ds_files(const char *keys_dir);
+
+/* A whole file in a malloc'd buffer (*len its size), or NULL. */
+unsigned char *harness_slurp(const char *path, size_t *len);
 
 /* When set, HTTP calls leave from this loopback address (e.g. "127.0.0.9"). */
 extern const char *harness_source_ip;

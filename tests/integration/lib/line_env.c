@@ -273,15 +273,9 @@ void line_env_config(const struct line_env *env, int h, const char *prefix, char
 
 int line_env_keys(const struct line_env *env, const char *keys_dir, const char *batch_no)
 {
-    char cmd[2048], path[600], script[512];
-    snprintf(cmd, sizeof(cmd),
-             "sh %s %s/pki >/dev/null 2>&1 && cp %s/pki/ds.key %s/pki/ds.pem %s/pki/csca.pem %s/",
-             harness_src("tests/make-test-pki.sh", script, sizeof(script)), keys_dir, keys_dir,
-             keys_dir, keys_dir, keys_dir);
-    if (system(cmd) != 0)
+    char path[600];
+    if (harness_ds_files(keys_dir) != 0)
         return -EIO;
-    snprintf(path, sizeof(path), "%s/ds.key", keys_dir);
-    chmod(path, 0600);
     snprintf(path, sizeof(path), "%s/transport", keys_dir);
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/transport/%s.key", keys_dir, batch_no);
