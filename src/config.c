@@ -30,7 +30,13 @@ static const struct config_key keys[] = {
       "address the HTTP API listens on" },
     { "port", CT_INT, S(port), "8080", 0, 65535, "TCP port of the HTTP API (0: any free port)" },
     { "database", CT_STRING, S(database), "", 0, 0,
-      "libpq connection string; empty uses PGHOST, PGPORT, PGUSER, PGDATABASE" },
+      "libpq connection string of cardd serve and cardctl, as the service role; empty uses "
+      "PGHOST, PGPORT, PGUSER, PGDATABASE" },
+    { "migrate_database", CT_STRING, S(migrate_database), "", 0, 0,
+      "libpq connection string of cardd migrate, as the owner of the schema; empty: database" },
+    { "service_role", CT_STRING, S(service_role), "", 0, 0,
+      "the database role of the service (owns nothing); cardd migrate grants it what it needs "
+      "and no more; empty: no grants (the service then runs as the owner: not for production)" },
     { "db_pool_size", CT_INT, S(db_pool_size), "16", 1, 256, "database connections kept open" },
     { "max_connections", CT_INT, S(max_connections), "512", 1, 65536, "HTTP connections at once" },
     { "per_ip_connections", CT_INT, S(per_ip_connections), "128", 1, 65536,

@@ -19,7 +19,9 @@ struct station_config {
 struct config {
     char *listen_address;
     int port;
-    char *database; /* libpq connection string; empty: the PG* environment */
+    char *database;         /* libpq connection string; empty: the PG* environment */
+    char *migrate_database; /* cardd migrate's, as the schema's owner; empty: database */
+    char *service_role;     /* the role cardd serve connects as; migrate grants it its rights */
     int db_pool_size;
     int max_connections;
     int per_ip_connections;

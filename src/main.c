@@ -7,6 +7,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "privileges.h"
 #include "server.h"
 
 #include <stdio.h>
@@ -65,14 +66,20 @@ int main(int argc, char **argv)
             port_file = argv[i + 2];
         rc = server_run(&cfg, port_file) == 0 ? 0 : 1;
     } else if (strcmp(cmd, "migrate") == 0) {
+        /* As the owner of the schema: its own connection setting. */
         struct db *db = NULL;
         char msg[512] = "";
-        if (db_connect(&db, cfg.database, msg, sizeof(msg)) != 0) {
+        const char *conninfo = cfg.migrate_database[0] ? cfg.migrate_database : cfg.database;
+        if (db_connect(&db, conninfo, msg, sizeof(msg)) != 0) {
             fprintf(stderr, "cardd: cannot connect: %s", msg);
             goto out;
         }
         rc = db_migrate(db, cfg.sql_dir, msg, sizeof(msg)) == 0 ? 0 : 1;
         fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "cardd: migrate failed: " : "", msg);
+        if (rc == 0 && cfg.service_role[0]) {
+            rc = privileges_apply(db, cfg.sql_dir, cfg.service_role, msg, sizeof(msg)) == 0 ? 0 : 1;
+            fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "cardd: migrate failed: " : "", msg);
+        }
         db_close(db);
     } else if (strcmp(cmd, "config") == 0) {
         config_describe(stdout);

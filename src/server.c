@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "ops.h"
+#include "privileges.h"
 #include "ratelimit.h"
 #include "requests.h"
 #include "station.h"
@@ -135,6 +136,10 @@ int server_run(struct config *cfg, const char *port_file)
         log_error("cannot record the stations: %s", db_error_message(db));
         version = -1;
     }
+    bool powerful = false;
+    if (privileges_is_powerful(db, &powerful) == 0 && powerful)
+        log_warn("the service connects as a superuser or the owner of the schema: it could rewrite"
+                 " the audit log; give it a role of its own (service_role, README)");
     db_pool_release(app.pool, db);
     if (version != DB_SCHEMA_VERSION) {
         log_error("database schema is version %d, this build needs %d: run cardd migrate", version,

@@ -417,6 +417,8 @@ static void *worker(void *arg)
                     log_warn("station %s: Document Signer still unavailable: %s", s->cfg->id,
                              ds_strerror(src));
                 s->signer_err = src;
+                /* Still so, also after an operator's resume. */
+                set_state(s, "error", "signer_unavailable");
                 sleep_ms(1000);
                 continue;
             }

@@ -7,10 +7,9 @@
  *   build/tests/bench_signer [CARDS]      (make bench runs it with 200)
  *
  * Prints ms per card (median and best: the machine is shared) and the ratio
- * token / file for each key type. A hardware HSM's figure is its own
- * signing time plus the network or bus; measure it with the same binary
- * (CARDD_TEST_PKCS11_MODULE, a token labelled cardd-ds set up as README
- * says) rather than reading SoftHSM2's as one.
+ * token / file for each key type. The token is a SoftHSM2 token the bench
+ * makes (tests/make-test-token.sh); a hardware HSM's figure is its own
+ * signing time plus the network or bus, and is not this one.
  */
 #include <errno.h>
 #include <stdio.h>

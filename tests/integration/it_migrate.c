@@ -112,7 +112,10 @@ static void test_create_refused(void **state)
     (void)state;
     struct service svc;
     char out[512], sql[200], extra[200];
-    snprintf(extra, sizeof(extra), "database = user=it_mig_%d password=mig\n", (int)getpid());
+    /* cardd migrate connects with migrate_database (the owner's, in the
+     * harness's config): here a role that may not create. */
+    snprintf(extra, sizeof(extra), "migrate_database = user=it_mig_%d password=mig\n",
+             (int)getpid());
     assert_int_equal(harness_setup_unmigrated(&svc, extra), 0);
     /* Since PostgreSQL 15 only the owner may create in schema public. */
     snprintf(sql, sizeof(sql), "CREATE ROLE it_mig_%d LOGIN PASSWORD 'mig'", (int)getpid());

@@ -288,6 +288,73 @@ static void test_handover_limited(void **state)
     harness_source_ip = NULL;
 }
 
+/* The service's database role reads and writes rows and nothing more: the
+ * audit log and the event tables are append-only for it, and it cannot
+ * alter a table, disable or drop a trigger, or create anything. */
+static void test_service_role_cannot_rewrite_history(void **state)
+{
+    (void)state;
+    char out[256];
+    /* There is history to rewrite: the set-up's request and tokens. */
+    assert_int_equal(harness_sql_as_service(out, sizeof(out), "SELECT count(*) > 0 FROM audit_log"),
+                     0);
+    assert_string_equal(out, "t");
+    static const char *const refused[] = {
+        "UPDATE audit_log SET actor = 'nobody'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change",
+        "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+        "DROP TRIGGER audit_log_no_change ON audit_log",
+        "DROP TABLE audit_log",
+        "ALTER TABLE audit_log OWNER TO cardd_it_service",
+        "UPDATE request_events SET actor = 'nobody'",
+        "DELETE FROM request_events",
+        "TRUNCATE request_events",
+        "UPDATE courier_events SET code = 'delivered'",
+        "DELETE FROM courier_events",
+        "TRUNCATE requests",
+        "ALTER TABLE requests DROP CONSTRAINT requests_phone_check",
+        "DROP FUNCTION audit_log_is_append_only() CASCADE",
+        "CREATE TABLE mine (x int)",
+        "CREATE OR REPLACE FUNCTION rfc3339(t timestamptz) RETURNS text LANGUAGE sql AS $$ SELECT '' $$",
+        "DELETE FROM schema_migrations",
+        "INSERT INTO schema_migrations (version, name, sha256) VALUES (999, 'x', 'x')",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (harness_sql_as_service(out, sizeof(out), refused[i]) == 0)
+            fail_msg("the service's role may run: %s", refused[i]);
+    /* It still appends and reads. */
+    assert_int_equal(harness_sql_as_service(out, sizeof(out),
+                                            "INSERT INTO audit_log (actor, action)"
+                                            " VALUES ('it', 'it.append') RETURNING action"),
+                     0);
+    assert_string_equal(out, "it.append");
+    /* It owns nothing. */
+    assert_int_equal(harness_sql(out, sizeof(out),
+                                 "SELECT count(*) FROM pg_class"
+                                 " WHERE relowner = 'cardd_it_service'::regrole"),
+                     0);
+    assert_string_equal(out, "0");
+    /* The owner could (so the refusals above are the role's, not the table's). */
+    assert_int_equal(harness_sql_as_owner(out, sizeof(out),
+                                          "BEGIN; ALTER TABLE audit_log DISABLE TRIGGER"
+                                          " audit_log_no_change; ROLLBACK"),
+                     0);
+    /* The service runs as that role and says nothing about running as the owner. */
+    FILE *f = fopen(svc.log, "r");
+    assert_non_null(f);
+    char line[1024];
+    while (fgets(line, sizeof(line), f))
+        assert_null(strstr(line, "owner of the schema"));
+    fclose(f);
+    assert_int_equal(harness_sql(out, sizeof(out),
+                                 "SELECT count(*) FROM pg_stat_activity WHERE usename ="
+                                 " 'cardd_it_service' AND datname = current_database()"),
+                     0);
+    assert_true(atoi(out) >= 1);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -297,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_track_limit_under_concurrency),
         cmocka_unit_test(test_forwarded_addresses),
         cmocka_unit_test(test_handover_limited),
+        cmocka_unit_test(test_service_role_cannot_rewrite_history),
     };
     int rc = cmocka_run_group_tests_name("security", tests, group_setup, group_teardown);
     curl_global_cleanup();

@@ -30,10 +30,17 @@ const char *harness_src(const char *rel, char *buf, size_t len)
     return buf;
 }
 
-static int run_sql_in(const char *dbname, const char *sql, char *out, size_t outlen)
+/* The two roles of the service's database (README, Security model): the
+ * owner, which migrates, and the service's role, which reads and writes
+ * rows and nothing more. Roles belong to the whole cluster; each test's
+ * database is owned by the owner role. */
+#define IT_OWNER            "cardd_it_owner"
+#define IT_OWNER_PASSWORD   "it-owner-pw"
+#define IT_SERVICE          "cardd_it_service"
+#define IT_SERVICE_PASSWORD "it-service-pw"
+
+static int run_sql_as(const char *conninfo, const char *sql, char *out, size_t outlen)
 {
-    char conninfo[256];
-    snprintf(conninfo, sizeof(conninfo), "dbname=%s", dbname);
     PGconn *c = PQconnectdb(conninfo);
     int rc = -1;
     if (PQstatus(c) == CONNECTION_OK) {
@@ -56,10 +63,56 @@ static int run_sql_in(const char *dbname, const char *sql, char *out, size_t out
     return rc;
 }
 
+static int run_sql_in(const char *dbname, const char *sql, char *out, size_t outlen)
+{
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "dbname=%s", dbname);
+    return run_sql_as(conninfo, sql, out, outlen);
+}
+
 int harness_sql(char *out, size_t outlen, const char *sql)
 {
     const char *db = getenv("PGDATABASE");
     return run_sql_in(db ? db : "postgres", sql, out, outlen);
+}
+
+/* A connection string for the test database as one of the two roles. */
+static void role_conninfo(bool owner, char *out, size_t len)
+{
+    const char *db = getenv("PGDATABASE");
+    snprintf(out, len, "dbname=%s user=%s password=%s", db ? db : "postgres",
+             owner ? IT_OWNER : IT_SERVICE, owner ? IT_OWNER_PASSWORD : IT_SERVICE_PASSWORD);
+}
+
+int harness_sql_as_service(char *out, size_t outlen, const char *sql)
+{
+    char conninfo[256];
+    role_conninfo(false, conninfo, sizeof(conninfo));
+    return run_sql_as(conninfo, sql, out, outlen);
+}
+
+int harness_sql_as_owner(char *out, size_t outlen, const char *sql)
+{
+    char conninfo[256];
+    role_conninfo(true, conninfo, sizeof(conninfo));
+    return run_sql_as(conninfo, sql, out, outlen);
+}
+
+/* Creates the two roles once per cluster (another test binary may have). */
+static int ensure_roles(void)
+{
+    static const char sql[] =
+        "DO $$ BEGIN"
+        " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" IT_OWNER "') THEN"
+        "  CREATE ROLE " IT_OWNER " LOGIN PASSWORD '" IT_OWNER_PASSWORD "';"
+        " END IF;"
+        " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" IT_SERVICE "') THEN"
+        "  CREATE ROLE " IT_SERVICE " LOGIN PASSWORD '" IT_SERVICE_PASSWORD "';"
+        " END IF; END $$";
+    for (int attempt = 0; attempt < 3; attempt++)
+        if (run_sql_in("postgres", sql, NULL, 0) == 0)
+            return 0;
+    return -1;
 }
 
 long harness_sql_long(const char *fmt, ...)
@@ -251,12 +304,16 @@ static int write_service_config(struct service *svc, const char *keys_owner,
         return -1;
     if (!keys_owner)
         keys_owner = svc->dir;
+    char service[256], owner[256];
+    role_conninfo(false, service, sizeof(service));
+    role_conninfo(true, owner, sizeof(owner));
     fprintf(f,
             "port = 0\nsql_dir = %s\nmaster_key_file = %s/master.key\nkeys_dir = %s\n"
-            "log_level = info\n"
+            "log_level = info\ndatabase = %s\nmigrate_database = %s\nservice_role = %s\n"
             /* The test PKI's key is a file; a test of the token says signer = pkcs11. */
             "signer = file\nallow_file_signer = 1\n",
-            harness_src("sql", path, sizeof(path)), keys_owner, keys_owner);
+            harness_src("sql", path, sizeof(path)), keys_owner, keys_owner, service, owner,
+            IT_SERVICE);
     if (extra_config)
         fputs(extra_config, f);
     fclose(f);
@@ -269,8 +326,8 @@ int harness_setup_unmigrated(struct service *svc, const char *extra_config)
     char dbname[64], sql[128];
     memset(svc, 0, sizeof(*svc));
     snprintf(dbname, sizeof(dbname), "it_%d_%d", (int)getpid(), counter++);
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-    if (run_sql_in("postgres", sql, NULL, 0) != 0)
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s OWNER " IT_OWNER, dbname);
+    if (ensure_roles() != 0 || run_sql_in("postgres", sql, NULL, 0) != 0)
         return -1;
     setenv("PGDATABASE", dbname, 1);
     if (write_service_config(svc, NULL, extra_config) != 0)

@@ -33,9 +33,10 @@ const char *harness_bin(const char *name, char *buf, size_t len);
 /* Path under the source tree ($CARDD_ROOT, else "."). */
 const char *harness_src(const char *rel, char *buf, size_t len);
 
-/* Creates a fresh database, points PGDATABASE at it, prepares a private
- * folder with a config file (extra lines appended as given), a master key,
- * and migrates. Returns 0 or -1. */
+/* Creates a fresh database owned by the owner role, points PGDATABASE at
+ * it, prepares a private folder with a config file (extra lines appended as
+ * given) in which cardd and cardctl connect as the service's role and cardd
+ * migrate as the owner, a master key, and migrates. Returns 0 or -1. */
 int harness_setup(struct service *svc, const char *extra_config);
 /* The same without the migration: the database is empty. */
 int harness_setup_unmigrated(struct service *svc, const char *extra_config);
@@ -70,8 +71,14 @@ int harness_branch_token(struct service *svc, const char *branch, const char *na
                          size_t len);
 
 /* Runs an SQL statement through libpq in the test database; the first
- * field of the first row (or "") is copied to out. Returns 0 or -1. */
+ * field of the first row (or "") is copied to out. Returns 0 or -1.
+ * harness_sql runs as the cluster's superuser (set-up and inspection that
+ * no role of the service may do, such as back-dating events); the others
+ * as the schema's owner (what cardd migrate connects as) and as the
+ * service's role (what cardd serve and cardctl connect as). */
 int harness_sql(char *out, size_t outlen, const char *sql);
+int harness_sql_as_owner(char *out, size_t outlen, const char *sql);
+int harness_sql_as_service(char *out, size_t outlen, const char *sql);
 
 /* The first field of a formatted statement as a number; -1 on failure. */
 long harness_sql_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
