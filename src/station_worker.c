@@ -6,7 +6,7 @@
  * that left the feeder is printed and ejected, or rejected and spoiled with
  * its reason, or — when the printer stops answering — spoiled as "fate
  * unknown" with the station put in error for an operator. */
-#include "station.h"
+#include "station_worker.h"
 #include "app.h"
 #include "auth.h"
 #include "backoff.h"
@@ -21,7 +21,7 @@
 #include "printer.h"
 #include "production.h"
 #include "signer.h"
-#include "stations.h"
+#include "store_station.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -507,12 +507,18 @@ static void finish(struct station *s, const struct job *job, const struct job_re
     }
 }
 
-static int set_state(struct station *s, const char *state, const char *reason)
+/* Moves the station's state (store_station.c's events: fault, go_offline,
+ * online); a move its state does not allow (an error stays until an
+ * operator or the worker clears it) changes nothing and is no failure. */
+static int set_state(struct station *s, const char *event, const char *reason)
 {
+    char actor[64];
+    snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
     struct db *db = worker_db(s);
     if (!db)
         return DB_EDOWN;
-    int rc = production_station_state(db, s->cfg->id, state, reason);
+    int rc = station_apply_alone(db, s->cfg->id, event, reason, actor);
+    rc = rc == -EPERM || rc == -ENOENT ? 0 : rc;
     worker_db_done(s, db, rc);
     return rc;
 }
@@ -530,10 +536,10 @@ static void clear_card_path(struct station *s)
 
 /* A device is not there: the station shows it (once), and the worker
  * waits a growing while before it looks again. */
-static void device_down(struct station *s, bool changed, const char *state, const char *reason)
+static void device_down(struct station *s, bool changed, const char *event, const char *reason)
 {
     if (changed || s->announced) {
-        if (set_state(s, state, reason) == 0)
+        if (set_state(s, event, reason) == 0)
             s->announced = false;
     }
     pause_ms(s, backoff_next(&s->dev_wait));
@@ -547,7 +553,7 @@ static bool devices_ready(struct station *s)
     if (prc != 0) {
         bool changed = condition_set(&s->printer_down, s->who, "printer %s not reachable (%s)",
                                      s->cfg->printer_serial, strerror(-prc));
-        device_down(s, changed, "offline", "printer not found");
+        device_down(s, changed, "go_offline", "printer not found");
         return false;
     }
     if (!s->printer_checked) {
@@ -567,13 +573,13 @@ static bool devices_ready(struct station *s)
     int src = s->last_job_ok ? 0 : printer_status(s->printer, &pst);
     if (src == 0 && pst.fault != PRINTER_FAULT_NONE) {
         log_warn("%s: printer reports %s", s->who, printer_fault_name(pst.fault));
-        set_state(s, "error", printer_fault_name(pst.fault));
+        set_state(s, "fault", printer_fault_name(pst.fault));
         return false;
     }
     if (src != 0) {
         bool changed =
             condition_set(&s->printer_down, s->who, "printer status failed (%s)", strerror(-src));
-        device_down(s, changed, "offline", "printer not answering");
+        device_down(s, changed, "go_offline", "printer not answering");
         return false;
     }
     condition_clear(&s->printer_down, s->who, "printer %s ready", s->cfg->printer_serial);
@@ -583,12 +589,12 @@ static bool devices_ready(struct station *s)
     if (erc != 0) {
         bool changed = condition_set(&s->reader_down, s->who, "reader %s lost (%s)", s->cfg->reader,
                                      strerror(-erc));
-        device_down(s, changed || s->announced, "error", "reader_lost");
+        device_down(s, changed || s->announced, "fault", "reader_lost");
         return false;
     }
     condition_clear(&s->reader_down, s->who, "reader %s back", s->cfg->reader);
     backoff_reset(&s->dev_wait);
-    if (!s->announced && set_state(s, "idle", NULL) == 0)
+    if (!s->announced && set_state(s, "online", NULL) == 0)
         s->announced = true;
     return true;
 }
@@ -624,7 +630,9 @@ static bool heal_station(struct station *s, const char *reason)
     struct db *db = worker_db(s);
     if (!db)
         return false;
-    rc = production_station_clear(db, s->cfg->id, reason);
+    char actor[64];
+    snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
+    rc = station_clear_error(db, s->cfg->id, reason, actor);
     worker_db_done(s, db, rc < 0 ? rc : 0);
     if (rc == 1) {
         condition_clear(c, s->who, "%s; the station is idle again",
@@ -697,92 +705,111 @@ static bool own_station(struct station *s)
     return true;
 }
 
-static void run_worker(struct station *s)
+/* Resolves the jobs the station had in flight when it was last stopped
+ * (or taken from an instance that died). True when that is done. */
+static bool recover_if_needed(struct station *s)
 {
-    struct app *app = s->app;
+    if (!s->needs_recover)
+        return true;
     char actor[64];
     snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
+    struct db *db = worker_db(s);
+    if (!db)
+        return false;
+    int n = production_recover(db, s->cfg->id, actor);
+    worker_db_done(s, db, n < 0 ? n : 0);
+    if (n > 0)
+        log_warn("%s: %d job(s) in flight at the last stop were resolved", s->who, n);
+    if (n < 0)
+        return false;
+    s->needs_recover = false;
+    return true;
+}
 
-    while (!app_stopping(app)) {
-        ds_cert_watch(app->cfg);
-        if (!own_station(s))
-            continue;
-        if (s->needs_recover) {
-            struct db *db = worker_db(s);
-            if (!db)
-                continue;
-            int n = production_recover(db, s->cfg->id, actor);
-            worker_db_done(s, db, n < 0 ? n : 0);
-            if (n > 0)
-                log_warn("%s: %d job(s) in flight at the last stop were resolved", s->who, n);
-            if (n < 0)
-                continue;
-            s->needs_recover = false;
-        }
-
-        char reason[32] = "";
-        struct db *db = worker_db(s);
-        if (!db)
-            continue;
-        int ready = production_station_ready(db, s->cfg->id, reason);
-        worker_db_done(s, db, ready < 0 ? ready : 0);
-        if (ready < 0)
-            continue;
-        if (ready == 0) {
-            if (heals_by_itself(reason)) {
-                heal_station(s, reason); /* waits when it cannot */
-            } else {
-                if (reason[0])
-                    s->was_in_error = true;
-                pause_ms(s, IDLE_POLL_MS);
-            }
-            continue;
-        }
-        if (!devices_ready(s))
-            continue;
-
-        /* No blank is claimed while the Document Signer cannot sign; the
-         * station comes back by itself when it does (heal_station). */
-        int sgn = signer_ready(s);
-        if (sgn) {
-            condition_set(&s->signer_down, s->who, "in error (signer_unavailable): %s",
-                          ds_strerror(sgn));
-            if (set_state(s, "error", "signer_unavailable") == 0)
-                s->announced = false;
-            continue;
-        }
-
-        struct job job;
-        db = worker_db(s);
-        if (!db)
-            continue;
-        int rc = production_claim(db, s->cfg->id, app->cfg->instance, &job);
-        worker_db_done(s, db, rc == -ENOENT || rc == -ENOSPC ? 0 : rc);
-        if (rc == -ENOENT || rc == -ENOSPC) {
-            s->last_job_ok = false;
-            if (rc == -ENOSPC)
-                log_debug("%s: no blank card available", s->who);
+/* Whether the station may take a job (not paused, not in error); an error
+ * the worker can see end by itself is healed here. Waits when not. */
+static bool may_work(struct station *s)
+{
+    char reason[32] = "";
+    struct db *db = worker_db(s);
+    if (!db)
+        return false;
+    int ready = station_ready(db, s->cfg->id, reason);
+    worker_db_done(s, db, ready < 0 ? ready : 0);
+    if (ready < 0)
+        return false;
+    if (ready == 0) {
+        if (heals_by_itself(reason)) {
+            heal_station(s, reason); /* waits when it cannot */
+        } else {
+            if (reason[0])
+                s->was_in_error = true;
             pause_ms(s, IDLE_POLL_MS);
-            continue;
         }
-        if (rc) {
-            if (rc != DB_EDOWN && rc != DB_EBUSY) {
-                log_error("%s: claim failed (%d)", s->who, rc);
-                pause_ms(s, backoff_next(&s->db_wait));
-            }
-            continue;
+        return false;
+    }
+    return true;
+}
+
+/* No blank is claimed while the Document Signer cannot sign; the station
+ * comes back by itself when it does (heal_station). */
+static bool signer_can_sign(struct station *s)
+{
+    int sgn = signer_ready(s);
+    if (sgn) {
+        condition_set(&s->signer_down, s->who, "in error (signer_unavailable): %s",
+                      ds_strerror(sgn));
+        if (set_state(s, "fault", "signer_unavailable") == 0)
+            s->announced = false;
+    }
+    return sgn == 0;
+}
+
+/* Claims the oldest waiting request and a blank card, makes the card and
+ * records how it ended. */
+static void claim_and_run(struct station *s)
+{
+    struct app *app = s->app;
+    struct job job;
+    struct db *db = worker_db(s);
+    if (!db)
+        return;
+    int rc = production_claim(db, s->cfg->id, app->cfg->instance, &job);
+    worker_db_done(s, db, rc == -ENOENT || rc == -ENOSPC ? 0 : rc);
+    if (rc == -ENOENT || rc == -ENOSPC) {
+        s->last_job_ok = false;
+        if (rc == -ENOSPC)
+            log_debug("%s: no blank card available", s->who);
+        pause_ms(s, IDLE_POLL_MS);
+        return;
+    }
+    if (rc) {
+        if (rc != DB_EDOWN && rc != DB_EBUSY) {
+            log_error("%s: claim failed (%d)", s->who, rc);
+            pause_ms(s, backoff_next(&s->db_wait));
         }
-        log_info("%s: %s on card %s", s->who, job.request_no, job.card_serial);
-        struct job_result result;
-        run_job(s, &job, &result);
-        finish(s, &job, &result);
-        s->last_job_ok = result.outcome == JOB_PRODUCED;
-        if (result.outcome == JOB_REFUSED)
-            log_warn("%s: %s held: %s", s->who, job.request_no, result.reason);
-        if (result.station_error[0])
-            log_warn("%s: in error (%s)%s", s->who, result.station_error,
-                     heals_by_itself(result.station_error) ? "; it resumes by itself when that ends"
-                                                           : " until an operator resumes it");
+        return;
+    }
+    log_info("%s: %s on card %s", s->who, job.request_no, job.card_serial);
+    struct job_result result;
+    run_job(s, &job, &result);
+    finish(s, &job, &result);
+    s->last_job_ok = result.outcome == JOB_PRODUCED;
+    if (result.outcome == JOB_REFUSED)
+        log_warn("%s: %s held: %s", s->who, job.request_no, result.reason);
+    if (result.station_error[0])
+        log_warn("%s: in error (%s)%s", s->who, result.station_error,
+                 heals_by_itself(result.station_error) ? "; it resumes by itself when that ends"
+                                                       : " until an operator resumes it");
+}
+
+static void run_worker(struct station *s)
+{
+    while (!app_stopping(s->app)) {
+        ds_cert_watch(s->app->cfg);
+        if (own_station(s) && recover_if_needed(s) && may_work(s) && devices_ready(s) &&
+            signer_can_sign(s))
+            claim_and_run(s);
     }
 }
 
@@ -793,7 +820,9 @@ static void *worker(void *arg)
     if (s->lock_db) {
         struct db *db = db_pool_acquire(s->app->pool, 500);
         if (db) {
-            production_station_state(db, s->cfg->id, "offline", "service stopped");
+            char actor[64];
+            snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
+            station_apply_alone(db, s->cfg->id, "go_offline", "service stopped", actor);
             db_pool_release(s->app->pool, db);
         }
         db_close(s->lock_db); /* the station is free for another instance */
