@@ -164,6 +164,54 @@ static int start_outboxes(struct app *app, struct notifier **notifier,
     return 0;
 }
 
+/* The pool, with the time-outs and keepalives of the configuration, and
+ * the database checked (check_database). */
+static int open_database(struct app *app)
+{
+    const struct config *cfg = app->cfg;
+    struct db_options dbo = {
+        .connect_timeout_s = cfg->db_connect_timeout_s,
+        .statement_timeout_ms = cfg->db_statement_timeout_ms,
+        .lock_timeout_ms = cfg->db_lock_timeout_ms,
+        .idle_tx_timeout_ms = cfg->db_idle_tx_timeout_ms,
+        .keepalive_idle_s = cfg->db_keepalive_idle_s,
+    };
+    int rc = db_pool_open(&app->pool, cfg->database, cfg->db_pool_size, &dbo);
+    return rc ? rc : check_database(app);
+}
+
+/* Every worker starts its end at once; each then gets its share of the
+ * 10 s a stop may take. Returns false when a station worker is still
+ * inside a device call (left to the process's exit). */
+static bool stop_workers(struct app *app, struct http_server *http, struct notifier *notifier,
+                         struct callback_worker *callbacks, struct stations *stations)
+{
+    app_stop(app);
+    notify_request_stop(notifier);
+    /* Whatever the devices do, the stations get this long; a worker stuck
+     * in a device call is left to the exit (start-up recovery resolves
+     * its job). */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    bool stopped =
+        stations_stop(stations, now.tv_sec * 1000L + now.tv_nsec / 1000000L + STATIONS_STOP_MS);
+    http_stop(http);
+    notify_stop(notifier);
+    callbacks_stop(callbacks);
+    return stopped;
+}
+
+/* A station thread is still inside a device call and may use what
+ * server_run's frame and main() own: nothing is freed under it; the
+ * process ends here, and start-up recovery resolves its job. */
+static _Noreturn void exit_now(struct app *app, int rc)
+{
+    OPENSSL_cleanse(app->master_key, sizeof(app->master_key));
+    log_warn("stopped with a station still in a device call");
+    fflush(NULL);
+    exit(rc == 0 ? 0 : 1);
+}
+
 int server_run(struct config *cfg, const char *port_file)
 {
     struct app app = { .cfg = cfg };
@@ -196,16 +244,7 @@ int server_run(struct config *cfg, const char *port_file)
         rc = check_signer(cfg);
     if (rc)
         return rc;
-    struct db_options dbo = {
-        .connect_timeout_s = cfg->db_connect_timeout_s,
-        .statement_timeout_ms = cfg->db_statement_timeout_ms,
-        .lock_timeout_ms = cfg->db_lock_timeout_ms,
-        .idle_tx_timeout_ms = cfg->db_idle_tx_timeout_ms,
-        .keepalive_idle_s = cfg->db_keepalive_idle_s,
-    };
-    rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size, &dbo);
-    if (!rc)
-        rc = check_database(&app);
+    rc = open_database(&app);
     if (rc)
         goto out;
     rc = ratelimit_new(&app.track_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
@@ -241,29 +280,8 @@ int server_run(struct config *cfg, const char *port_file)
     log_info("stopping on signal %d", sig);
     rc = 0;
 out:
-    /* Every worker starts its end at once; each then gets its share of the
-     * 10 s a stop may take. */
-    app_stop(&app);
-    notify_request_stop(notifier);
-    /* Whatever the devices do, the stations get this long; a worker stuck
-     * in a device call is left to the exit (start-up recovery resolves
-     * its job). */
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    bool stopped =
-        stations_stop(stations, now.tv_sec * 1000L + now.tv_nsec / 1000000L + STATIONS_STOP_MS);
-    http_stop(http);
-    notify_stop(notifier);
-    callbacks_stop(callbacks);
-    if (!stopped) {
-        /* A station thread is still inside a device call and may use what
-         * this frame and main() own: nothing is freed under it; the
-         * process ends here, and start-up recovery resolves its job. */
-        OPENSSL_cleanse(app.master_key, sizeof(app.master_key));
-        log_warn("stopped with a station still in a device call");
-        fflush(NULL);
-        exit(rc == 0 ? 0 : 1);
-    }
+    if (!stop_workers(&app, http, notifier, callbacks, stations))
+        exit_now(&app, rc);
     metrics_free(app.metrics);
     ratelimit_free(app.track_limit);
     ratelimit_free(app.handover_limit);
