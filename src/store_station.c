@@ -12,7 +12,9 @@
  * until an operator resumes the station: only another error replaces it,
  * so a worker that saw the station ready a moment before does not paint
  * over it (not even when it stops or loses its devices). The worker clears
- * only an error it raised and saw go away (station_clear_error). */
+ * only an error it raised and saw go away (station_clear_error). An offline
+ * station's reason follows its devices (printer not answering, service
+ * stopped); an error keeps the reason it was raised with. */
 const struct transition station_transitions[] = {
     { "idle", "claim", "busy", NULL },
     { "offline", "claim", "busy", NULL },
@@ -23,6 +25,7 @@ const struct transition station_transitions[] = {
     { "offline", "online", "idle", "station.online" },
     { "idle", "go_offline", "offline", "station.offline" },
     { "busy", "go_offline", "offline", "station.offline" },
+    { "offline", "go_offline", "offline", "station.offline" },
     { "error", "fail", "error", "station.error" },
     { "error", "fault", "error", "station.error" },
     { "busy", "restart", "idle", "station.restarted" },
@@ -44,7 +47,8 @@ static int record_change(struct db *db, const char *station_id, const struct tra
 {
     int rc = db_query(db, NULL,
                       "UPDATE stations SET state = $2, updated_at = now(),"
-                      " error_reason = CASE WHEN state = $2 THEN error_reason"
+                      " error_reason = CASE WHEN state = $2 AND ($2 <> 'offline' OR $3 IS NULL)"
+                      "  THEN error_reason"
                       "  WHEN $2 IN ('error','offline') THEN $3 ELSE NULL END,"
                       " paused = CASE $4 WHEN 'pause' THEN true WHEN 'resume' THEN false"
                       "  ELSE paused END"

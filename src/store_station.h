@@ -28,6 +28,7 @@ extern const size_t station_ntransitions;
 
 /* Locks the station and applies event. reason is the error_reason of an
  * error or offline state (kept as it was when the state does not change).
+ * An error keeps its first reason; an offline station takes the new one.
  * A move to the same state with the same reason (the same error again)
  * writes nothing; pause and resume always write.
  * state (16 bytes, may be NULL) receives the state after. Returns 0,

@@ -34,6 +34,7 @@ static const struct {
     { "offline", "online", "idle", "station.online" },
     { "idle", "go_offline", "offline", "station.offline" },
     { "busy", "go_offline", "offline", "station.offline" },
+    { "offline", "go_offline", "offline", "station.offline" },
     { "error", "fail", "error", "station.error" },
     { "error", "fault", "error", "station.error" },
     { "busy", "restart", "idle", "station.restarted" },
@@ -92,9 +93,11 @@ static void run_one(const char *from, const char *event)
     assert_string_equal(param(st, 1), allowed[e].to);
     assert_string_equal(param(st, 2), "ribbon_out");
     assert_string_equal(param(st, 3), event);
-    /* the reason is kept when the state stays, set for error and offline,
-     * cleared otherwise; the paused flag follows pause and resume */
-    assert_non_null(strstr(st->sql, "error_reason = CASE WHEN state = $2 THEN error_reason"
+    /* the reason is kept when the state stays (an offline station takes a
+     * new one), set for error and offline, cleared otherwise; the paused
+     * flag follows pause and resume */
+    assert_non_null(strstr(st->sql, "error_reason = CASE WHEN state = $2 AND ($2 <> 'offline' OR"
+                                    " $3 IS NULL)  THEN error_reason"
                                     "  WHEN $2 IN ('error','offline') THEN $3 ELSE NULL END"));
     assert_non_null(strstr(st->sql, "paused = CASE $4 WHEN 'pause' THEN true"
                                     " WHEN 'resume' THEN false"));
