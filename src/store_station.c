@@ -45,15 +45,16 @@ const size_t station_ntransitions = sizeof(station_transitions) / sizeof(station
 static int record_change(struct db *db, const char *station_id, const struct transition *t,
                          const char *event, const char *reason, const struct change *ch)
 {
-    int rc = db_query(db, NULL,
-                      "UPDATE stations SET state = $2, updated_at = now(),"
-                      " error_reason = CASE WHEN state = $2 AND ($2 <> 'offline' OR $3 IS NULL)"
-                      "  THEN error_reason"
-                      "  WHEN $2 IN ('error','offline') THEN $3 ELSE NULL END,"
-                      " paused = CASE $4 WHEN 'pause' THEN true WHEN 'resume' THEN false"
-                      "  ELSE paused END"
-                      " WHERE id = $1",
-                      station_id, t->to, reason, event);
+    int rc =
+        db_query(db, NULL,
+                 "UPDATE stations SET state = $2, updated_at = now(),"
+                 " error_reason = CASE WHEN state = $2 AND ($2 <> 'offline' OR $3::text IS NULL)"
+                 "  THEN error_reason"
+                 "  WHEN $2 IN ('error','offline') THEN $3 ELSE NULL END,"
+                 " paused = CASE $4 WHEN 'pause' THEN true WHEN 'resume' THEN false"
+                 "  ELSE paused END"
+                 " WHERE id = $1",
+                 station_id, t->to, reason, event);
     if (!rc && t->audit_action) {
         struct change c = *ch;
         c.station_id = station_id;
