@@ -97,7 +97,7 @@ static void run_one(const char *from, const char *event)
      * new one), set for error and offline, cleared otherwise; the paused
      * flag follows pause and resume */
     assert_non_null(strstr(st->sql, "error_reason = CASE WHEN state = $2 AND ($2 <> 'offline' OR"
-                                    " $3 IS NULL)  THEN error_reason"
+                                    " $3::text IS NULL)  THEN error_reason"
                                     "  WHEN $2 IN ('error','offline') THEN $3 ELSE NULL END"));
     assert_non_null(strstr(st->sql, "paused = CASE $4 WHEN 'pause' THEN true"
                                     " WHEN 'resume' THEN false"));
