@@ -267,6 +267,9 @@ out:
     if (!mismatch) {
         ratelimit_release(rq->app->handover_limit, &by_client);
         ratelimit_release(rq->app->handover_limit, &by_token);
+    } else {
+        ratelimit_keep(rq->app->handover_limit, &by_client);
+        ratelimit_keep(rq->app->handover_limit, &by_token);
     }
     if (db)
         db_rollback(db);

@@ -23,6 +23,7 @@ struct config {
     char *migrate_database; /* cardd migrate's, as the schema's owner; empty: database */
     char *service_role;     /* the role cardd serve connects as; migrate grants it its rights */
     int db_pool_size;
+    int db_public_connections; /* of those, most that anonymous calls may hold */
     int max_connections;
     int per_ip_connections;
     int connection_timeout_s;

@@ -53,7 +53,7 @@ static const struct http_route routes[] = {
     { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
     { "GET", "/healthz", ROLES_PUBLIC, 0, ops_healthz },
     { "GET", "/readyz", ROLES_PUBLIC, 0, ops_readyz },
-    { "GET", "/metrics", ROLES_PUBLIC, 0, ops_metrics },
+    { "GET", "/metrics", ROLE_OPERATOR, 0, ops_metrics },
 };
 
 const struct http_route *server_routes(size_t *count)
@@ -103,14 +103,13 @@ int server_run(struct config *cfg, const char *port_file)
         return -EINVAL;
     }
     rc = auth_load_master_key(cfg->master_key_file, app.master_key);
-    if (rc == -EPERM) {
-        log_error("master key %s is readable by others; refusing to start", cfg->master_key_file);
+    if (rc == -EPERM || rc == -EINVAL) {
+        log_error("master key %s %s; refusing to start", cfg->master_key_file,
+                  rc == -EPERM ? "is a symlink, not the service's own, or readable by others"
+                               : "is not a regular file of 64 hex digits");
         return rc;
     }
     app.have_master_key = rc == 0;
-    if (!app.have_master_key)
-        log_warn("no master key at %s: courier signatures cannot be verified",
-                 cfg->master_key_file);
 
     if (cfg->station_count > 0) {
         /* Stations sign chips: only with a signer production accepts. */
@@ -136,14 +135,29 @@ int server_run(struct config *cfg, const char *port_file)
         log_error("cannot record the stations: %s", db_error_message(db));
         version = -1;
     }
+    /* Couriers' secrets derive from the master key: without it every courier
+     * call would fail, so once couriers exist the service does not start. */
+    bool couriers = false, refuse = false;
+    if (version == DB_SCHEMA_VERSION && !app.have_master_key && courier_any(db, &couriers) == 0) {
+        if (couriers) {
+            log_error("no master key at %s, and couriers exist whose signatures need it;"
+                      " refusing to start",
+                      cfg->master_key_file);
+            refuse = true;
+        } else {
+            log_warn("no master key at %s: courier signatures cannot be verified",
+                     cfg->master_key_file);
+        }
+    }
     bool powerful = false;
     if (privileges_is_powerful(db, &powerful) == 0 && powerful)
         log_warn("the service connects as a superuser or the owner of the schema: it could rewrite"
                  " the audit log; give it a role of its own (service_role, README)");
     db_pool_release(app.pool, db);
-    if (version != DB_SCHEMA_VERSION) {
+    if (version != DB_SCHEMA_VERSION)
         log_error("database schema is version %d, this build needs %d: run cardd migrate", version,
                   DB_SCHEMA_VERSION);
+    if (version != DB_SCHEMA_VERSION || refuse) {
         rc = -EINVAL;
         goto out;
     }

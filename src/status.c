@@ -55,7 +55,8 @@ void status_branch_text(const char *code, const struct status_branch *branch, ch
     if (!ready && strcmp(code, "redirected_to_branch") != 0)
         return;
     if (ready && branch->collect_by) {
-        append(ar, arlen, ". الفرع: %s. آخر يوم للاستلام: %s.", branch->name_ar, branch->collect_by);
+        append(ar, arlen, ". الفرع: %s. آخر يوم للاستلام: %s.", branch->name_ar,
+               branch->collect_by);
         append(en, enlen, ". Branch: %s. Last day to collect: %s.", branch->name_en,
                branch->collect_by);
     } else {

@@ -184,6 +184,7 @@ void track_lookup(struct http_req *rq)
         json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "national_id", "code",
                                                 national_id ? "format" : "required"));
     if (json_array_size(errors) > 0) {
+        ratelimit_keep(rq->app->track_limit, &ticket); /* a malformed look-up counts */
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
                      errors);
         return;
@@ -252,5 +253,7 @@ out:
     /* Only a wrong look-up counts; a success or a server fault does not. */
     if (rq->status == 200 || rq->status >= 500)
         ratelimit_release(rq->app->track_limit, &ticket);
+    else
+        ratelimit_keep(rq->app->track_limit, &ticket);
     db_res_free(res);
 }

@@ -113,12 +113,12 @@ static void notification_text_names_the_branch_and_the_last_day(void **state)
     status_notification_text("ready_for_collection", "RQ-7", "national_id", ar, sizeof(ar), en,
                              sizeof(en));
     status_branch_text("ready_for_collection", &b, ar, sizeof(ar), en, sizeof(en));
-    assert_string_equal(en,
-                        "National ID request RQ-7: Ready for collection at the branch"
-                        ". Branch: Civil Affairs Riyadh Al Olaya. Last day to collect: 2026-12-13.");
-    assert_string_equal(ar,
-                        "طلب الهوية الوطنية رقم RQ-7: جاهزة للاستلام من الفرع"
-                        ". الفرع: الأحوال المدنية - الرياض - العليا. آخر يوم للاستلام: 2026-12-13.");
+    assert_string_equal(
+        en, "National ID request RQ-7: Ready for collection at the branch"
+            ". Branch: Civil Affairs Riyadh Al Olaya. Last day to collect: 2026-12-13.");
+    assert_string_equal(
+        ar, "طلب الهوية الوطنية رقم RQ-7: جاهزة للاستلام من الفرع"
+            ". الفرع: الأحوال المدنية - الرياض - العليا. آخر يوم للاستلام: 2026-12-13.");
 
     /* On the way: the branch, and the last day follows when the card is there. */
     b.collect_by = NULL;
