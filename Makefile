@@ -3,6 +3,7 @@
 #   make            build the service, the operator CLI and the emulators
 #   make check      unit and integration tests (installs what is missing)
 #   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make check TSAN=1 the same under ThreadSanitizer (into build-tsan)
 #   make check CC=clang  the same built with clang (into build-clang)
 #   make valgrind   the driver and unit tests under valgrind
 #   make bench      benchmarks, as ratios against a baseline measured in the same run
@@ -16,11 +17,12 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 SAN     ?= 0
+TSAN    ?= 0
 KEEP    ?= 0
 CC      ?= cc
 
 # Each compiler and each sanitizer builds into a folder of its own, so that
-# builds never mix objects: build, build-san, build-clang, build-san-clang.
+# builds never mix objects: build, build-san, build-tsan, build-clang, build-san-clang.
 CC_SUFFIX := $(if $(findstring clang,$(notdir $(firstword $(CC)))),-clang,)
 
 # FUZZ=1: the tree built by clang for libFuzzer harnesses (make fuzz sets it).
@@ -28,6 +30,9 @@ ifeq ($(FUZZ),1)
 BUILD   := build-fuzz
 CC      := clang
 SANFLAGS = -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(TSAN),1)
+BUILD   ?= build-tsan$(CC_SUFFIX)
+SANFLAGS = -fsanitize=thread -fno-omit-frame-pointer
 else ifeq ($(SAN),1)
 BUILD   ?= build-san$(CC_SUFFIX)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -225,7 +230,7 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format: clean"
 
 clean:
-	rm -rf build build-san build-fuzz build-clang build-san-clang
+	rm -rf build build-san build-tsan build-fuzz build-clang build-san-clang build-tsan-clang
 
 .SECONDARY:
 

@@ -2,6 +2,7 @@
 #ifndef CARDD_APP_H
 #define CARDD_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,7 +20,19 @@ struct app {
     struct metrics *metrics;
     uint8_t master_key[32];
     bool have_master_key;
-    volatile int stopping;
+    atomic_bool stopping; /* set once by the main thread; read by every worker */
 };
+
+/* The stop flag, as the workers read it: once set, every write the main
+ * thread made before setting it is visible too. */
+static inline bool app_stopping(struct app *app)
+{
+    return atomic_load_explicit(&app->stopping, memory_order_acquire);
+}
+
+static inline void app_stop(struct app *app)
+{
+    atomic_store_explicit(&app->stopping, true, memory_order_release);
+}
 
 #endif

@@ -27,6 +27,22 @@
 #include <strings.h>
 #include <time.h>
 
+/* Each connection's thread stack. jansson parses nested arrays and objects
+ * by recursion, up to depth 2048: under 256 KiB, so 512 KiB leaves room.
+ * ThreadSanitizer keeps about 800 KiB of per-thread state in static TLS,
+ * which glibc takes out of the same allocation: its builds ask for more. */
+#define CONN_STACK_SIZE ((size_t)512 * 1024)
+#if defined(__SANITIZE_THREAD__)
+#define CONN_STACK_EXTRA ((size_t)1024 * 1024)
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CONN_STACK_EXTRA ((size_t)1024 * 1024)
+#endif
+#endif
+#ifndef CONN_STACK_EXTRA
+#define CONN_STACK_EXTRA ((size_t)0)
+#endif
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
@@ -709,7 +725,7 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)app->cfg->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
-        (size_t)(512 * 1024), MHD_OPTION_END);
+        CONN_STACK_SIZE + CONN_STACK_EXTRA, MHD_OPTION_END);
     if (!srv->daemon) {
         pthread_mutex_destroy(&srv->public_lock);
         pthread_cond_destroy(&srv->public_freed);

@@ -2,12 +2,14 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-static enum log_level min_level = LOG_INFO;
+/* Set at start-up, read by every thread that logs. */
+static _Atomic int min_level = LOG_INFO;
 static __thread const char *thread_request_id;
 
 static const char *const level_names[] = {
@@ -19,7 +21,7 @@ static const char *const level_names[] = {
 
 void log_set_level(enum log_level level)
 {
-    min_level = level;
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
 }
 
 int log_parse_level(const char *name, enum log_level *out)
@@ -53,7 +55,7 @@ void log_escape(const char *in, char *out, size_t outlen)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    if (level < min_level)
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
         return;
 
     struct timespec ts;

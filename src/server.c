@@ -207,7 +207,7 @@ int server_run(struct config *cfg, const char *port_file)
     log_info("stopping on signal %d", sig);
     rc = 0;
 out:
-    app.stopping = 1;
+    app_stop(&app);
     stations_stop(stations);
     http_stop(http);
     notify_stop(notifier);

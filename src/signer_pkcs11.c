@@ -26,6 +26,8 @@
 #include "p11.h"
 #include "signer.h"
 
+#define RETRY_US 50000
+
 struct signer_pkcs11 {
     struct p11_token t;
     char cert_path[4096];
@@ -106,7 +108,7 @@ static int load_cert(struct signer_pkcs11 *sp)
 }
 
 /* A working session, logged in, and the key of the current certificate. */
-static int ready(struct signer_pkcs11 *sp)
+static int ready_once(struct signer_pkcs11 *sp)
 {
     int r = load_cert(sp);
 
@@ -126,6 +128,22 @@ static int ready(struct signer_pkcs11 *sp)
         sp->have_key = true;
     }
     return 0;
+}
+
+/* A module may fail a call for a moment while another process (cardctl
+ * generating a key) writes the token: one more try on a new session
+ * before the token counts as gone. */
+static int ready(struct signer_pkcs11 *sp)
+{
+    int r = ready_once(sp);
+
+    if (r == -ENODEV || r == -EIO) {
+        p11_disconnect(&sp->t);
+        sp->have_key = false;
+        usleep(RETRY_US);
+        r = ready_once(sp);
+    }
+    return r;
 }
 
 static int p11s_open(void *priv, const void *config)
@@ -180,6 +198,7 @@ static int p11s_sign(void *priv, const uint8_t *msg, size_t len, uint8_t *sig, s
      * certificate's key (handles may differ in the new session). */
     p11_disconnect(&sp->t);
     sp->have_key = false;
+    usleep(RETRY_US);
     r = p11_connect(&sp->t);
     if (!r)
         r = p11_key_for_cert(&sp->t, cert, &sp->key);

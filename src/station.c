@@ -250,17 +250,18 @@ static void encode_chip(struct station *s, const struct job *job, struct job_res
         bool key_refused = pr.step && strcmp(pr.step, "verify_transport_key") == 0;
         /* The signer failed between the check before the feed and the
          * signature (the token went): the station waits for it. */
-        bool signer_failed = pr.step && strcmp(pr.step, "build_files") == 0 && pr.err != -EINVAL &&
-                             signer_ready(s) != 0;
+        bool signing = pr.step && strcmp(pr.step, "build_files") == 0 && pr.err != -EINVAL;
+        bool signer_failed = signing && signer_ready(s) != 0;
         if (signer_failed) {
             s->signer_down = true;
             s->signer_err = 0;
         }
-        set_result(r, JOB_SPOILED, "encode",
-                   key_refused     ? "transport_key_refused"
-                   : signer_failed ? "signer_unavailable"
-                                   : NULL,
-                   "%s", pr.reason[0] ? pr.reason : "personalisation failed");
+        if (signing)
+            set_result(r, JOB_SPOILED, "encode", signer_failed ? "signer_unavailable" : NULL,
+                       "build_files: the Document Signer failed: %s", ds_strerror(pr.err));
+        else
+            set_result(r, JOB_SPOILED, "encode", key_refused ? "transport_key_refused" : NULL, "%s",
+                       pr.reason[0] ? pr.reason : "personalisation failed");
         goto out;
     }
     char detail[96];
@@ -351,7 +352,7 @@ static void finish(struct station *s, const struct job *job, const struct job_re
             return;
         log_error("station %s: recording the outcome of %s failed (%d); retrying", s->cfg->id,
                   job->request_no, rc);
-        if (s->app->stopping && attempt > 50)
+        if (app_stopping(s->app) && attempt > 50)
             return;
         sleep_ms(200);
     }
@@ -394,7 +395,7 @@ static void *worker(void *arg)
     snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
 
     struct db *db = NULL;
-    while (!app->stopping && !(db = db_pool_acquire(app->pool, 1000)))
+    while (!app_stopping(app) && !(db = db_pool_acquire(app->pool, 1000)))
         ;
     if (db) {
         int n = production_recover(db, s->cfg->id, actor);
@@ -407,7 +408,7 @@ static void *worker(void *arg)
     if (signer_ready(s) == 0)
         clear_signer_error(s);
 
-    while (!app->stopping) {
+    while (!app_stopping(app)) {
         ds_cert_watch(app->cfg);
         if (s->signer_down) {
             /* In error for the signer: back by itself once it answers. */

@@ -22,7 +22,13 @@ if [ "${VALGRIND:-0}" = 1 ]; then
     vg=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
         --suppressions=tests/valgrind.supp)
 fi
+tsan_log=""
 case "$BUILD" in
+    # Every process of a test (the test, cardd, cardctl, the emulators) writes its
+    # ThreadSanitizer reports to $logdir/tsan.<pid>; a report fails the test binary.
+    *tsan*) tsan_log=$PWD/$logdir/tsan
+            rm -f "$tsan_log".*
+            export TSAN_OPTIONS=${TSAN_OPTIONS:-suppressions=$PWD/tests/tsan.supp:second_deadlock_stack=1:log_path=$tsan_log} ;;
     *san*) export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:verify_asan_link_order=0}
            export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
            export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
@@ -49,6 +55,14 @@ run_binary() {
     f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
     p=${p:-0}; f=${f:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    if [ -n "$tsan_log" ] && compgen -G "$tsan_log.*" >/dev/null; then
+        for r in "$tsan_log".*; do
+            cat "$r" >>"$log"
+            rm -f "$r"
+        done
+        echo "ThreadSanitizer reported (see above)" >>"$log"
+        if [ "$f" -eq 0 ]; then f=1; fi
+    fi
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$f" -ne 0 ]; then
         failed_names+=("$name")

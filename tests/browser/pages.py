@@ -22,7 +22,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
@@ -112,6 +112,18 @@ def screenshot(d, name, size):
     d.save_screenshot(os.path.join(SHOTS, name))
     viewport(d, size)
     print(f"     screenshot {name}", flush=True)
+
+
+def click(d, css):
+    """Clicks the element; the dashboard redraws its tables every few
+    seconds, so an element found just before a redraw is found again."""
+    for _ in range(10):
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise RuntimeError("cannot click " + css)
 
 
 def text(d, css):
@@ -334,7 +346,7 @@ def ops():
         row = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, f'#held tr[data-request="{held}"]'))
         check("the held request is listed with its reason", row and "spoil" in row[0].text.lower(),
               row and row[0].text)
-        d.find_element(By.CSS_SELECTOR, f'#held button[data-request="{held}"]').click()
+        click(d, f'#held button[data-request="{held}"]')
         check("released from the page: it leaves the held list", wait_for(
             lambda: not d.find_elements(By.CSS_SELECTOR, f'#held tr[data-request="{held}"]'), 15))
 
@@ -349,10 +361,19 @@ def ops():
               station_row(d, sid) and station_row(d, sid).text)
         screenshot(d, "ops-desktop.png", DESKTOP)
         check("a new ribbon (emulator cleared)", printer("clear").startswith("ok"))
-        d.find_element(By.CSS_SELECTOR, f'#stations button[data-station="{sid}"][data-action="resume"]').click()
+        click(d, f'#stations button[data-station="{sid}"][data-action="resume"]')
         check("after resume, the station is idle again",
               wait_for(lambda: station_is(d, sid, "idle") or station_is(d, sid, "busy"), 30),
               station_row(d, sid) and station_row(d, sid).text)
+
+        click(d, '#stations button[data-station="st2"][data-action="pause"]')
+        check("pause from the page: the station shows paused",
+              wait_for(lambda: station_is(d, "st2", "paused"), 15),
+              station_row(d, "st2") and station_row(d, "st2").text)
+        click(d, '#stations button[data-station="st2"][data-action="resume"]')
+        check("resume from the page: the station works again",
+              wait_for(lambda: station_is(d, "st2", "idle") or station_is(d, "st2", "busy"), 15),
+              station_row(d, "st2") and station_row(d, "st2").text)
 
         row = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, f'#atrisk tr[data-request="{late}"]'))
         check("at risk: the request whose window has passed",

@@ -513,6 +513,52 @@ static void test_whole_chain(void **state)
     json_decref(redirected);
 }
 
+/* A platform that answers 429 with Retry-After: the next try waits as long
+ * as it asked, longer than the backoff's cap (2 s here); a 503 without it
+ * is tried again within the cap. */
+static void test_retry_after(void **state)
+{
+    (void)state;
+    char no[40], nid[11], per[64];
+    harness_fresh_no("RQ-CB-R", no, sizeof(no));
+    snprintf(per, sizeof(per), "status.%s", no);
+    control(per, "429 4\n");
+    intake_request(no, nid);
+    wait_count(1, 20,
+               "SELECT count(*) FROM callbacks c JOIN requests r ON r.id = c.request_id"
+               " WHERE r.request_no = '%s' AND c.last_status = 429",
+               no);
+    control(per, "503\n");
+    wait_count(1, 20,
+               "SELECT count(*) FROM callbacks c JOIN requests r ON r.id = c.request_id"
+               " WHERE r.request_no = '%s' AND c.last_status = 503",
+               no);
+    control(per, NULL);
+    wait_all_sent(no);
+    assert_int_equal(verify_request(no, NULL), 1);
+    /* The gaps between the calls: after the 429, at least the 4 s asked
+     * for; after a 503, no more than the cap and a poll. */
+    json_t *calls = platform_calls();
+    long prev_answer = 0, prev_ms = 0, n = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        if (strcmp(flow_str(json_object_get(c, "body"), "request_no"), no) != 0)
+            continue;
+        long start = (long)json_integer_value(json_object_get(c, "start_ms"));
+        if (prev_answer == 429)
+            assert_true(start - prev_ms >= 3900);
+        if (prev_answer == 503)
+            assert_true(start - prev_ms <= 2000 + 1000);
+        prev_answer = (long)json_integer_value(json_object_get(c, "answer"));
+        prev_ms = (long)json_integer_value(json_object_get(c, "answer_ms"));
+        n++;
+    }
+    json_decref(calls);
+    assert_true(n >= 3);
+}
+
 /* A request taken from intake to delivered through one instance or
  * another: queued, dispatched, in_transit, out_for_delivery, delivered. */
 static void five_changes(struct service *a, struct service *b, const char *no)
@@ -669,7 +715,9 @@ static void test_two_instances_hanging_platform(void **state)
     snprintf(extra2, sizeof(extra2), "%sinstance = second\n", extra);
     assert_int_equal(harness_clone(&svc, &second, extra2), 0);
     assert_int_equal(harness_start(&second), 0);
-    long calls_before = json_array_size(platform_calls());
+    json_t *before = platform_calls();
+    long calls_before = (long)json_array_size(before);
+    json_decref(before);
 
     control("hang", "");
     char no[10][40];
@@ -717,6 +765,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_whole_chain, platform_fine),
+        cmocka_unit_test_setup(test_retry_after, platform_fine),
         cmocka_unit_test_setup(test_platform_down, platform_fine),
         cmocka_unit_test_setup(test_refused_request, platform_fine),
         cmocka_unit_test_setup(test_two_instances_hanging_platform, platform_fine),

@@ -10,7 +10,8 @@
  * token removed while the service runs each stop the stations in error
  * signer_unavailable before a blank is claimed (no card spoiled), and they
  * resume by themselves; a new key and certificate installed while cards
- * are produced: cards on both sides verify, each with its own certificate. */
+ * are produced: cards on both sides verify, each with its own certificate;
+ * the file signer refused unless the configuration allows it. */
 #define _GNU_SOURCE
 #include "harness.h"
 #include "line_env.h"
@@ -474,9 +475,24 @@ static void test_roll_over_while_producing(void **state)
                  count[0], count[1]);
 }
 
+/* Production does not sign from a key file unless the configuration says so. */
+static void test_file_signer_refused(void **state)
+{
+    (void)state;
+    struct service other;
+    char config[4096], extra[4400], out[64];
+    line_env_config(&line, 0, "hs", config, sizeof(config));
+    snprintf(extra, sizeof(extra), "%ssigner = file\nallow_file_signer = 0\n", config);
+    assert_int_equal(harness_clone(&svc, &other, extra), 0);
+    assert_int_not_equal(harness_start(&other), 0);
+    assert_int_equal(sh(out, sizeof(out), "grep -c 'for development only' %s", other.log), 0);
+    assert_int_equal(sh(out, sizeof(out), "grep -c 'refusing to start' %s", other.log), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file_signer_refused),
         cmocka_unit_test(test_no_certificate_then_mismatch),
         cmocka_unit_test(test_token_key_signs_verifiable_chips),
         cmocka_unit_test(test_wrong_pin),

@@ -233,14 +233,30 @@ static void test_requests_for_the_pages(void **state)
     /* A spoiled card holds a request (spoil_limit = 1): one station
      * paused, the other's next card answers an error. */
     operator_post("/v1/stations/st2/pause");
+    assert_true(wait_nonzero(
+        10, "SELECT count(*) FROM stations WHERE id = '%s' AND paused AND state <> 'busy'", "st2"));
+    /* A round of st2's worker that began before the pause ends first. */
+    sleep(2);
     char reply[200] = "";
     assert_int_equal(line_env_card(&line, 0, "fault status:6:6A84", reply, sizeof(reply)), 0);
     harness_fresh_no("PG-HELD", held, sizeof(held));
     harness_fresh_nid(nid);
     submit(held, nid, now);
-    assert_true(wait_nonzero(
-        60, "SELECT count(*) FROM requests WHERE request_no = '%s' AND hold_reason IS NOT NULL",
-        held));
+    if (!wait_nonzero(
+            60, "SELECT count(*) FROM requests WHERE request_no = '%s' AND hold_reason IS NOT NULL",
+            held)) {
+        char what[512];
+        flow_sql(
+            what, sizeof(what),
+            "SELECT r.status || ' ' || coalesce(r.production_station, '-') || ' spoiled '"
+            " || r.spoiled_cards || ' ' || coalesce(string_agg(p.station_id || ':' || p.outcome"
+            " || ':' || coalesce(p.reason, ''), ', '), '') FROM requests r"
+            " LEFT JOIN production_attempts p ON p.request_id = r.id"
+            " WHERE r.request_no = '%s' GROUP BY r.id",
+            held);
+        line_env_card(&line, 0, "status", reply, sizeof(reply));
+        fail_msg("%s was not held: %s; card emulator: %s", held, what, reply);
+    }
     operator_post("/v1/stations/st2/resume");
 
     /* The API agrees with what the pages will be asked to show. */
@@ -359,6 +375,10 @@ static void test_dashboard(void **state)
     assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'station.resumed'"
                               " AND station_id = 'st1' AND actor = 'op-noura'"),
                      1);
+    /* Paused and resumed from the page (the set-up paused it once too). */
+    assert_int_equal(sql_long("SELECT count(*) FROM audit_log WHERE action = 'station.paused'"
+                              " AND station_id = 'st2' AND actor = 'op-noura'"),
+                     2);
     char state_[32];
     flow_sql(state_, sizeof(state_), "SELECT state FROM stations WHERE id = '%s'", "st1");
     assert_true(strcmp(state_, "idle") == 0 || strcmp(state_, "busy") == 0);

@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,9 @@
 #define MAX_OPEN    256
 #define MAX_SKEW_S  300
 
-static volatile sig_atomic_t stopping;
+/* Set by the signal handler, read by every connection's thread: a lock-free
+ * atomic is safe in both places (a volatile sig_atomic_t only in the first). */
+static atomic_bool stopping;
 static const char *out_path, *secret_path, *control_dir;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char open_ids[MAX_OPEN][MAX_ID]; /* callback_ids of calls being answered */
@@ -387,7 +390,7 @@ done:
 static void on_stop(int sig)
 {
     (void)sig;
-    stopping = 1;
+    stopping = true;
 }
 
 int main(int argc, char **argv)

@@ -44,7 +44,7 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
     if (strcmp(argv[0], "status") == 0) {
         GString *f = g_string_new(NULL);
 
-        g_mutex_lock(&emu->lock);
+        pthread_mutex_lock(&emu->lock);
         for (size_t i = 0; i < G_N_ELEMENTS(fault_table); i++)
             if ((emu->faults & fault_table[i].bit) && strcmp(fault_table[i].name, "card_jam"))
                 g_string_append_printf(f, "%s%s", f->len ? "," : "", fault_table[i].name);
@@ -52,15 +52,15 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
             g_string_append_printf(f, "%sunplug", f->len ? "," : "");
         snprintf(out, size, "ok serial=%s cards=%u card=%s faults=%s", emu->serial, emu->card_no,
                  emu->card_inside ? "inside" : "none", f->len ? f->str : "none");
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         g_string_free(f, TRUE);
         return;
     }
     if (strcmp(argv[0], "clear") == 0 && argc == 1) {
-        g_mutex_lock(&emu->lock);
+        pthread_mutex_lock(&emu->lock);
         emu->faults = 0;
         emu->nack_once = 0;
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         snprintf(out, size, "ok");
         return;
     }
@@ -79,9 +79,9 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
             snprintf(out, size, "err cycle takes 0..600000 ms");
             return;
         }
-        g_mutex_lock(&emu->lock);
+        pthread_mutex_lock(&emu->lock);
         emu->cycle_ms = (unsigned int)ms;
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         snprintf(out, size, "ok");
         return;
     }
@@ -99,9 +99,9 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
             snprintf(out, size, "err reply takes one word");
             return;
         }
-        g_mutex_lock(&emu->lock);
+        pthread_mutex_lock(&emu->lock);
         snprintf(emu->reply_once, sizeof(emu->reply_once), "%s", argv[2]);
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         snprintf(out, size, "ok");
         return;
     }
@@ -110,17 +110,17 @@ static void run(struct emu *emu, char *line, char *out, size_t size)
             snprintf(out, size, "err nack takes one of 1 2 T C F R");
             return;
         }
-        g_mutex_lock(&emu->lock);
+        pthread_mutex_lock(&emu->lock);
         emu->nack_once = argv[2][0];
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         snprintf(out, size, "ok");
         return;
     }
     for (size_t i = 0; i < G_N_ELEMENTS(fault_table); i++) {
         if (strcmp(argv[1], fault_table[i].name) == 0) {
-            g_mutex_lock(&emu->lock);
+            pthread_mutex_lock(&emu->lock);
             emu->faults |= fault_table[i].bit;
-            g_mutex_unlock(&emu->lock);
+            pthread_mutex_unlock(&emu->lock);
             snprintf(out, size, "ok");
             return;
         }
@@ -164,12 +164,23 @@ static void serve(struct emu *emu, int fd)
     }
 }
 
+/* The control thread's own copy of the listening socket: emu_control_stop
+ * clears emu->control_fd without waiting for the thread (a client may still
+ * hold a connection open). */
+struct control_args {
+    struct emu *emu;
+    int listen_fd;
+};
+
 static gpointer control_thread(gpointer data)
 {
-    struct emu *emu = data;
+    struct control_args args = *(struct control_args *)data;
+    struct emu *emu = args.emu;
+    int listen_fd = args.listen_fd;
 
+    g_free(data);
     for (;;) {
-        int fd = accept4(emu->control_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -199,8 +210,12 @@ int emu_control_start(struct emu *emu)
         close(fd);
         return rc;
     }
+    struct control_args *args = g_new0(struct control_args, 1);
+
+    args->emu = emu;
+    args->listen_fd = fd;
     emu->control_fd = fd;
-    emu->control_thread = g_thread_new("control", control_thread, emu);
+    emu->control_thread = g_thread_new("control", control_thread, args);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #define EMU_PRINTER_H
 
 #include <glib.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,8 +58,10 @@ struct emu_job {
     struct emu_reply *reply; /* made ready when done (may be NULL) */
 };
 
+/* The locks are POSIX ones, not GLib's: GLib's are built on futexes that
+ * ThreadSanitizer cannot see, and the test suite runs this emulator under it. */
 struct emu {
-    GMutex lock;
+    pthread_mutex_t lock;
     /* configuration */
     char serial[32];
     char firmware[32];
@@ -120,7 +123,11 @@ struct emu {
     uint8_t *data_buf;
     size_t data_len, data_got;
 
-    GAsyncQueue *jobs; /* of struct emu_job * */
+    /* Work for the station thread, first in first out (of struct emu_job *).
+     * Taken after lock when both are held. */
+    pthread_mutex_t jobs_lock;
+    pthread_cond_t jobs_ready;
+    GQueue jobs;
 };
 
 /* printer.c: a new host took the printer (the last one may have died
@@ -142,6 +149,8 @@ void emu_usb_stop(struct emu *emu);
 /* station.c */
 gpointer emu_station_thread(gpointer data);
 void emu_job_free(struct emu_job *job);
+/* station.c: hands a job to the station thread. */
+void emu_job_push(struct emu *emu, struct emu_job *job);
 /* The highest card number already in a hopper (0: empty), so that a
  * restarted emulator does not overwrite earlier cards. */
 unsigned int emu_hopper_last_card(const char *hopper);

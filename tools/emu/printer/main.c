@@ -63,19 +63,23 @@ static struct emu *new_station(struct emu *stations, unsigned int *n, const char
     snprintf(emu->last_result, sizeof(emu->last_result), "OK");
     emu->next_serial = 1;
     emu->control_fd = -1;
-    g_mutex_init(&emu->lock);
+    pthread_mutex_init(&emu->lock, NULL);
+    pthread_mutex_init(&emu->jobs_lock, NULL);
+    pthread_cond_init(&emu->jobs_ready, NULL);
+    g_queue_init(&emu->jobs);
     g_queue_init(&emu->submitted_in);
     g_queue_init(&emu->completed);
     g_queue_init(&emu->replies);
-    emu->jobs = g_async_queue_new();
     return emu;
 }
 
 static void free_station(struct emu *emu)
 {
     emu_printer_free(emu);
-    if (emu->jobs)
-        g_async_queue_unref(emu->jobs);
+    g_queue_clear_full(&emu->jobs, (GDestroyNotify)emu_job_free);
+    pthread_cond_destroy(&emu->jobs_ready);
+    pthread_mutex_destroy(&emu->jobs_lock);
+    pthread_mutex_destroy(&emu->lock);
     g_free(emu->hopper);
     g_free(emu->control_path);
     g_free(emu->card_control);
@@ -90,7 +94,7 @@ static void stop_station(struct emu *emu)
         struct emu_job *quit = g_new0(struct emu_job, 1);
 
         quit->kind = EMU_JOB_QUIT;
-        g_async_queue_push(emu->jobs, quit);
+        emu_job_push(emu, quit);
         g_thread_join(emu->station_thread);
         emu->station_thread = NULL;
     }

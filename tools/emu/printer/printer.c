@@ -125,7 +125,7 @@ static void cmd_insert(struct emu *emu)
     emu->cycle_started = g_get_monotonic_time();
     r->ready_at = emu->cycle_started + (gint64)emu->cycle_ms * 250;
     job->reply = r;
-    g_async_queue_push(emu->jobs, job);
+    emu_job_push(emu, job);
 }
 
 static void cmd_end(struct emu *emu, bool reject)
@@ -163,7 +163,7 @@ static void cmd_end(struct emu *emu, bool reject)
         r->ready_at =
             MAX(g_get_monotonic_time() + 1000, emu->cycle_started + (gint64)emu->cycle_ms * 1000);
     job->reply = r;
-    g_async_queue_push(emu->jobs, job);
+    emu_job_push(emu, job);
 }
 
 static void cmd_reset(struct emu *emu)
@@ -175,8 +175,7 @@ static void cmd_reset(struct emu *emu)
     emu->in_sequence = false;
     if (emu->card_inside) {
         /* A reset clears the path: the card goes to the reject box. */
-        g_async_queue_push(emu->jobs,
-                           card_job(emu, EMU_JOB_REJECT, emu->card_jammed ? "jam" : "reset"));
+        emu_job_push(emu, card_job(emu, EMU_JOB_REJECT, emu->card_jammed ? "jam" : "reset"));
         emu->card_inside = false;
     }
     emu->card_jammed = false;

@@ -25,6 +25,25 @@ void emu_job_free(struct emu_job *job)
     g_free(job);
 }
 
+void emu_job_push(struct emu *emu, struct emu_job *job)
+{
+    pthread_mutex_lock(&emu->jobs_lock);
+    g_queue_push_tail(&emu->jobs, job);
+    pthread_cond_signal(&emu->jobs_ready);
+    pthread_mutex_unlock(&emu->jobs_lock);
+}
+
+static struct emu_job *job_pop(struct emu *emu)
+{
+    struct emu_job *job;
+
+    pthread_mutex_lock(&emu->jobs_lock);
+    while (!(job = g_queue_pop_head(&emu->jobs)))
+        pthread_cond_wait(&emu->jobs_ready, &emu->jobs_lock);
+    pthread_mutex_unlock(&emu->jobs_lock);
+    return job;
+}
+
 /* Pixel n of a panel packed MSB first with `bits` bits a pixel. */
 static unsigned int unpack(const uint8_t *panel, unsigned int bits, size_t n)
 {
@@ -225,7 +244,7 @@ gpointer emu_station_thread(gpointer data)
     struct emu *emu = data;
 
     for (;;) {
-        struct emu_job *job = g_async_queue_pop(emu->jobs);
+        struct emu_job *job = job_pop(emu);
 
         if (job->kind == EMU_JOB_QUIT) {
             emu_job_free(job);
@@ -241,10 +260,10 @@ gpointer emu_station_thread(gpointer data)
         } else {
             finish_card(emu, job);
         }
-        g_mutex_lock(&emu->lock);
+        pthread_mutex_lock(&emu->lock);
         if (job->reply)
             job->reply->ready = true;
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         emu_job_free(job);
     }
 }

@@ -216,10 +216,10 @@ static gboolean release_reap(gpointer data)
     struct held_reap *h = data;
     int rc;
 
-    g_mutex_lock(&h->emu->lock);
+    pthread_mutex_lock(&h->emu->lock);
     rc = h->emu->unplugged || h->generation != h->emu->generation ? -ENODEV
                                                                   : reap_urb(h->emu, h->client);
-    g_mutex_unlock(&h->emu->lock);
+    pthread_mutex_unlock(&h->emu->lock);
     if (umockdev_ioctl_client_get_connected(h->client))
         complete(h->client, rc);
     g_object_unref(h->client);
@@ -316,12 +316,12 @@ static void client_vanished(UMockdevIoctlBase *base, UMockdevIoctlClient *client
     struct emu *emu = data;
 
     (void)base;
-    g_mutex_lock(&emu->lock);
+    pthread_mutex_lock(&emu->lock);
     if (emu->claimed_by == (void *)client) {
         g_object_unref(emu->claimed_by);
         emu->claimed_by = NULL;
     }
-    g_mutex_unlock(&emu->lock);
+    pthread_mutex_unlock(&emu->lock);
 }
 
 static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *client, gpointer data)
@@ -331,7 +331,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
     UMockdevIoctlData *arg = NULL;
     int rc = 0;
 
-    g_mutex_lock(&emu->lock);
+    pthread_mutex_lock(&emu->lock);
     if (emu->claimed_by == (void *)client)
         emu->claim_used_at = g_get_monotonic_time();
     drop_vanished(&emu->submitted_in);
@@ -366,7 +366,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
         rc = reap_urb(emu, client);
         if (rc == -EAGAIN && waits_for_answer(emu, client)) {
             hold_reap(emu, client);
-            g_mutex_unlock(&emu->lock);
+            pthread_mutex_unlock(&emu->lock);
             return TRUE;
         }
         break;
@@ -379,7 +379,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *clien
         break;
     }
 out:
-    g_mutex_unlock(&emu->lock);
+    pthread_mutex_unlock(&emu->lock);
     if (arg)
         umockdev_ioctl_data_unref(arg);
     complete(client, rc);
@@ -429,9 +429,9 @@ static int plug_in(struct emu *emu)
     if (emu->handler)
         umockdev_testbed_detach_ioctl(tb, emu->devnode, NULL);
     handler = umockdev_ioctl_base_new();
-    g_mutex_lock(&emu->lock);
+    pthread_mutex_lock(&emu->lock);
     emu->generation++;
-    g_mutex_unlock(&emu->lock);
+    pthread_mutex_unlock(&emu->lock);
     g_object_set_data(G_OBJECT(handler), "generation", GUINT_TO_POINTER(emu->generation));
     g_signal_connect(handler, "handle-ioctl", G_CALLBACK(handle_ioctl), emu);
     g_signal_connect(handler, "client-vanished", G_CALLBACK(client_vanished), emu);
@@ -472,13 +472,13 @@ int emu_usb_start(struct emu *emu, void *testbed, unsigned int index)
  * later ioctl on an open handle fails with ENODEV. */
 void emu_usb_unplug(struct emu *emu)
 {
-    g_mutex_lock(&emu->lock);
+    pthread_mutex_lock(&emu->lock);
     if (emu->unplugged) {
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         return;
     }
     emu->unplugged = true;
-    g_mutex_unlock(&emu->lock);
+    pthread_mutex_unlock(&emu->lock);
     umockdev_testbed_remove_device(emu->testbed, emu->syspath);
 }
 
@@ -489,9 +489,9 @@ int emu_usb_plug(struct emu *emu)
     struct emu_urb *u;
     int rc;
 
-    g_mutex_lock(&emu->lock);
+    pthread_mutex_lock(&emu->lock);
     if (!emu->unplugged) {
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
         return 0;
     }
     while ((u = g_queue_pop_head(&emu->submitted_in)))
@@ -501,12 +501,12 @@ int emu_usb_plug(struct emu *emu)
     if (emu->claimed_by)
         g_object_unref(emu->claimed_by);
     emu->claimed_by = NULL;
-    g_mutex_unlock(&emu->lock);
+    pthread_mutex_unlock(&emu->lock);
     rc = plug_in(emu);
     if (!rc) {
-        g_mutex_lock(&emu->lock);
+        pthread_mutex_lock(&emu->lock);
         emu->unplugged = false;
-        g_mutex_unlock(&emu->lock);
+        pthread_mutex_unlock(&emu->lock);
     }
     return rc;
 }
