@@ -82,6 +82,7 @@ BINS := $(BUILD)/cardd $(BUILD)/cardctl $(EMU_BINS)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 20
+FUZZ_JOBS ?= 2
 
 .PHONY: all deps check unit integration valgrind bench demo install clean format format-check fuzz fuzz-build screenshots
 all: $(BINS)
@@ -173,12 +174,12 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(CORE_LIB)
 
 fuzz-build: $(FUZZ_BINS)
 
-# Each harness for FUZZ_SECONDS (default 20) on its committed corpus; new
+# Each harness for FUZZ_SECONDS (default 20), FUZZ_JOBS at a time (2), on its committed corpus; new
 # inputs stay in build-fuzz/. A crash fails the target and keeps the input.
 fuzz:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory FUZZ=1 fuzz-build
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=build-fuzz tests/fuzz/run.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) BUILD=build-fuzz tests/fuzz/run.sh
 
 check:
 	@scripts/deps.sh

@@ -1,9 +1,9 @@
 /* callbacks.c — the callback outbox and its worker (see callbacks.h). */
 #include "callbacks.h"
+#include "audit.h"
 #include "app.h"
 #include "claim.h"
 #include "db.h"
-#include "journal.h"
 #include "log.h"
 #include "status.h"
 
@@ -158,7 +158,7 @@ int callbacks_retry(struct db *db, const char *request_no, const char *actor, lo
                       " AND ($1::text IS NULL OR r.request_no = $1) RETURNING r.request_no",
                       request_no);
     for (size_t i = 0; !rc && i < db_rows(res); i++)
-        rc = audit(db, actor, "callbacks.retry", db_get(res, i, 0), NULL, NULL, NULL);
+        rc = audit_append(db, actor, "callbacks.retry", db_get(res, i, 0), NULL, NULL, NULL);
     if (!rc) {
         *count = (long)db_rows(res);
         rc = db_commit(db);

@@ -3,7 +3,7 @@
  *
  * The outbox: every citizen-visible status change writes one row of
  * `callbacks` in the caller's transaction (callbacks_enqueue, called from
- * journal_status only), with its payload as it stands at that change, a
+ * request_apply only, src/store_request.c), with its payload as it stands at that change, a
  * callback_id that stays the same across retries and a sequence that counts
  * the request's callbacks from 1.
  *

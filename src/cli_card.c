@@ -222,6 +222,56 @@ static void print_dg11(const struct lds_file *f)
         print_text("national ID", in.value, in.len);
 }
 
+/* Checks and prints EF.SOD against the data groups read; returns whether
+ * it is consistent with them (and trusted, when trust is given). */
+static bool print_sod(const struct lds *l, const char *trust)
+{
+    struct lds_dg dgs[2];
+    struct lds_check chk;
+    size_t n = 0;
+    for (int k = LDS_DG1; k <= LDS_DG11; k++)
+        if (l->file[k].data)
+            dgs[n++] = (struct lds_dg){ l->file[k].dg, l->file[k].data, l->file[k].len };
+    lds_check(l->file[LDS_SOD].data, l->file[LDS_SOD].len, dgs, n, trust, &chk);
+    printf("EF.SOD  (%zu bytes)\n", l->file[LDS_SOD].len);
+    printf("  %-14s %s\n", "signer", chk.signer[0] ? chk.signer : "(none)");
+    printf("  %-14s %s\n", "content type", chk.content_type_ok ? "LDSSecurityObject" : "WRONG");
+    printf("  %-14s %s\n", "signature", chk.signature_valid ? "valid" : "INVALID");
+    if (trust)
+        printf("  %-14s %s (%s)\n", "trusted", chk.signer_trusted ? "yes" : "NO", trust);
+    else
+        printf("  %-14s not checked (no --trust)\n", "trusted");
+    printf("  %-14s %s", "DG hashes", chk.hashes_match ? "match" : "DIFFER");
+    if (chk.dg_mismatch)
+        printf(" (DG%d)", chk.dg_mismatch);
+    printf(", %d listed\n", chk.dg_listed);
+    if (chk.error[0])
+        printf("  %-14s %s\n", "problem", chk.error);
+    return chk.signature_valid && chk.hashes_match && chk.content_type_ok &&
+           (!trust || chk.signer_trusted);
+}
+
+/* Prints every file read and whether they agree; returns whether they do. */
+static bool print_lds(const struct lds *l, const char *trust)
+{
+    bool consistent = true;
+    for (int k = 0; k < LDS_NFILES; k++) {
+        if (!l->file[k].data) {
+            printf("%-7s absent\n", l->file[k].name);
+            consistent = false;
+        }
+    }
+    if (l->file[LDS_COM].data)
+        print_com(&l->file[LDS_COM]);
+    if (l->file[LDS_DG1].data && !print_dg1(&l->file[LDS_DG1]))
+        consistent = false;
+    if (l->file[LDS_DG11].data)
+        print_dg11(&l->file[LDS_DG11]);
+    if (l->file[LDS_SOD].data && !print_sod(l, trust))
+        consistent = false;
+    return consistent;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: cardctl card read [--trust PEM] [--timeout MS] [READER]\n");
@@ -234,9 +284,7 @@ int cli_card_read(int argc, char **argv)
     struct encoder *enc = NULL;
     const struct encoder_card *card;
     struct lds l = { 0 };
-    struct lds_check chk;
     uint16_t sw = 0;
-    bool consistent = true;
     int r, status = 3;
     int i = (argc > 0 && argv[0] && !strcmp(argv[0], "read")) ? 1 : 0;
 
@@ -282,44 +330,7 @@ int cli_card_read(int argc, char **argv)
                                 : strerror(-r));
         goto out_close;
     }
-    for (int k = 0; k < LDS_NFILES; k++) {
-        if (!l.file[k].data) {
-            printf("%-7s absent\n", l.file[k].name);
-            consistent = false;
-        }
-    }
-    if (l.file[LDS_COM].data)
-        print_com(&l.file[LDS_COM]);
-    if (l.file[LDS_DG1].data && !print_dg1(&l.file[LDS_DG1]))
-        consistent = false;
-    if (l.file[LDS_DG11].data)
-        print_dg11(&l.file[LDS_DG11]);
-    if (l.file[LDS_SOD].data) {
-        struct lds_dg dgs[2];
-        size_t n = 0;
-
-        for (int k = LDS_DG1; k <= LDS_DG11; k++)
-            if (l.file[k].data)
-                dgs[n++] = (struct lds_dg){ l.file[k].dg, l.file[k].data, l.file[k].len };
-        lds_check(l.file[LDS_SOD].data, l.file[LDS_SOD].len, dgs, n, trust, &chk);
-        printf("EF.SOD  (%zu bytes)\n", l.file[LDS_SOD].len);
-        printf("  %-14s %s\n", "signer", chk.signer[0] ? chk.signer : "(none)");
-        printf("  %-14s %s\n", "content type", chk.content_type_ok ? "LDSSecurityObject" : "WRONG");
-        printf("  %-14s %s\n", "signature", chk.signature_valid ? "valid" : "INVALID");
-        if (trust)
-            printf("  %-14s %s (%s)\n", "trusted", chk.signer_trusted ? "yes" : "NO", trust);
-        else
-            printf("  %-14s not checked (no --trust)\n", "trusted");
-        printf("  %-14s %s", "DG hashes", chk.hashes_match ? "match" : "DIFFER");
-        if (chk.dg_mismatch)
-            printf(" (DG%d)", chk.dg_mismatch);
-        printf(", %d listed\n", chk.dg_listed);
-        if (chk.error[0])
-            printf("  %-14s %s\n", "problem", chk.error);
-        if (!chk.signature_valid || !chk.hashes_match || !chk.content_type_ok ||
-            (trust && !chk.signer_trusted))
-            consistent = false;
-    }
+    bool consistent = print_lds(&l, trust);
     printf("result   %s\n", consistent ? "OK" : "NOT CONSISTENT");
     status = consistent ? 0 : 1;
     lds_free(&l);

@@ -160,6 +160,77 @@ static int pick_key(struct p11_token *t, const char *key_id, struct p11_key *out
     return -ENOENT;
 }
 
+/* Fills req (subject name, key pub) and has the token sign it with key;
+ * the signature is checked against pub. Returns 0, -EIO or the token's
+ * error. */
+static int sign_request(struct p11_token *t, const struct p11_key *key, X509_NAME *name,
+                        EVP_PKEY *pub, X509_REQ *req)
+{
+    X509_ALGOR *alg = X509_ALGOR_new();
+    ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
+    unsigned char *tbs = NULL;
+    uint8_t sig[SIGNER_SIG_MAX];
+    size_t sig_len = sizeof(sig);
+    int r = -EIO, n;
+    if (!alg || !bits || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
+        !X509_REQ_set_pubkey(req, pub))
+        goto out;
+    if (key->alg == SIGNER_ECDSA_SHA256)
+        X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL);
+    else
+        X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption), V_ASN1_NULL, NULL);
+    if (!X509_REQ_set1_signature_algo(req, alg))
+        goto out;
+    n = i2d_re_X509_REQ_tbs(req, &tbs);
+    if (n <= 0)
+        goto out;
+    r = p11_sign(t, key, tbs, (size_t)n, sig, &sig_len);
+    if (r) {
+        fprintf(stderr, "cardctl: the token did not sign: %s\n", ds_strerror(r));
+        goto out;
+    }
+    r = -EIO;
+    if (!ASN1_BIT_STRING_set(bits, sig, (int)sig_len))
+        goto out;
+    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    X509_REQ_set0_signature(req, bits);
+    bits = NULL;
+    if (X509_REQ_verify(req, pub) != 1) {
+        fprintf(stderr, "cardctl: the request's signature does not verify\n");
+        goto out;
+    }
+    r = 0;
+out:
+    OPENSSL_free(tbs);
+    ASN1_BIT_STRING_free(bits);
+    X509_ALGOR_free(alg);
+    return r;
+}
+
+/* Writes the request as PEM to out_path, or to stdout when NULL. */
+static int write_request(X509_REQ *req, const char *out_path, const char *key_id)
+{
+    FILE *out = stdout;
+    int r = -EIO;
+    if (out_path) {
+        out = fopen(out_path, "w");
+        if (!out) {
+            fprintf(stderr, "cardctl: %s: %s\n", out_path, strerror(errno));
+            return -EIO;
+        }
+    }
+    if (PEM_write_X509_REQ(out, req) == 1)
+        r = 0;
+    if (out != stdout && fclose(out) != 0)
+        r = -EIO;
+    if (!r && out_path)
+        printf("certificate request for key %s written to %s; have the country signing CA sign it, "
+               "then: cardctl signer install CERT.pem\n",
+               key_id ? key_id : "on the token", out_path);
+    return r;
+}
+
 int cli_signer_csr(const struct config *cfg, int argc, char **argv)
 {
     const char *subject = NULL, *key_id = NULL, *out_path = NULL;
@@ -168,13 +239,7 @@ int cli_signer_csr(const struct config *cfg, int argc, char **argv)
     EVP_PKEY *pub = NULL;
     X509_REQ *req = NULL;
     X509_NAME *name = NULL;
-    X509_ALGOR *alg = NULL;
-    ASN1_BIT_STRING *bits = NULL;
-    unsigned char *tbs = NULL;
-    uint8_t sig[SIGNER_SIG_MAX];
-    size_t sig_len = sizeof(sig);
-    FILE *out = stdout;
-    int r, n;
+    int r;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--subject") == 0 && i + 1 < argc)
@@ -200,59 +265,13 @@ int cli_signer_csr(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "cardctl: the token has no public key object for this key\n");
     if (r)
         goto out;
-    r = -EIO;
     req = X509_REQ_new();
-    alg = X509_ALGOR_new();
-    bits = ASN1_BIT_STRING_new();
-    if (!req || !alg || !bits || !X509_REQ_set_version(req, 0) ||
-        !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, pub))
-        goto out;
-    if (key.alg == SIGNER_ECDSA_SHA256)
-        X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL);
-    else
-        X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption), V_ASN1_NULL, NULL);
-    if (!X509_REQ_set1_signature_algo(req, alg))
-        goto out;
-    n = i2d_re_X509_REQ_tbs(req, &tbs);
-    if (n <= 0)
-        goto out;
-    r = p11_sign(&t, &key, tbs, (size_t)n, sig, &sig_len);
-    if (r) {
-        fprintf(stderr, "cardctl: the token did not sign: %s\n", ds_strerror(r));
-        goto out;
-    }
-    r = -EIO;
-    if (!ASN1_BIT_STRING_set(bits, sig, (int)sig_len))
-        goto out;
-    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
-    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
-    X509_REQ_set0_signature(req, bits);
-    bits = NULL;
-    if (X509_REQ_verify(req, pub) != 1) {
-        fprintf(stderr, "cardctl: the request's signature does not verify\n");
-        goto out;
-    }
-    if (out_path) {
-        out = fopen(out_path, "w");
-        if (!out) {
-            fprintf(stderr, "cardctl: %s: %s\n", out_path, strerror(errno));
-            goto out;
-        }
-    }
-    if (PEM_write_X509_REQ(out, req) == 1)
-        r = 0;
-    if (out != stdout && fclose(out) != 0)
-        r = -EIO;
-    if (!r && out_path)
-        printf("certificate request for key %s written to %s; have the country signing CA sign it, "
-               "then: cardctl signer install CERT.pem\n",
-               key_id ? key_id : "on the token", out_path);
+    r = req ? sign_request(&t, &key, name, pub, req) : -EIO;
+    if (!r)
+        r = write_request(req, out_path, key_id);
 out:
     if (r == -EIO)
         fprintf(stderr, "cardctl: the certificate request could not be made\n");
-    OPENSSL_free(tbs);
-    ASN1_BIT_STRING_free(bits);
-    X509_ALGOR_free(alg);
     X509_REQ_free(req);
     X509_NAME_free(name);
     EVP_PKEY_free(pub);

@@ -4,12 +4,10 @@
 #define CARDD_DISPATCH_H
 
 #include "http.h"
+#include "store_parcel.h"
 
 /* Items one call may hand over. */
 #define DISPATCH_MAX_ITEMS 200
-
-/* The service-indicator letters of our tracking numbers ("RR": registered). */
-#define DISPATCH_TRACKING_PREFIX "RR"
 
 void dispatches_create(struct http_req *rq);
 

@@ -541,6 +541,98 @@ static bool framing_is_ambiguous(struct MHD_Connection *conn)
     return false;
 }
 
+/* The first call for a request: its state, its id and client address,
+ * and the refusals that need no body (ambiguous framing, chunked, too
+ * large for its route). */
+static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connection *conn,
+                                     const char *url, const char *method, void **con_cls)
+{
+    struct conn_state *cs = calloc(1, sizeof(*cs));
+    if (!cs)
+        return MHD_NO;
+    *con_cls = cs;
+    cs->conn = conn;
+    cs->srv = srv;
+    cs->route = -1;
+    clock_gettime(CLOCK_MONOTONIC, &cs->started);
+    struct http_req *rq = &cs->rq;
+    rq->app = srv->app;
+    rq->priv = cs;
+    rq->method = method;
+    rq->path = url;
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given && valid_request_id(given))
+        snprintf(cs->request_id, sizeof(cs->request_id), "%s", given);
+    else
+        make_request_id(cs->request_id);
+    rq->request_id = cs->request_id;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->client_ip,
+                      sizeof(rq->client_ip));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->client_ip,
+                      sizeof(rq->client_ip));
+    }
+    log_set_request_id(cs->request_id);
+
+    /* Early refusals answer at once and close the connection. */
+    if (framing_is_ambiguous(conn)) {
+        http_problem(rq, 400, "bad_framing", "Bad request",
+                     "Transfer-Encoding and Content-Length are ambiguous.", NULL);
+        return send_reply(cs);
+    }
+    /* A chunked body has no length to check before it is read, and
+     * libmicrohttpd reads its framing leniently: refused (API.md). */
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        http_problem(rq, 411, "length_required", "Length required",
+                     "Send the body with Content-Length; chunked bodies are not accepted.", NULL);
+        return send_reply(cs);
+    }
+    cs->max_body = body_limit(srv, method, url);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || end == cl || *end || n > cs->max_body) {
+            too_large(cs);
+            return send_reply(cs);
+        }
+    }
+    return MHD_YES;
+}
+
+/* Appends n bytes of the body. */
+static enum MHD_Result append_body(struct conn_state *cs, const char *data, size_t n)
+{
+    if (cs->len + n > cs->max_body) {
+        /* Only a body longer than its Content-Length said could get
+         * here; libmicrohttpd takes no answer in the middle of a body,
+         * so the connection is closed at once. */
+        log_warn("%s %s: body over its limit; connection closed", cs->rq.method, cs->rq.path);
+        return MHD_NO;
+    }
+    if (cs->len + n + 1 > cs->cap) {
+        size_t cap = cs->cap ? cs->cap : 4096;
+        while (cap < cs->len + n + 1)
+            cap *= 2;
+        char *nb = realloc(cs->buf, cap);
+        if (!nb)
+            return MHD_NO;
+        cs->buf = nb;
+        cs->cap = cap;
+    }
+    memcpy(cs->buf + cs->len, data, n);
+    cs->len += n;
+    cs->buf[cs->len] = '\0';
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -549,68 +641,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *srv = cls;
     struct conn_state *cs = *con_cls;
 
-    if (!cs) {
-        cs = calloc(1, sizeof(*cs));
-        if (!cs)
-            return MHD_NO;
-        *con_cls = cs;
-        cs->conn = conn;
-        cs->srv = srv;
-        cs->route = -1;
-        clock_gettime(CLOCK_MONOTONIC, &cs->started);
-        struct http_req *rq = &cs->rq;
-        rq->app = srv->app;
-        rq->priv = cs;
-        rq->method = method;
-        rq->path = url;
-        const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-        if (given && valid_request_id(given))
-            snprintf(cs->request_id, sizeof(cs->request_id), "%s", given);
-        else
-            make_request_id(cs->request_id);
-        rq->request_id = cs->request_id;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->client_ip,
-                          sizeof(rq->client_ip));
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->client_ip,
-                          sizeof(rq->client_ip));
-        }
-        log_set_request_id(cs->request_id);
-
-        /* Early refusals answer at once and close the connection. */
-        if (framing_is_ambiguous(conn)) {
-            http_problem(rq, 400, "bad_framing", "Bad request",
-                         "Transfer-Encoding and Content-Length are ambiguous.", NULL);
-            return send_reply(cs);
-        }
-        /* A chunked body has no length to check before it is read, and
-         * libmicrohttpd reads its framing leniently: refused (API.md). */
-        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-            http_problem(rq, 411, "length_required", "Length required",
-                         "Send the body with Content-Length; chunked bodies are not accepted.",
-                         NULL);
-            return send_reply(cs);
-        }
-        cs->max_body = body_limit(srv, method, url);
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || *end || n > cs->max_body) {
-                too_large(cs);
-                return send_reply(cs);
-            }
-        }
-        return MHD_YES;
-    }
-
+    if (!cs)
+        return start_request(srv, conn, url, method, con_cls);
     log_set_request_id(cs->request_id);
     if (cs->rq.status != 0) {
         /* Already answered early: discard whatever still arrives. */
@@ -620,29 +652,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (cs->len + n > cs->max_body) {
-            /* Only a body longer than its Content-Length said could get
-             * here; libmicrohttpd takes no answer in the middle of a body,
-             * so the connection is closed at once. */
-            log_warn("%s %s: body over its limit; connection closed", cs->rq.method, cs->rq.path);
-            return MHD_NO;
-        }
-        if (cs->len + n + 1 > cs->cap) {
-            size_t cap = cs->cap ? cs->cap : 4096;
-            while (cap < cs->len + n + 1)
-                cap *= 2;
-            char *nb = realloc(cs->buf, cap);
-            if (!nb)
-                return MHD_NO;
-            cs->buf = nb;
-            cs->cap = cap;
-        }
-        memcpy(cs->buf + cs->len, upload_data, n);
-        cs->len += n;
-        cs->buf[cs->len] = '\0';
-        return MHD_YES;
+        return append_body(cs, upload_data, n);
     }
-
     dispatch(cs);
     release_db(cs);
     return send_reply(cs);

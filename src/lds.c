@@ -237,6 +237,37 @@ out:
     return r;
 }
 
+/* SignerInfos: SET { SignerInfo version 1, identified by the signer's
+ * issuer and serial number, SHA-256, the signed attributes over md, and
+ * the signature sig }. */
+static int put_signer_infos(struct tlv_buf *b, const uint8_t *cert, size_t cert_len,
+                            const uint8_t md[32], enum signer_alg alg, const uint8_t *sig,
+                            size_t sig_len)
+{
+    size_t sis = tlv_begin(b, 0x31);
+    size_t si = tlv_begin(b, 0x30);
+    tlv_put_uint(b, 1);
+    int r = issuer_and_serial(cert, cert_len, b);
+    if (r)
+        return r;
+    size_t a = tlv_begin(b, 0x30);
+    tlv_put_raw(b, OID_SHA256, sizeof(OID_SHA256));
+    tlv_end(b, a);
+    put_signed_attrs(b, 0xA0, md);
+    a = tlv_begin(b, 0x30);
+    if (alg == SIGNER_ECDSA_SHA256) {
+        tlv_put_raw(b, OID_ECDSA_SHA256, sizeof(OID_ECDSA_SHA256));
+    } else {
+        tlv_put_raw(b, OID_RSA_SHA256, sizeof(OID_RSA_SHA256));
+        tlv_put_raw(b, DER_NULL, sizeof(DER_NULL));
+    }
+    tlv_end(b, a);
+    tlv_put(b, 0x04, sig, sig_len);
+    tlv_end(b, si);
+    tlv_end(b, sis);
+    return 0;
+}
+
 /* EF.SOD: 77 { ContentInfo { signedData, [0] SignedData } } with
  * SignedData version 3 (the eContentType is not id-data), one SignerInfo
  * version 1 identified by issuer and serial number (RFC 5652 §5). */
@@ -248,7 +279,7 @@ static int build_sod(const struct lds *l, struct signer *s, struct tlv_buf *b)
     const uint8_t *cert = NULL;
     size_t cert_len = 0;
     enum signer_alg alg;
-    size_t m77, ci, ex, sd, set, eci, ec, certs, sis, si, a;
+    size_t m77, ci, ex, sd, set, eci, ec, certs, a;
     int r;
 
     tlv_buf_init(&so);
@@ -297,27 +328,9 @@ static int build_sod(const struct lds *l, struct signer *s, struct tlv_buf *b)
     certs = tlv_begin(b, 0xA0);
     tlv_put_raw(b, cert, cert_len);
     tlv_end(b, certs);
-    sis = tlv_begin(b, 0x31);
-    si = tlv_begin(b, 0x30);
-    tlv_put_uint(b, 1);
-    r = issuer_and_serial(cert, cert_len, b);
+    r = put_signer_infos(b, cert, cert_len, md, alg, sig, sig_len);
     if (r)
         goto out;
-    a = tlv_begin(b, 0x30);
-    tlv_put_raw(b, OID_SHA256, sizeof(OID_SHA256));
-    tlv_end(b, a);
-    put_signed_attrs(b, 0xA0, md);
-    a = tlv_begin(b, 0x30);
-    if (alg == SIGNER_ECDSA_SHA256) {
-        tlv_put_raw(b, OID_ECDSA_SHA256, sizeof(OID_ECDSA_SHA256));
-    } else {
-        tlv_put_raw(b, OID_RSA_SHA256, sizeof(OID_RSA_SHA256));
-        tlv_put_raw(b, DER_NULL, sizeof(DER_NULL));
-    }
-    tlv_end(b, a);
-    tlv_put(b, 0x04, sig, sig_len);
-    tlv_end(b, si);
-    tlv_end(b, sis);
     tlv_end(b, sd);
     tlv_end(b, ex);
     tlv_end(b, ci);

@@ -258,3 +258,83 @@ char *metrics_render(struct metrics *m, struct db *db)
     }
     return b.s;
 }
+
+int production_progress(struct db *db, int window_min, struct production_progress *p)
+{
+    struct db_res *res = NULL;
+    char window[16];
+    if (window_min < 1 || window_min > 1440)
+        return -EINVAL;
+    snprintf(window, sizeof(window), "%d", window_min);
+    int rc = db_query(
+        db, &res,
+        "WITH today AS (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Riyadh')"
+        "   AT TIME ZONE 'Asia/Riyadh' AS start),"
+        " st AS (SELECT CASE WHEN paused AND state <> 'busy' THEN 'paused' ELSE state END"
+        "   AS shown FROM stations)"
+        " SELECT"
+        " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
+        "   AND hold_reason IS NULL AND production_station IS NULL),"
+        " (SELECT count(*) FROM requests WHERE status IN ('queued','in_production')"
+        "   AND hold_reason IS NOT NULL AND production_station IS NULL),"
+        " (SELECT count(*) FROM production_attempts WHERE outcome = 'in_progress'),"
+        " (SELECT count(*) FROM production_attempts, today WHERE outcome = 'produced'"
+        "   AND finished_at >= today.start),"
+        " (SELECT count(*) FROM production_attempts, today WHERE outcome IN ('spoiled','unknown')"
+        "   AND finished_at >= today.start),"
+        " (SELECT count(*) FROM production_attempts WHERE outcome = 'produced'"
+        "   AND finished_at >= now() - make_interval(mins => $1::int)),"
+        " (SELECT count(*) FROM st WHERE shown = 'busy'),"
+        " (SELECT count(*) FROM st WHERE shown = 'idle'),"
+        " (SELECT count(*) FROM st WHERE shown = 'error'),"
+        " (SELECT count(*) FROM st WHERE shown = 'paused'),"
+        " (SELECT count(*) FROM st WHERE shown = 'offline')",
+        window);
+    if (rc)
+        return rc;
+    long *fields[] = { &p->waiting,        &p->held,          &p->in_production,
+                       &p->produced_today, &p->spoiled_today, &p->produced_window,
+                       &p->busy,           &p->idle,          &p->error,
+                       &p->paused,         &p->offline };
+    for (int k = 0; k < (int)(sizeof(fields) / sizeof(fields[0])); k++)
+        *fields[k] = db_get_long(res, 0, k, 0);
+    p->window_min = window_min;
+    db_res_free(res);
+    return 0;
+}
+
+int production_hourly(struct db *db, struct production_hour out[PRODUCTION_HOURS])
+{
+    struct db_res *res = NULL;
+    char hours[8];
+    snprintf(hours, sizeof(hours), "%d", PRODUCTION_HOURS - 1);
+    int rc = db_query(
+        db, &res,
+        "SELECT rfc3339(h.start),"
+        " count(p.id) FILTER (WHERE p.outcome = 'produced'),"
+        " count(p.id) FILTER (WHERE p.outcome IN ('spoiled','unknown'))"
+        " FROM generate_series(date_trunc('hour', now()) - make_interval(hours => $1::int),"
+        "  date_trunc('hour', now()), interval '1 hour') AS h(start)"
+        " LEFT JOIN production_attempts p ON p.finished_at >= h.start"
+        "  AND p.finished_at < h.start + interval '1 hour'"
+        " GROUP BY h.start ORDER BY h.start",
+        hours);
+    if (rc)
+        return rc;
+    if (db_rows(res) != PRODUCTION_HOURS) {
+        db_res_free(res);
+        return -EIO;
+    }
+    for (int i = 0; i < PRODUCTION_HOURS; i++) {
+        snprintf(out[i].start, sizeof(out[i].start), "%s", db_get(res, (size_t)i, 0));
+        out[i].produced = db_get_long(res, (size_t)i, 1, 0);
+        out[i].spoiled = db_get_long(res, (size_t)i, 2, 0);
+    }
+    db_res_free(res);
+    return 0;
+}
+
+double production_cards_per_hour(const struct production_progress *p)
+{
+    return p->window_min > 0 ? (double)p->produced_window * 60.0 / p->window_min : 0.0;
+}

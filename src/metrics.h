@@ -29,4 +29,34 @@ bool metrics_gauges_stale(struct metrics *m);
  * the last copy, or none, is shown). Returns a malloc'd string or NULL. */
 char *metrics_render(struct metrics *m, struct db *db);
 
+/* The line at a glance. Requests: waiting for a card (not held), held for
+ * an operator, with a card in production now. Cards: produced and spoiled
+ * since midnight in Riyadh, and produced in the last window_min minutes.
+ * Stations by the state shown to operators. */
+struct production_progress {
+    long waiting, held, in_production;
+    long produced_today, spoiled_today;
+    long produced_window;
+    int window_min;
+    long busy, idle, error, paused, offline;
+};
+
+/* Fills *p. window_min is 1 to 1440. Returns 0, -EINVAL or a DB_* code. */
+int production_progress(struct db *db, int window_min, struct production_progress *p);
+
+/* Cards finished in one hour: produced, and spoiled or of unknown fate. */
+struct production_hour {
+    char start[24]; /* the hour's start, RFC 3339 UTC */
+    long produced, spoiled;
+};
+
+#define PRODUCTION_HOURS 24
+
+/* The last PRODUCTION_HOURS hours, oldest first, the current hour last.
+ * Returns 0 or a DB_* code. */
+int production_hourly(struct db *db, struct production_hour out[PRODUCTION_HOURS]);
+
+/* Cards an hour at the pace of p's window. */
+double production_cards_per_hour(const struct production_progress *p);
+
 #endif

@@ -5,7 +5,7 @@
 #include "db.h"
 #include "ds.h"
 #include "metrics.h"
-#include "requests.h"
+#include "store_request.h"
 
 #include <stdio.h>
 #include <stdlib.h>

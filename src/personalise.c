@@ -217,6 +217,38 @@ static int read_file(struct encoder *enc, const struct lds_file *f, size_t chunk
     return 0;
 }
 
+/* Writes every file, reads each back while it is still selected, and
+ * checks what the card holds as a border control would: the SOD's
+ * signature, and each data group's hash against the SOD. back[] receives
+ * the files read (the caller frees them). */
+static int write_and_check(struct encoder *enc, const struct lds *l, size_t wchunk, size_t rchunk,
+                           uint8_t *back[LDS_NFILES], struct perso_result *res)
+{
+    int r;
+    for (int i = 0; i < LDS_NFILES; i++) {
+        const struct lds_file *f = &l->file[i];
+
+        back[i] = malloc(f->len);
+        if (!back[i])
+            return fail(res, STEP_READ, f->fid, -ENOMEM, 0, NULL);
+        /* Read back while the file is still selected: no extra SELECT. */
+        if ((r = write_file(enc, f, wchunk, res)) || (r = read_file(enc, f, rchunk, back[i], res)))
+            return r;
+        if (memcmp(back[i], f->data, f->len))
+            return fail(res, STEP_CHECK, f->fid, -EBADMSG, 0, NULL);
+    }
+    struct lds_dg dgs[] = {
+        { l->file[LDS_DG1].dg, back[LDS_DG1], l->file[LDS_DG1].len },
+        { l->file[LDS_DG11].dg, back[LDS_DG11], l->file[LDS_DG11].len },
+    };
+    struct lds_check chk;
+    r = lds_check(back[LDS_SOD], l->file[LDS_SOD].len, dgs, 2, NULL, &chk);
+    if (r || !chk.signature_valid || !chk.hashes_match || !chk.content_type_ok)
+        return fail(res, STEP_CHECK, LDS_FID_SOD, r ? r : -EBADMSG, 0,
+                    chk.error[0] ? chk.error : NULL);
+    return 0;
+}
+
 int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
                 const uint8_t transport_key[PERSO_KEY_LEN], const struct perso_opts *opts,
                 struct perso_result *res)
@@ -262,38 +294,8 @@ int personalise(struct encoder *enc, const struct holder *h, struct signer *ds,
         (r = authenticate(enc, transport_key, min_tries, res)))
         goto out_lds;
 
-    for (int i = 0; i < LDS_NFILES; i++) {
-        const struct lds_file *f = &l.file[i];
-
-        back[i] = malloc(f->len);
-        if (!back[i]) {
-            r = fail(res, STEP_READ, f->fid, -ENOMEM, 0, NULL);
-            goto out_lds;
-        }
-        /* Read back while the file is still selected: no extra SELECT. */
-        if ((r = write_file(enc, f, wchunk, res)) || (r = read_file(enc, f, rchunk, back[i], res)))
-            goto out_lds;
-        if (memcmp(back[i], f->data, f->len)) {
-            r = fail(res, STEP_CHECK, f->fid, -EBADMSG, 0, NULL);
-            goto out_lds;
-        }
-    }
-    /* What the card holds, checked as a border control would check it:
-	 * the SOD's signature, and each data group's hash against the SOD. */
-    {
-        struct lds_dg dgs[] = {
-            { l.file[LDS_DG1].dg, back[LDS_DG1], l.file[LDS_DG1].len },
-            { l.file[LDS_DG11].dg, back[LDS_DG11], l.file[LDS_DG11].len },
-        };
-        struct lds_check chk;
-
-        r = lds_check(back[LDS_SOD], l.file[LDS_SOD].len, dgs, 2, NULL, &chk);
-        if (r || !chk.signature_valid || !chk.hashes_match || !chk.content_type_ok) {
-            r = fail(res, STEP_CHECK, LDS_FID_SOD, r ? r : -EBADMSG, 0,
-                     chk.error[0] ? chk.error : NULL);
-            goto out_lds;
-        }
-    }
+    if ((r = write_and_check(enc, &l, wchunk, rchunk, back, res)))
+        goto out_lds;
     {
         struct apdu put_bac = {
             .ins = 0xDA, .p1 = 0x00, .p2 = 0x62, .data = bac.data, .lc = bac.len

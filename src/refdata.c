@@ -2,8 +2,10 @@
 #include "refdata.h"
 #include "calendar.h"
 #include "db.h"
+#include "geo.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +154,127 @@ static int holiday_row(struct db *db, char **f, char *why, size_t whylen)
                     "INSERT INTO holidays (day, name) VALUES ($1::date, $2)"
                     " ON CONFLICT (day) DO UPDATE SET name = EXCLUDED.name",
                     f[0], f[1]);
+}
+
+int refdata_holidays_after(struct db *db, long day, long *out, size_t max)
+{
+    char from[11], limit[24];
+    date_format(day, from);
+    snprintf(limit, sizeof(limit), "%zu", max);
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res,
+                      "SELECT day - date '1970-01-01' FROM holidays WHERE day > $1::date"
+                      " ORDER BY day LIMIT $2::int",
+                      from, limit);
+    if (rc)
+        return rc;
+    size_t n = db_rows(res) < max ? db_rows(res) : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = db_get_long(res, i, 0, 0);
+    db_res_free(res);
+    return (int)n;
+}
+
+int branch_nearest(struct db *db, const char *request_id, char out[33])
+{
+    struct db_res *addr = NULL, *res = NULL;
+    struct geo_point *places = NULL;
+    int rc =
+        db_query(db, &addr,
+                 "SELECT coalesce(a.lat, c.lat), coalesce(a.lon, c.lon), a.city"
+                 " FROM request_addresses a LEFT JOIN cities c ON lower(c.name) = lower(a.city)"
+                 " WHERE a.request_id = $1::bigint",
+                 request_id);
+    if (rc)
+        goto out;
+    const char *city = db_get(addr, 0, 2);
+    rc = db_query(db, &res,
+                  "SELECT branch_id, lat, lon, lower(city) = lower($1) FROM branches"
+                  " WHERE active AND collects_cards ORDER BY branch_id",
+                  city ? city : "");
+    if (rc)
+        goto out;
+    size_t n = db_rows(res);
+    if (n == 0) {
+        rc = -ENOENT;
+        goto out;
+    }
+    long pick = 0;
+    if (db_rows(addr) == 1 && !db_is_null(addr, 0, 0)) {
+        places = calloc(n, sizeof(*places));
+        if (!places) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            places[i].lat = strtod(db_get(res, i, 1), NULL);
+            places[i].lon = strtod(db_get(res, i, 2), NULL);
+        }
+        struct geo_point from = { strtod(db_get(addr, 0, 0), NULL),
+                                  strtod(db_get(addr, 0, 1), NULL) };
+        pick = geo_nearest(from, places, n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(db_get(res, i, 3), "t") == 0) {
+                pick = (long)i;
+                break;
+            }
+    }
+    snprintf(out, 33, "%s", db_get(res, (size_t)pick, 0));
+out:
+    free(places);
+    db_res_free(addr);
+    db_res_free(res);
+    return rc;
+}
+
+json_t *branch_describe(struct db *db, const char *branch_id, int *rc)
+{
+    struct db_res *res = NULL;
+    json_t *b = NULL;
+    *rc = db_query(db, &res,
+                   "SELECT branch_id, name_ar, name_en, city, lat, lon FROM branches"
+                   " WHERE branch_id = $1",
+                   branch_id);
+    if (*rc)
+        return NULL;
+    if (db_rows(res) != 1) {
+        *rc = -ENOENT;
+    } else {
+        b = json_pack("{s:s, s:{s:s, s:s}, s:s, s:f, s:f}", "branch_id", db_get(res, 0, 0), "name",
+                      "ar", db_get(res, 0, 1), "en", db_get(res, 0, 2), "city", db_get(res, 0, 3),
+                      "lat", strtod(db_get(res, 0, 4), NULL), "lon",
+                      strtod(db_get(res, 0, 5), NULL));
+        if (!b)
+            *rc = -ENOMEM;
+    }
+    db_res_free(res);
+    return b;
+}
+
+/* Whether the branch is active and hands over cards: 1, 0 (also when there
+ * is no such branch) or a DB_* code. */
+int branch_collects(struct db *db, const char *branch_id)
+{
+    struct db_res *res = NULL;
+    int rc = db_query(
+        db, &res, "SELECT collects_cards AND active FROM branches WHERE branch_id = $1", branch_id);
+    if (rc)
+        return rc;
+    rc = db_rows(res) == 1;
+    db_res_free(res);
+    return rc;
+}
+
+int refdata_city_known(struct db *db, const char *city)
+{
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res, "SELECT 1 FROM cities WHERE lower(name) = lower($1)", city);
+    if (rc)
+        return rc;
+    rc = db_rows(res) > 0;
+    db_res_free(res);
+    return rc;
 }
 
 int refdata_import_cities(struct db *db, FILE *in, char *msg, size_t msglen)

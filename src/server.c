@@ -17,7 +17,7 @@
 #include "privileges.h"
 #include "ratelimit.h"
 #include "requests.h"
-#include "station.h"
+#include "station_worker.h"
 #include "stations.h"
 #include "stock.h"
 #include "track.h"
@@ -75,6 +75,102 @@ static int write_port_file(const char *path, int port)
     return rename(tmp, path) == 0 ? 0 : -errno;
 }
 
+/* The master key, from which couriers' secrets are derived; without one
+ * the service runs but cannot verify courier signatures. */
+static int load_master_key(struct app *app)
+{
+    const struct config *cfg = app->cfg;
+    int rc = auth_load_master_key(cfg->master_key_file, app->master_key);
+    if (rc == -EPERM || rc == -EINVAL) {
+        log_error("master key %s %s; refusing to start", cfg->master_key_file,
+                  rc == -EPERM ? "is a symlink, not the service's own, or readable by others"
+                               : "is not a regular file of 64 hex digits");
+        return rc;
+    }
+    app->have_master_key = rc == 0;
+    return 0;
+}
+
+/* Stations sign chips: only with a signer production accepts. */
+static int check_signer(const struct config *cfg)
+{
+    if (cfg->station_count == 0)
+        return 0;
+    char why[256];
+    if (ds_config_check(cfg, why, sizeof(why)) != 0) {
+        log_error("%s; refusing to start", why);
+        return -EPERM;
+    }
+    ds_cert_watch(cfg);
+    return 0;
+}
+
+/* The database is reachable and its schema current; this instance's
+ * stations are recorded in it. */
+static int check_database(struct app *app)
+{
+    struct db *db = db_pool_acquire(app->pool, 5000);
+    if (!db) {
+        log_error("cannot reach the database");
+        return DB_EDOWN;
+    }
+    int version = db_schema_version(db);
+    if (version == DB_SCHEMA_VERSION && stations_register(db, app->cfg) != 0) {
+        log_error("cannot record the stations: %s", db_error_message(db));
+        version = -1;
+    }
+    /* Couriers' secrets derive from the master key: without it every courier
+     * call would fail, so once couriers exist the service does not start. */
+    bool couriers = false, refuse = false;
+    if (version == DB_SCHEMA_VERSION && !app->have_master_key && courier_any(db, &couriers) == 0) {
+        if (couriers) {
+            log_error("no master key at %s, and couriers exist whose signatures need it;"
+                      " refusing to start",
+                      app->cfg->master_key_file);
+            refuse = true;
+        } else {
+            log_warn("no master key at %s: courier signatures cannot be verified",
+                     app->cfg->master_key_file);
+        }
+    }
+    bool powerful = false;
+    if (privileges_is_powerful(db, &powerful) == 0 && powerful)
+        log_warn("the service connects as a superuser or the owner of the schema: it could rewrite"
+                 " the audit log; give it a role of its own (service_role, README)");
+    db_pool_release(app->pool, db);
+    if (version != DB_SCHEMA_VERSION) {
+        log_error("database schema is version %d, this build needs %d: run cardd migrate", version,
+                  DB_SCHEMA_VERSION);
+        return -EINVAL;
+    }
+    return refuse ? -EPERM : 0;
+}
+
+/* The workers that deliver what status changes wrote: the holders' SMS
+ * and the approval platform's callbacks. */
+static int start_outboxes(struct app *app, struct notifier **notifier,
+                          struct callback_worker **callbacks)
+{
+    const struct config *cfg = app->cfg;
+    int rc = notify_start(notifier, app);
+    if (rc) {
+        log_error("cannot start the notification worker");
+        return rc;
+    }
+    if (!cfg->sms_gateway_url[0])
+        log_warn("sms_gateway_url is empty: notifications wait until it is set");
+    rc = callbacks_start(callbacks, app);
+    if (rc) {
+        log_error("cannot start the callback worker");
+        return rc;
+    }
+    if (!cfg->platform_callback_url[0])
+        log_warn("platform_callback_url is empty: status callbacks wait until it is set");
+    else if (!app->have_master_key)
+        log_warn("no master key: status callbacks cannot be signed and wait");
+    return 0;
+}
+
 int server_run(struct config *cfg, const char *port_file)
 {
     struct app app = { .cfg = cfg };
@@ -102,65 +198,16 @@ int server_run(struct config *cfg, const char *port_file)
                   cfg->trusted_proxies);
         return -EINVAL;
     }
-    rc = auth_load_master_key(cfg->master_key_file, app.master_key);
-    if (rc == -EPERM || rc == -EINVAL) {
-        log_error("master key %s %s; refusing to start", cfg->master_key_file,
-                  rc == -EPERM ? "is a symlink, not the service's own, or readable by others"
-                               : "is not a regular file of 64 hex digits");
+    rc = load_master_key(&app);
+    if (!rc)
+        rc = check_signer(cfg);
+    if (rc)
         return rc;
-    }
-    app.have_master_key = rc == 0;
-
-    if (cfg->station_count > 0) {
-        /* Stations sign chips: only with a signer production accepts. */
-        char why[256];
-        if (ds_config_check(cfg, why, sizeof(why)) != 0) {
-            log_error("%s; refusing to start", why);
-            return -EPERM;
-        }
-        ds_cert_watch(cfg);
-    }
-
     rc = db_pool_open(&app.pool, cfg->database, cfg->db_pool_size);
+    if (!rc)
+        rc = check_database(&app);
     if (rc)
         goto out;
-    struct db *db = db_pool_acquire(app.pool, 5000);
-    if (!db) {
-        log_error("cannot reach the database");
-        rc = DB_EDOWN;
-        goto out;
-    }
-    int version = db_schema_version(db);
-    if (version == DB_SCHEMA_VERSION && stations_register(db, cfg) != 0) {
-        log_error("cannot record the stations: %s", db_error_message(db));
-        version = -1;
-    }
-    /* Couriers' secrets derive from the master key: without it every courier
-     * call would fail, so once couriers exist the service does not start. */
-    bool couriers = false, refuse = false;
-    if (version == DB_SCHEMA_VERSION && !app.have_master_key && courier_any(db, &couriers) == 0) {
-        if (couriers) {
-            log_error("no master key at %s, and couriers exist whose signatures need it;"
-                      " refusing to start",
-                      cfg->master_key_file);
-            refuse = true;
-        } else {
-            log_warn("no master key at %s: courier signatures cannot be verified",
-                     cfg->master_key_file);
-        }
-    }
-    bool powerful = false;
-    if (privileges_is_powerful(db, &powerful) == 0 && powerful)
-        log_warn("the service connects as a superuser or the owner of the schema: it could rewrite"
-                 " the audit log; give it a role of its own (service_role, README)");
-    db_pool_release(app.pool, db);
-    if (version != DB_SCHEMA_VERSION)
-        log_error("database schema is version %d, this build needs %d: run cardd migrate", version,
-                  DB_SCHEMA_VERSION);
-    if (version != DB_SCHEMA_VERSION || refuse) {
-        rc = -EINVAL;
-        goto out;
-    }
     rc = ratelimit_new(&app.track_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
     if (!rc)
         rc = ratelimit_new(&app.handover_limit, cfg->track_fail_limit, cfg->track_fail_window_s);
@@ -169,22 +216,9 @@ int server_run(struct config *cfg, const char *port_file)
     if (rc)
         goto out;
 
-    rc = notify_start(&notifier, &app);
-    if (rc) {
-        log_error("cannot start the notification worker");
+    rc = start_outboxes(&app, &notifier, &callbacks);
+    if (rc)
         goto out;
-    }
-    if (!cfg->sms_gateway_url[0])
-        log_warn("sms_gateway_url is empty: notifications wait until it is set");
-    rc = callbacks_start(&callbacks, &app);
-    if (rc) {
-        log_error("cannot start the callback worker");
-        goto out;
-    }
-    if (!cfg->platform_callback_url[0])
-        log_warn("platform_callback_url is empty: status callbacks wait until it is set");
-    else if (!app.have_master_key)
-        log_warn("no master key: status callbacks cannot be signed and wait");
 
     rc = http_start(&http, &app, routes, sizeof(routes) / sizeof(routes[0]));
     if (rc) {

@@ -1,54 +1,18 @@
-/* stations.c — GET /v1/stations, pause and resume, and the production queue. */
+/* stations.c — the HTTP handlers of the production floor: GET /v1/stations,
+ * pause and resume, the queue, the release of a held request, the summary
+ * and the requests at risk; the SQL is the store modules'. */
 #include "stations.h"
 #include "config.h"
 #include "db.h"
-#include "journal.h"
-#include "production.h"
-#include "requests.h"
+#include "metrics.h"
+#include "store_request.h"
+#include "store_station.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-int stations_register(struct db *db, const struct config *cfg)
-{
-    for (int i = 0; i < cfg->station_count; i++) {
-        const struct station_config *st = &cfg->stations[i];
-        int rc =
-            db_query(db, NULL,
-                     "INSERT INTO stations (id, instance, printer_driver, printer_serial, reader)"
-                     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
-                     " instance = EXCLUDED.instance, printer_driver = EXCLUDED.printer_driver,"
-                     " printer_serial = EXCLUDED.printer_serial, reader = EXCLUDED.reader,"
-                     " updated_at = now()",
-                     st->id, cfg->instance, st->printer_driver, st->printer_serial, st->reader);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-int stations_fetch(struct db *db, struct db_res **res)
-{
-    return db_exec(
-        db, res,
-        "SELECT s.id, s.instance, s.printer_driver, s.printer_serial, s.reader,"
-        " CASE WHEN s.paused AND s.state <> 'busy' THEN 'paused' ELSE s.state END,"
-        " s.error_reason, s.paused, s.cards_produced, s.cards_spoiled, rfc3339(s.updated_at),"
-        " (SELECT r.request_no FROM production_attempts p JOIN requests r ON r.id = p.request_id"
-        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
-        " (SELECT p.card_serial FROM production_attempts p"
-        "  WHERE p.station_id = s.id AND p.outcome = 'in_progress' LIMIT 1),"
-        " (SELECT count(*) FROM production_attempts p WHERE p.station_id = s.id"
-        "  AND p.outcome = 'produced' AND p.finished_at >= today.start),"
-        " (SELECT count(*) FROM production_attempts p WHERE p.station_id = s.id"
-        "  AND p.outcome IN ('spoiled','unknown') AND p.finished_at >= today.start)"
-        " FROM stations s, (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Riyadh')"
-        "  AT TIME ZONE 'Asia/Riyadh' AS start) today ORDER BY s.id",
-        0, NULL);
-}
 
 void stations_list(struct http_req *rq)
 {
@@ -90,39 +54,6 @@ void stations_list(struct http_req *rq)
     http_json(rq, 200, json_pack("{s:o}", "stations", list));
 }
 
-int station_set_paused(struct db *db, const char *station_id, bool paused, const char *actor,
-                       char state[16])
-{
-    struct db_res *res = NULL;
-    int rc = db_begin(db);
-    if (!rc)
-        rc = db_query(
-            db, &res,
-            paused ? "UPDATE stations SET paused = true, updated_at = now() WHERE id = $1"
-                     " RETURNING state"
-                   : "UPDATE stations SET paused = false, updated_at = now(),"
-                     " state = CASE WHEN state = 'error' THEN 'idle' ELSE state END,"
-                     " error_reason = CASE WHEN state = 'error' THEN NULL ELSE error_reason END"
-                     " WHERE id = $1 RETURNING state",
-            station_id);
-    if (rc)
-        goto out;
-    if (db_rows(res) == 0) {
-        rc = -ENOENT;
-        goto out;
-    }
-    const char *now = db_get(res, 0, 0);
-    snprintf(state, 16, "%s", paused && strcmp(now, "busy") != 0 ? "paused" : now);
-    rc = audit(db, actor, paused ? "station.paused" : "station.resumed", NULL, NULL, station_id,
-               NULL);
-    if (!rc)
-        rc = db_commit(db);
-out:
-    db_rollback(db);
-    db_res_free(res);
-    return rc;
-}
-
 static void set_paused(struct http_req *rq, bool paused)
 {
     struct db *db = http_db(rq);
@@ -148,22 +79,6 @@ void station_pause(struct http_req *rq)
 void station_resume(struct http_req *rq)
 {
     set_paused(rq, false);
-}
-
-int production_queue_fetch(struct db *db, long after, long limit, bool held_only,
-                           struct db_res **res)
-{
-    char lim[24], cur[24];
-    snprintf(lim, sizeof(lim), "%ld", limit);
-    snprintf(cur, sizeof(cur), "%ld", after);
-    return db_query(
-        db, res,
-        "SELECT r.id, r.request_no, r.kind, r.reason, rfc3339(r.approved_at),"
-        " rfc3339(r.created_at), r.spoiled_cards, r.hold_reason, r.production_station, r.status"
-        " FROM requests r WHERE r.status IN ('queued','in_production')"
-        " AND r.id > $1::bigint AND (NOT $3::boolean OR r.hold_reason IS NOT NULL)"
-        " ORDER BY r.id LIMIT $2::int",
-        cur, lim, held_only ? "true" : "false");
 }
 
 void production_queue(struct http_req *rq)
@@ -234,7 +149,7 @@ void request_release(struct http_req *rq)
     if (!db)
         return;
     char reason[400] = "";
-    int rc = production_release(db, rq->param[0], rq->who.name, reason, sizeof(reason));
+    int rc = request_release_hold(db, rq->param[0], rq->who.name, reason, sizeof(reason));
     if (rc == -ENOENT)
         http_problem(rq, 404, "not_found", "Not found", "No such request.", NULL);
     else if (rc == -EALREADY)

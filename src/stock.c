@@ -3,7 +3,7 @@
 #include "auth.h"
 #include "db.h"
 #include "ids.h"
-#include "journal.h"
+#include "fields.h"
 #include "log.h"
 
 #include <errno.h>
@@ -12,121 +12,6 @@
 #include <string.h>
 
 #define MAX_REASON 200
-
-bool card_serial_valid(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= CARD_SERIAL_MAX && all_of(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
-}
-
-/* How many digits end a serial: the part that counts up within a batch. */
-static size_t serial_tail(const char *s)
-{
-    size_t n = strlen(s), tail = 0;
-    while (tail < n && s[n - 1 - tail] >= '0' && s[n - 1 - tail] <= '9')
-        tail++;
-    return tail;
-}
-
-int card_serial_add(const char *first, long count, char out[CARD_SERIAL_MAX + 1])
-{
-    if (!card_serial_valid(first) || count < 0)
-        return -EINVAL;
-    size_t n = strlen(first), tail = serial_tail(first);
-    if (tail == 0 || tail > 9)
-        return -EINVAL;
-    long value = strtol(first + n - tail, NULL, 10);
-    long limit = 1;
-    for (size_t i = 0; i < tail; i++)
-        limit *= 10;
-    if (value + count >= limit)
-        return -EINVAL;
-    memcpy(out, first, n - tail);
-    snprintf(out + (n - tail), CARD_SERIAL_MAX + 1 - (n - tail), "%0*ld", (int)tail, value + count);
-    return 0;
-}
-
-int stock_batch_check(const char *batch_no, const char *first, const long *count,
-                      struct stock_problem problems[3], char last[CARD_SERIAL_MAX + 1])
-{
-    int n = 0;
-    if (batch_no && !request_no_valid(batch_no))
-        problems[n++] = (struct stock_problem){ "batch_no", "format" };
-    if (first && !card_serial_valid(first))
-        problems[n++] = (struct stock_problem){ "first_serial", "format" };
-    if (count && (*count < 1 || *count > STOCK_MAX_BATCH))
-        problems[n++] = (struct stock_problem){ "count", "range" };
-    if (n == 0 && batch_no && first && count && card_serial_add(first, *count - 1, last) != 0)
-        problems[n++] = (struct stock_problem){ "first_serial", "no_room_for_count" };
-    return n;
-}
-
-int stock_batch_receive(struct db *db, const char *batch_no, const char *first, long count,
-                        const char *actor, char last[CARD_SERIAL_MAX + 1])
-{
-    struct stock_problem problems[3];
-    struct db_res *res = NULL;
-    char count_text[24], id[24];
-    if (stock_batch_check(batch_no, first, &count, problems, last) != 0)
-        return -EINVAL;
-    snprintf(count_text, sizeof(count_text), "%ld", count);
-    int rc = db_begin(db);
-    if (!rc)
-        rc =
-            db_query(db, &res,
-                     "INSERT INTO stock_batches (batch_no, first_serial, count, received_by)"
-                     " VALUES ($1, $2, $3::int, $4) ON CONFLICT (batch_no) DO NOTHING RETURNING id",
-                     batch_no, first, count_text, actor);
-    if (rc)
-        goto out;
-    if (db_rows(res) == 0) {
-        /* The same batch again is the same delivery; anything else conflicts. */
-        db_res_free(res);
-        res = NULL;
-        rc = db_query(db, &res,
-                      "SELECT 1 FROM stock_batches WHERE batch_no = $1 AND first_serial = $2"
-                      " AND count = $3::int",
-                      batch_no, first, count_text);
-        if (!rc)
-            rc = db_rows(res) == 1 ? STOCK_SAME_BATCH : -EEXIST;
-        goto out;
-    }
-    snprintf(id, sizeof(id), "%s", db_get(res, 0, 0));
-    /* One row per card, serials made by the same rule as card_serial_add. */
-    size_t n = strlen(first), tail = serial_tail(first);
-    char prefix[CARD_SERIAL_MAX + 1], start[16], width[24];
-    memcpy(prefix, first, n - tail);
-    prefix[n - tail] = '\0';
-    snprintf(start, sizeof(start), "%s", first + n - tail);
-    snprintf(width, sizeof(width), "%zu", tail);
-    rc = db_query(db, NULL,
-                  "INSERT INTO cards (serial, batch_id)"
-                  " SELECT $1 || lpad((($2::bigint) + g)::text, $3::int, '0'), $4::bigint"
-                  " FROM generate_series(0, $5::int - 1) AS g",
-                  prefix, start, width, id, count_text);
-    if (rc == DB_ECONFLICT) {
-        rc = -EADDRINUSE;
-        goto out;
-    }
-    if (!rc) {
-        char detail[128];
-        snprintf(detail, sizeof(detail),
-                 "{\"first_serial\":\"%s\",\"last_serial\":\"%s\",\"count\":%ld}", first, last,
-                 count);
-        rc = audit(db, actor, "stock.received", NULL, NULL, NULL, detail);
-    }
-    if (!rc)
-        rc = db_commit(db);
-out:
-    db_rollback(db);
-    db_res_free(res);
-    return rc;
-}
-
-static void fail(json_t *errors, const char *field, const char *code)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "code", code));
-}
 
 /* The JSON-level problem of a field (absent or of the wrong type), or NULL. */
 static const char *absent_or_type(json_t *body, const char *field, bool ok)
@@ -157,10 +42,10 @@ void stock_batch_create(struct http_req *rq)
         json_t *errors = json_array();
         for (int f = 0; f < 3; f++) {
             if (shape[f])
-                fail(errors, fields[f], shape[f]);
+                field_error(errors, fields[f], shape[f]);
             for (int k = 0; k < nproblems; k++)
                 if (strcmp(problems[k].field, fields[f]) == 0)
-                    fail(errors, fields[f], problems[k].code);
+                    field_error(errors, fields[f], problems[k].code);
         }
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
                      errors);
@@ -191,61 +76,6 @@ void stock_batch_create(struct http_req *rq)
     default:
         http_internal_error(rq, db_error_message(db));
     }
-}
-
-const char *const stock_count_name[STOCK_NCOUNTS] = {
-    [STOCK_COUNT_RECEIVED] = "received",
-    [STOCK_COUNT_USED] = "used",
-    [STOCK_COUNT_SPOILED] = "spoiled",
-    [STOCK_COUNT_DESTROYED] = "destroyed",
-    [STOCK_COUNT_IN_PRODUCTION] = "in_production",
-    [STOCK_COUNT_AVAILABLE] = "available",
-};
-
-int stock_census(struct db *db, struct stock_batch **out, size_t *n, long totals[STOCK_NCOUNTS])
-{
-    struct db_res *res = NULL;
-    *out = NULL;
-    *n = 0;
-    memset(totals, 0, sizeof(long) * STOCK_NCOUNTS);
-    /* Columns 3 to 8 in the order of enum stock_count; 9 the cards on record. */
-    int rc = db_exec(db, &res,
-                     "SELECT b.batch_no, b.first_serial, rfc3339(b.received_at), b.count,"
-                     " count(c.serial) FILTER (WHERE c.state = 'used'),"
-                     " count(c.serial) FILTER (WHERE c.state = 'spoiled'),"
-                     " count(c.serial) FILTER (WHERE c.state = 'destroyed'),"
-                     " count(c.serial) FILTER (WHERE c.state = 'in_production'),"
-                     " count(c.serial) FILTER (WHERE c.state = 'available'),"
-                     " count(c.serial)"
-                     " FROM stock_batches b LEFT JOIN cards c ON c.batch_id = b.id"
-                     " GROUP BY b.id ORDER BY b.id",
-                     0, NULL);
-    if (rc)
-        return rc;
-    size_t rows = db_rows(res);
-    struct stock_batch *batches = rows ? calloc(rows, sizeof(*batches)) : NULL;
-    if (rows && !batches) {
-        db_res_free(res);
-        return -ENOMEM;
-    }
-    for (size_t r = 0; r < rows; r++) {
-        struct stock_batch *b = &batches[r];
-        snprintf(b->batch_no, sizeof(b->batch_no), "%s", db_get(res, r, 0));
-        snprintf(b->first_serial, sizeof(b->first_serial), "%s", db_get(res, r, 1));
-        snprintf(b->received_at, sizeof(b->received_at), "%s", db_get(res, r, 2));
-        for (int k = 0; k < STOCK_NCOUNTS; k++) {
-            b->count[k] = db_get_long(res, r, 3 + k, 0);
-            totals[k] += b->count[k];
-        }
-        /* The cards on record must be the cards received. */
-        if (db_get_long(res, r, 9, -1) != db_get_long(res, r, 3, -2))
-            log_error("stock batch %s: %s cards on record for %s received", db_get(res, r, 0),
-                      db_get(res, r, 9), db_get(res, r, 3));
-    }
-    db_res_free(res);
-    *out = batches;
-    *n = rows;
-    return 0;
 }
 
 void stock_list(struct http_req *rq)
@@ -292,72 +122,6 @@ static const char *required_text(struct http_req *rq, const char *key)
         return NULL;
     }
     return s;
-}
-
-/* Runs one hand-made change of a card under dual control, in one
- * transaction: the card is locked, must be in state `from`, and is moved by
- * the statement `change` with its nparams parameters (the serial first);
- * the audit line names both people. */
-static int card_change(struct db *db, const char *serial, const char *from, const char *change,
-                       int nparams, const char *const *params, const char *action,
-                       const char *actor, const char *witness, const char *reason, char state[16])
-{
-    struct db_res *res = NULL;
-    state[0] = '\0';
-    if (!card_serial_valid(serial))
-        return -ENOENT;
-    int rc = db_begin(db);
-    if (!rc)
-        rc = db_query(db, &res, "SELECT state FROM cards WHERE serial = $1 FOR UPDATE", serial);
-    if (rc)
-        goto out;
-    if (db_rows(res) == 0) {
-        rc = -ENOENT;
-        goto out;
-    }
-    snprintf(state, 16, "%s", db_get(res, 0, 0));
-    if (strcmp(state, from) != 0) {
-        rc = -EBUSY;
-        goto out;
-    }
-    json_t *d = json_pack("{s:s}", "witness", witness);
-    if (d && reason)
-        json_object_set_new(d, "reason", json_string(reason));
-    char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
-    json_decref(d);
-    rc = detail ? db_exec(db, NULL, change, nparams, params) : -ENOMEM;
-    if (!rc)
-        rc = audit(db, actor, action, NULL, serial, NULL, detail);
-    if (!rc)
-        rc = db_commit(db);
-    free(detail);
-out:
-    db_rollback(db);
-    db_res_free(res);
-    return rc;
-}
-
-int stock_card_spoil(struct db *db, const char *serial, const char *reason, const char *actor,
-                     const char *witness, char state[16])
-{
-    /* A blank card can be spoiled by hand (damaged in handling); a card in
-     * a job is the station's to account for, and an issued card is voided
-     * only by cancelling its request. */
-    const char *params[] = { serial, reason };
-    return card_change(db, serial, "available",
-                       "UPDATE cards SET state = 'spoiled', spoil_reason = $2, spoiled_at = now(),"
-                       " updated_at = now() WHERE serial = $1",
-                       2, params, "card.spoiled", actor, witness, reason, state);
-}
-
-int stock_card_destroy(struct db *db, const char *serial, const char *actor, const char *witness,
-                       char state[16])
-{
-    const char *params[] = { serial, actor, witness };
-    return card_change(db, serial, "spoiled",
-                       "UPDATE cards SET state = 'destroyed', destroyed_at = now(),"
-                       " destroyed_by = $2, witness = $3, updated_at = now() WHERE serial = $1",
-                       3, params, "card.destroyed", actor, witness, NULL, state);
 }
 
 /* The countersignature of a second operator (X-Witness-Authorization), or

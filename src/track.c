@@ -7,13 +7,14 @@
 #include "app.h"
 #include "clientaddr.h"
 #include "db.h"
+#include "fields.h"
 #include "parcel.h"
 #include "ids.h"
 #include "ratelimit.h"
 #include "status.h"
+#include "store_request.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,19 +87,7 @@ static int timeline_build(struct db *db, const char *request_id, int max_failed,
     struct parcel_event *events = NULL;
     const char **statuses = NULL;
     *out = NULL;
-    /* Status changes that a courier event made are left out: the events
-     * themselves stand for them. */
-    int rc = db_query(
-        db, &res,
-        "SELECT 0, (extract(epoch FROM at) * 1000000)::bigint, rfc3339(at), status, NULL, NULL, id"
-        " FROM request_events WHERE request_id = $1::bigint AND status IS NOT NULL"
-        " AND NOT (detail ? 'event_id' AND detail ? 'code')"
-        " UNION ALL"
-        " SELECT 1, extract(epoch FROM ce.at)::bigint * 1000000, rfc3339(ce.at), ce.code,"
-        " ce.event_id, CASE WHEN p.branch_id IS NULL THEN 'f' ELSE 't' END, 0::bigint"
-        " FROM courier_events ce JOIN parcels p ON p.id = ce.parcel_id"
-        " WHERE p.request_id = $1::bigint",
-        request_id);
+    int rc = request_timeline(db, request_id, &res);
     if (rc)
         return rc;
     size_t n = db_rows(res), nev = 0;
@@ -159,6 +148,30 @@ out:
     return rc;
 }
 
+/* The answer to a look-up that matched: the row of request_tracking() and
+ * the timeline (its reference is taken). */
+static json_t *track_reply(struct db_res *res, json_t *timeline)
+{
+    char address[512];
+    track_mask_address(db_get(res, 0, TRACK_COL_CITY), db_get(res, 0, TRACK_COL_DISTRICT), address,
+                       sizeof(address));
+    bool at_branch = !db_is_null(res, 0, TRACK_COL_BRANCH);
+    const char *status = db_get(res, 0, TRACK_COL_STATUS);
+    json_t *collect_by = db_is_null(res, 0, TRACK_COL_COLLECT_BY)
+                             ? json_null()
+                             : json_string(db_get(res, 0, TRACK_COL_COLLECT_BY));
+    json_t *reply = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:s, s:{s:s, s:s}, s:{s:s, s:i, s:s, s:o, s:o}, s:o}",
+        "request_no", db_get(res, 0, TRACK_COL_REQUEST_NO), "kind", db_get(res, 0, TRACK_COL_KIND),
+        "reason", db_get(res, 0, TRACK_COL_REASON), "status", status, "status_label", label(status),
+        "updated_at", db_get(res, 0, TRACK_COL_UPDATED_AT), "estimated_delivery", "earliest",
+        db_get(res, 0, TRACK_COL_EARLIEST), "latest", db_get(res, 0, TRACK_COL_LATEST), "delivery",
+        "method", at_branch ? "branch" : "home", "attempts",
+        (int)db_get_long(res, 0, TRACK_COL_ATTEMPTS, 0), "address", address, "branch",
+        branch_json(res, TRACK_COL_BRANCH), "collect_by", collect_by, "timeline", timeline);
+    return reply;
+}
+
 void track_lookup(struct http_req *rq)
 {
     /* A failure is reserved before the look-up and given back only when it
@@ -178,11 +191,9 @@ void track_lookup(struct http_req *rq)
     const char *national_id = json_string_value(json_object_get(rq->json, "national_id"));
     json_t *errors = json_array();
     if (!request_no || !request_no_valid(request_no))
-        json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "request_no", "code",
-                                                request_no ? "format" : "required"));
+        field_error(errors, "request_no", request_no ? "format" : "required");
     if (!national_id || !national_id_valid(national_id))
-        json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "national_id", "code",
-                                                national_id ? "format" : "required"));
+        field_error(errors, "national_id", national_id ? "format" : "required");
     if (json_array_size(errors) > 0) {
         ratelimit_keep(rq->app->track_limit, &ticket); /* a malformed look-up counts */
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
@@ -197,59 +208,21 @@ void track_lookup(struct http_req *rq)
         return;
     }
     struct db_res *res = NULL;
-    /* The same statement runs whether or not the request exists; the
-     * national ID is compared in constant time against the stored one or a
-     * stand-in, so the answer's timing says nothing. */
-    int rc = db_query(
-        db, &res,
-        "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
-        " to_char(r.estimated_earliest, 'YYYY-MM-DD'), to_char(r.estimated_latest, 'YYYY-MM-DD'),"
-        " a.city, a.district,"
-        /* Delivery attempts made: the failed ones, and the one under way or done. */
-        " coalesce(p.failed_attempts, 0) + CASE WHEN r.status IN ('out_for_delivery','delivered')"
-        "  THEN 1 ELSE 0 END, to_char(p.collect_by, 'YYYY-MM-DD'),"
-        " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text, r.national_id"
-        " FROM (SELECT $1::text AS no) q"
-        " LEFT JOIN requests r ON r.request_no = q.no"
-        " LEFT JOIN request_addresses a ON a.request_id = r.id"
-        " LEFT JOIN parcels p ON p.request_id = r.id"
-        " LEFT JOIN branches b ON b.branch_id = p.branch_id",
-        request_no);
-    if (rc) {
-        http_internal_error(rq, db_error_message(db));
-        goto out;
-    }
-    const char *stored = db_get(res, 0, 18);
-    const char *compare = stored ? stored : "0000000000";
-    bool match = CRYPTO_memcmp(compare, national_id, 10) == 0 && stored != NULL;
-    if (!match) {
+    json_t *timeline = NULL, *reply = NULL;
+    int rc = request_tracking(db, request_no, national_id, &res);
+    if (!rc)
+        rc = timeline_build(db, db_get(res, 0, TRACK_COL_ID), rq->app->cfg->delivery_attempts,
+                            &timeline);
+    if (!rc)
+        reply = track_reply(res, timeline);
+    if (rc == -ENOENT)
         not_found(rq);
-        goto out;
-    }
-    json_t *timeline = NULL;
-    rc = timeline_build(db, db_get(res, 0, 0), rq->app->cfg->delivery_attempts, &timeline);
-    if (rc) {
+    else if (rc)
         http_internal_error(rq, db_error_message(db));
-        goto out;
-    }
-    char address[512];
-    track_mask_address(db_get(res, 0, 8), db_get(res, 0, 9), address, sizeof(address));
-    bool at_branch = !db_is_null(res, 0, 12);
-    const char *status = db_get(res, 0, 4);
-    json_t *collect_by = db_is_null(res, 0, 11) ? json_null() : json_string(db_get(res, 0, 11));
-    json_t *reply =
-        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:{s:s, s:s}, s:{s:s, s:i, s:s, s:o, s:o}, s:o}",
-                  "request_no", db_get(res, 0, 1), "kind", db_get(res, 0, 2), "reason",
-                  db_get(res, 0, 3), "status", status, "status_label", label(status), "updated_at",
-                  db_get(res, 0, 5), "estimated_delivery", "earliest", db_get(res, 0, 6), "latest",
-                  db_get(res, 0, 7), "delivery", "method", at_branch ? "branch" : "home",
-                  "attempts", (int)db_get_long(res, 0, 10, 0), "address", address, "branch",
-                  branch_json(res, 12), "collect_by", collect_by, "timeline", timeline);
-    if (!reply)
+    else if (!reply)
         http_internal_error(rq, "reply could not be built");
     else
         http_json(rq, 200, reply);
-out:
     /* Only a wrong look-up counts; a success or a server fault does not. */
     if (rq->status == 200 || rq->status >= 500)
         ratelimit_release(rq->app->track_limit, &ticket);

@@ -73,11 +73,27 @@ run_binary() {
     fi
 }
 
+# A check of the source tree, counted as one test.
+run_check() {
+    local name=$1 log
+    log=$logdir/$name.log
+    if "tests/$name.sh" >"$log" 2>&1; then
+        passed=$((passed + 1))
+        printf '  ok   %-28s %s\n' "$name" "$(tail -n 1 "$log")"
+    else
+        failed=$((failed + 1)); failed_names+=("$name")
+        printf '  FAIL %-28s — log: %s\n' "$name" "$log"
+        sed 's/^/      /' "$log"
+    fi
+}
+
 run_unit() {
     echo "unit tests ($BUILD)"
     for t in "$BUILD"/tests/test_*; do
         [ -x "$t" ] && run_binary "$t"
     done
+    run_check check_ownership
+    run_check check_function_length
 }
 
 run_integration() {

@@ -8,6 +8,7 @@
  * rules. Commands are a table, as in Redis.
  *
  * Exit status: 0 done, 1 failed (the message says why), 2 usage. */
+#include "audit.h"
 #include "auth.h"
 #include "callbacks.h"
 #include "cli_card.h"
@@ -16,8 +17,9 @@
 #include "config.h"
 #include "db.h"
 #include "ids.h"
-#include "journal.h"
+#include "metrics.h"
 #include "production.h"
+#include "store_request.h"
 #include "refdata.h"
 #include "stations.h"
 #include "stock.h"
@@ -127,7 +129,7 @@ static int audit_token(struct ctl *ctl, const char *action, const char *name, co
         json_object_set_new(d, "branch", json_string(branch));
     char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
-    int rc = detail ? audit(ctl->db, actor(ctl), action, NULL, NULL, NULL, detail) : -ENOMEM;
+    int rc = detail ? audit_append(ctl->db, actor(ctl), action, NULL, NULL, NULL, detail) : -ENOMEM;
     free(detail);
     return rc;
 }
@@ -326,7 +328,7 @@ static int cmd_platform_secret(struct ctl *ctl, int argc, char **argv)
     if (!rc)
         rc = callbacks_secret_new(ctl->db, master, secret);
     if (!rc)
-        rc = audit(ctl->db, actor(ctl), "platform.secret", NULL, NULL, NULL, NULL);
+        rc = audit_append(ctl->db, actor(ctl), "platform.secret", NULL, NULL, NULL, NULL);
     if (!rc)
         rc = db_commit(ctl->db);
     OPENSSL_cleanse(master, sizeof(master));
@@ -591,7 +593,7 @@ static int cmd_card_face(struct ctl *ctl, int argc, char **argv)
     if (need_db(ctl))
         return 1;
     struct job job;
-    int rc = production_card_data(ctl->db, request_no, &job);
+    int rc = card_face_data(ctl->db, request_no, &job);
     if (rc == -ENOENT) {
         fprintf(stderr, "cardctl: no request %s\n", request_no);
         return 1;
@@ -785,7 +787,7 @@ static int cmd_request_release(struct ctl *ctl, int argc, char **argv)
     if (need_db(ctl))
         return 1;
     char reason[512];
-    int rc = production_release(ctl->db, request_no, actor(ctl), reason, sizeof(reason));
+    int rc = request_release_hold(ctl->db, request_no, actor(ctl), reason, sizeof(reason));
     if (rc == -ENOENT) {
         fprintf(stderr, "cardctl: no request %s\n", request_no);
         return 1;

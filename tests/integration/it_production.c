@@ -11,6 +11,7 @@
 #include "face_check.h"
 #include "line_env.h"
 #include "production.h"
+#include "store_card.h"
 
 #include <dirent.h>
 #include <openssl/cms.h>
@@ -395,7 +396,7 @@ static void test_production_line(void **state)
                 !request_no[0])
                 continue; /* a spoiled card */
             struct job job;
-            assert_int_equal(production_card_data(db, request_no, &job), 0);
+            assert_int_equal(card_face_data(db, request_no, &job), 0);
             assert_string_equal(job.card_serial, serial);
             struct face_data fd = {
                 .kind = FACE_NATIONAL_ID,

@@ -1,10 +1,10 @@
-/* station.h — one worker thread per configured production station. Each
+/* station_worker.h — one worker thread per configured production station. Each
  * takes the oldest waiting request, feeds a blank card to the chip station,
  * personalises and verifies the chip, prints the face and ejects the card,
  * and records the outcome; faults put the station in error until an
  * operator resumes it. */
-#ifndef CARDD_STATION_H
-#define CARDD_STATION_H
+#ifndef CARDD_STATION_WORKER_H
+#define CARDD_STATION_WORKER_H
 
 struct app;
 struct stations;

@@ -1,4 +1,4 @@
-/* station.c — the production station worker.
+/* station_worker.c — the production station worker.
  *
  * The worker owns its printer and encoder; nothing else touches them. It
  * talks to the database only between device steps, one short transaction
@@ -6,7 +6,7 @@
  * that left the feeder is printed and ejected, or rejected and spoiled with
  * its reason, or — when the printer stops answering — spoiled as "fate
  * unknown" with the station put in error for an operator. */
-#include "station.h"
+#include "station_worker.h"
 #include "app.h"
 #include "auth.h"
 #include "config.h"
@@ -20,6 +20,7 @@
 #include "printer.h"
 #include "production.h"
 #include "signer.h"
+#include "store_station.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -358,11 +359,15 @@ static void finish(struct station *s, const struct job *job, const struct job_re
     }
 }
 
-static void set_state(struct station *s, const char *state, const char *reason)
+/* Moves the station's state (store_station.c's events); a move its state
+ * does not allow (already offline, say) changes nothing. */
+static void set_state(struct station *s, const char *event, const char *reason)
 {
+    char actor[64];
+    snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
     struct db *db = db_pool_acquire(s->app->pool, 5000);
     if (db)
-        production_station_state(db, s->cfg->id, state, reason);
+        station_apply_alone(db, s->cfg->id, event, reason, actor);
     db_pool_release(s->app->pool, db);
 }
 
@@ -370,10 +375,48 @@ static void set_state(struct station *s, const char *state, const char *reason)
  * run; it clears no other. */
 static void clear_signer_error(struct station *s)
 {
+    char actor[64];
+    snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
     struct db *db = db_pool_acquire(s->app->pool, 5000);
     if (db)
-        production_station_clear(db, s->cfg->id, "signer_unavailable");
+        station_clear_error(db, s->cfg->id, "signer_unavailable", actor);
     db_pool_release(s->app->pool, db);
+}
+
+/* While the station is in error for the signer: whether it answers again
+ * (the error is then cleared); waits a moment when not. */
+static bool signer_back(struct station *s)
+{
+    if (!s->signer_down)
+        return true;
+    int src = signer_ready(s);
+    if (src) {
+        if (src != s->signer_err)
+            log_warn("station %s: Document Signer still unavailable: %s", s->cfg->id,
+                     ds_strerror(src));
+        s->signer_err = src;
+        /* Still so, also after an operator's resume. */
+        set_state(s, "fault", "signer_unavailable");
+        sleep_ms(1000);
+        return false;
+    }
+    s->signer_down = false;
+    log_info("station %s: Document Signer available again", s->cfg->id);
+    clear_signer_error(s);
+    return true;
+}
+
+/* No blank is claimed while the Document Signer cannot sign. */
+static bool signer_can_sign(struct station *s)
+{
+    int sgn = signer_ready(s);
+    if (sgn) {
+        log_warn("station %s: in error (signer_unavailable): %s", s->cfg->id, ds_strerror(sgn));
+        s->signer_down = true;
+        s->signer_err = sgn;
+        set_state(s, "fault", "signer_unavailable");
+    }
+    return sgn == 0;
 }
 
 /* Brings the printer to a known state when the worker starts: a card left
@@ -387,148 +430,147 @@ static void clear_card_path(struct station *s)
         printer_reject(s->printer, &f);
 }
 
-static void *worker(void *arg)
+/* Resolves the jobs the station had in flight when the service stopped. */
+static void recover_at_start(struct station *s)
 {
-    struct station *s = arg;
     struct app *app = s->app;
     char actor[64];
     snprintf(actor, sizeof(actor), "station:%s", s->cfg->id);
-
     struct db *db = NULL;
     while (!app_stopping(app) && !(db = db_pool_acquire(app->pool, 1000)))
         ;
-    if (db) {
-        int n = production_recover(db, s->cfg->id, actor);
-        if (n > 0)
-            log_warn("station %s: %d job(s) in flight at the last stop were resolved", s->cfg->id,
-                     n);
-        db_pool_release(app->pool, db);
+    if (!db)
+        return;
+    int n = production_recover(db, s->cfg->id, actor);
+    if (n > 0)
+        log_warn("station %s: %d job(s) in flight at the last stop were resolved", s->cfg->id, n);
+    db_pool_release(app->pool, db);
+}
+
+/* Whether an operator lets the station work (not paused, not in error);
+ * waits a moment when not. */
+static bool may_work(struct station *s)
+{
+    struct db *db = db_pool_acquire(s->app->pool, 1000);
+    if (!db)
+        return false;
+    int ready = station_ready(db, s->cfg->id);
+    db_pool_release(s->app->pool, db);
+    if (ready != 1) {
+        if (ready == 0)
+            s->was_in_error = true;
+        sleep_ms(IDLE_POLL_MS);
     }
+    return ready == 1;
+}
+
+/* A device is missing: the station is offline until it answers. */
+static void device_missing(struct station *s, const char *what, const char *name, int rc)
+{
+    if (!s->reported_offline)
+        log_warn("station %s: %s %s not reachable (%s)", s->cfg->id, what, name, strerror(-rc));
+    s->reported_offline = true;
+    char reason[32];
+    snprintf(reason, sizeof(reason), "%s not found", what);
+    set_state(s, "go_offline", reason);
+    sleep_ms(1000);
+}
+
+/* Brings the printer and the reader to a state where a job can start. */
+static bool devices_ready(struct station *s, bool *printer_checked)
+{
+    int prc = open_printer(s);
+    if (prc != 0) {
+        device_missing(s, "printer", s->cfg->printer_serial, prc);
+        return false;
+    }
+    if (!*printer_checked) {
+        clear_card_path(s);
+        *printer_checked = true;
+    }
+    if (s->was_in_error) {
+        /* An operator resumed the station: reset the printer first. */
+        enum printer_fault f;
+        printer_reset(s->printer, &f);
+        s->was_in_error = false;
+    }
+    /* Between two jobs that went well the printer is known to be
+     * ready; asking costs a round of status commands per card. */
+    struct printer_status pst = { .fault = PRINTER_FAULT_NONE };
+    int src = s->last_job_ok ? 0 : printer_status(s->printer, &pst);
+    if (src == 0 && pst.fault != PRINTER_FAULT_NONE) {
+        log_warn("station %s: printer reports %s", s->cfg->id, printer_fault_name(pst.fault));
+        set_state(s, "fault", printer_fault_name(pst.fault));
+        return false;
+    }
+    if (src != 0) {
+        log_warn("station %s: printer status failed (%s)", s->cfg->id, strerror(-src));
+        sleep_ms(500);
+        return false;
+    }
+    int erc = open_encoder(s);
+    if (erc != 0) {
+        device_missing(s, "reader", s->cfg->reader, erc);
+        return false;
+    }
+    if (s->reported_offline) {
+        log_info("station %s: printer and reader ready", s->cfg->id);
+        s->reported_offline = false;
+        set_state(s, "online", NULL);
+    }
+    return true;
+}
+
+/* Claims the oldest waiting request and a blank card, makes the card and
+ * records how it ended. */
+static void claim_and_run(struct station *s)
+{
+    struct app *app = s->app;
+    struct job job;
+    struct db *db = db_pool_acquire(app->pool, 1000);
+    if (!db)
+        return;
+    int rc = production_claim(db, s->cfg->id, app->cfg->instance, &job);
+    db_pool_release(app->pool, db);
+    if (rc == -ENOENT || rc == -ENOSPC) {
+        s->last_job_ok = false;
+        if (rc == -ENOSPC)
+            log_debug("station %s: no blank card available", s->cfg->id);
+        sleep_ms(IDLE_POLL_MS);
+        return;
+    }
+    if (rc) {
+        log_error("station %s: claim failed (%d)", s->cfg->id, rc);
+        sleep_ms(1000);
+        return;
+    }
+    log_info("station %s: %s on card %s", s->cfg->id, job.request_no, job.card_serial);
+    struct job_result result;
+    run_job(s, &job, &result);
+    finish(s, &job, &result);
+    s->last_job_ok = result.outcome == JOB_PRODUCED;
+    if (result.station_error[0] && s->signer_down)
+        log_warn("station %s: in error (%s) until the Document Signer answers", s->cfg->id,
+                 result.station_error);
+    else if (result.station_error[0])
+        log_warn("station %s: in error (%s) until an operator resumes it", s->cfg->id,
+                 result.station_error);
+}
+
+static void *worker(void *arg)
+{
+    struct station *s = arg;
+    recover_at_start(s);
     bool printer_checked = false;
     if (signer_ready(s) == 0)
         clear_signer_error(s);
-
-    while (!app_stopping(app)) {
-        ds_cert_watch(app->cfg);
-        if (s->signer_down) {
-            /* In error for the signer: back by itself once it answers. */
-            int src = signer_ready(s);
-            if (src) {
-                if (src != s->signer_err)
-                    log_warn("station %s: Document Signer still unavailable: %s", s->cfg->id,
-                             ds_strerror(src));
-                s->signer_err = src;
-                /* Still so, also after an operator's resume. */
-                set_state(s, "error", "signer_unavailable");
-                sleep_ms(1000);
-                continue;
-            }
-            s->signer_down = false;
-            log_info("station %s: Document Signer available again", s->cfg->id);
-            clear_signer_error(s);
-        }
-        db = db_pool_acquire(app->pool, 1000);
-        if (!db)
-            continue;
-        int ready = production_station_ready(db, s->cfg->id);
-        db_pool_release(app->pool, db);
-        if (ready != 1) {
-            if (ready == 0)
-                s->was_in_error = true;
-            sleep_ms(IDLE_POLL_MS);
-            continue;
-        }
-        int prc = open_printer(s);
-        if (prc != 0) {
-            if (!s->reported_offline)
-                log_warn("station %s: printer %s not reachable (%s)", s->cfg->id,
-                         s->cfg->printer_serial, strerror(-prc));
-            s->reported_offline = true;
-            set_state(s, "offline", "printer not found");
-            sleep_ms(1000);
-            continue;
-        }
-        if (!printer_checked) {
-            clear_card_path(s);
-            printer_checked = true;
-        }
-        if (s->was_in_error) {
-            /* An operator resumed the station: reset the printer first. */
-            enum printer_fault f;
-            printer_reset(s->printer, &f);
-            s->was_in_error = false;
-        }
-        /* Between two jobs that went well the printer is known to be
-         * ready; asking costs a round of status commands per card. */
-        struct printer_status pst = { .fault = PRINTER_FAULT_NONE };
-        int src = s->last_job_ok ? 0 : printer_status(s->printer, &pst);
-        if (src == 0 && pst.fault != PRINTER_FAULT_NONE) {
-            log_warn("station %s: printer reports %s", s->cfg->id, printer_fault_name(pst.fault));
-            set_state(s, "error", printer_fault_name(pst.fault));
-            continue;
-        }
-        if (src != 0) {
-            log_warn("station %s: printer status failed (%s)", s->cfg->id, strerror(-src));
-            sleep_ms(500);
-            continue;
-        }
-        int erc = open_encoder(s);
-        if (erc != 0) {
-            if (!s->reported_offline)
-                log_warn("station %s: reader %s not reachable (%s)", s->cfg->id, s->cfg->reader,
-                         strerror(-erc));
-            s->reported_offline = true;
-            set_state(s, "offline", "reader not found");
-            sleep_ms(1000);
-            continue;
-        }
-        if (s->reported_offline) {
-            log_info("station %s: printer and reader ready", s->cfg->id);
-            s->reported_offline = false;
-            set_state(s, "idle", NULL);
-        }
-
-        /* No blank is claimed while the Document Signer cannot sign. */
-        int sgn = signer_ready(s);
-        if (sgn) {
-            log_warn("station %s: in error (signer_unavailable): %s", s->cfg->id, ds_strerror(sgn));
-            s->signer_down = true;
-            s->signer_err = sgn;
-            set_state(s, "error", "signer_unavailable");
-            continue;
-        }
-
-        struct job job;
-        db = db_pool_acquire(app->pool, 1000);
-        if (!db)
-            continue;
-        int rc = production_claim(db, s->cfg->id, app->cfg->instance, &job);
-        db_pool_release(app->pool, db);
-        if (rc == -ENOENT || rc == -ENOSPC) {
-            s->last_job_ok = false;
-            if (rc == -ENOSPC)
-                log_debug("station %s: no blank card available", s->cfg->id);
-            sleep_ms(IDLE_POLL_MS);
-            continue;
-        }
-        if (rc) {
-            log_error("station %s: claim failed (%d)", s->cfg->id, rc);
-            sleep_ms(1000);
-            continue;
-        }
-        log_info("station %s: %s on card %s", s->cfg->id, job.request_no, job.card_serial);
-        struct job_result result;
-        run_job(s, &job, &result);
-        finish(s, &job, &result);
-        s->last_job_ok = result.outcome == JOB_PRODUCED;
-        if (result.station_error[0] && s->signer_down)
-            log_warn("station %s: in error (%s) until the Document Signer answers", s->cfg->id,
-                     result.station_error);
-        else if (result.station_error[0])
-            log_warn("station %s: in error (%s) until an operator resumes it", s->cfg->id,
-                     result.station_error);
+    while (!app_stopping(s->app)) {
+        ds_cert_watch(s->app->cfg);
+        if (signer_back(s) && may_work(s) && devices_ready(s, &printer_checked) &&
+            signer_can_sign(s))
+            claim_and_run(s);
     }
-    set_state(s, "offline", "service stopped");
+    set_state(s, "go_offline", "service stopped");
     printer_close(s->printer);
     encoder_close(s->encoder);
     signer_close(s->signer);
