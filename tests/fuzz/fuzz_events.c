@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char prefix[32] = "";
         if (json_is_array(list))
             snprintf(prefix, sizeof(prefix), "events[%zu].", i);
-        struct event_in ev;
+        struct courier_event ev;
         if (event_validate(obj, prefix, 1764403200, &ev, errors) == 0) {
             FUZZ_ASSERT(ev.event_id && strlen(ev.event_id) <= 64);
             FUZZ_ASSERT(ev.tracking_no && s10_valid(ev.tracking_no));
