@@ -146,7 +146,7 @@ api() {
 
 # Courier calls are signed with the courier's secret: the 64-hex-digit
 # string itself is the HMAC key (src/auth.c, signature_mac).
-courier_sign() { # BODY -> the X-Signature header value
+courier_sign() { # BODY (or "GET PATH" for a call without one) -> the X-Signature header value
     local t
     t=$(date +%s)
     printf 't=%s,v1=%s' "$t" \
@@ -567,7 +567,7 @@ courier_event "$tn" delivery_failed address_not_found
     die "after two failed attempts the courier was not told to return the card to a branch"
 BRANCH_ID=$(jq -r .branch.branch_id <<<"$LAST_EVENT_ANSWER")
 echo "  the courier's system asks what to do with the parcel (GET /v1/courier/parcels/$tn):"
-api 200 GET "/v1/courier/parcels/$tn" "$COURIER_TOKEN" "" "X-Signature: $(courier_sign "")" |
+api 200 GET "/v1/courier/parcels/$tn" "$COURIER_TOKEN" "" "X-Signature: $(courier_sign "GET /v1/courier/parcels/$tn")" |
     jq -r '"    \(.action): \(.branch.branch_id), \(.branch.name.en) | \(.branch.name.ar), \(.branch.city)"'
 courier_event "$tn" arrived_at_branch
 echo "  a repeated event (same event_id) changes nothing:"

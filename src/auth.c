@@ -1,6 +1,7 @@
 /* auth.c — tokens, derived courier secrets and HMAC signatures (OpenSSL). */
 #include "auth.h"
 #include "db.h"
+#include "keyfile.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -231,17 +232,11 @@ int auth_load_key_file(const char *path, uint8_t *key, size_t len)
     int rc = -EINVAL;
     if (len == 0 || len > AUTH_KEY_FILE_MAX)
         return -EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -ENOENT;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = -EIO; /* the mode is unknown: the file is not read */
-        goto out;
-    }
-    if (st.st_mode & 077) {
-        rc = -EPERM;
-        goto out;
+    /* The checks every key file gets (keyfile.h), on the opened file. */
+    int fd = keyfile_open(path);
+    if (fd < 0) {
+        OPENSSL_cleanse(key, len);
+        return fd == -ENOENT || fd == -EPERM || fd == -EINVAL ? fd : -EIO;
     }
     n = read(fd, buf, sizeof(buf) - 1);
     if (n < 0) {
@@ -367,6 +362,29 @@ int auth_verify_signature(const char *header, const char *body, size_t body_len,
     if (ts < now - AUTH_MAX_SKEW_S || ts > now + AUTH_MAX_SKEW_S)
         return -ETIME;
     return 0;
+}
+
+char *auth_signed_text(const char *method, const char *path, const char *body, size_t body_len,
+                       size_t *len)
+{
+    char *text = NULL;
+    if (body_len == 0 && strcmp(method, "GET") == 0) {
+        size_t n = strlen(path);
+        text = malloc(4 + n + 1);
+        if (text) {
+            memcpy(text, "GET ", 4);
+            memcpy(text + 4, path, n + 1);
+            *len = 4 + n;
+        }
+        return text;
+    }
+    text = malloc(body_len + 1);
+    if (text) {
+        memcpy(text, body, body_len);
+        text[body_len] = '\0';
+        *len = body_len;
+    }
+    return text;
 }
 
 void auth_sign(const char *secret, long t, const char *body, size_t body_len, char *out,

@@ -81,11 +81,13 @@ int auth_witness(struct db *db, const char *credential, const struct identity *c
 /* Decodes exactly 2 * len hex digits into out. Returns 0 or -EINVAL. */
 int auth_hex_decode(const char *hex, uint8_t *out, size_t len);
 
-/* Reads a secret key of len bytes (at most AUTH_KEY_FILE_MAX) from a file
- * that must not be readable by group or others: exactly 2*len hex digits,
- * optionally followed by a line end. The text read is wiped, and so is key
- * on failure. Returns 0, -ENOENT, -EPERM (mode), -EIO (cannot stat or read;
- * nothing is read when the mode is unknown) or -EINVAL (contents). */
+/* Reads a secret key of len bytes (at most AUTH_KEY_FILE_MAX) from a key
+ * file with the checks every key file gets (keyfile.h: a regular file
+ * reached without a symlink, the service's own, readable by no one else):
+ * exactly 2*len hex digits, optionally followed by a line end. The text read
+ * is wiped, and so is key on failure. Returns 0, -ENOENT, -EPERM (a symlink,
+ * another owner, or open to others), -EIO (cannot read) or -EINVAL (not a
+ * regular file, or its contents). */
 #define AUTH_KEY_FILE_MAX 64
 int auth_load_key_file(const char *path, uint8_t *key, size_t len);
 
@@ -110,7 +112,14 @@ void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
 int auth_verify_signature(const char *header, const char *body, size_t body_len, const char *secret,
                           long now);
 
-/* Builds the header value for a body (used by couriers' tests and tools). */
+/* What a courier call signs after "<t>.": its raw body, or for a call
+ * without one (GET) "GET <path>", so that a signature is good for that one
+ * resource only. Returns a NUL-terminated copy (free it), its length in
+ * *len, or NULL. */
+char *auth_signed_text(const char *method, const char *path, const char *body, size_t body_len,
+                       size_t *len);
+
+/* Builds the header value for a text (used by couriers' tests and tools). */
 void auth_sign(const char *secret, long t, const char *body, size_t body_len, char *out,
                size_t outlen);
 

@@ -165,5 +165,8 @@ void branches_handover(struct http_req *rq)
     if (!mismatch) {
         ratelimit_release(rq->app->handover_limit, &by_client);
         ratelimit_release(rq->app->handover_limit, &by_token);
+    } else {
+        ratelimit_keep(rq->app->handover_limit, &by_client);
+        ratelimit_keep(rq->app->handover_limit, &by_token);
     }
 }

@@ -50,8 +50,11 @@ static const struct config_key keys[] = {
       "TCP keepalives on database connections: first probe after this many idle seconds" },
     { "db_acquire_timeout_ms", CT_INT, S(db_acquire_timeout_ms), "2000", 10, 60000,
       "longest an HTTP call waits for a free database connection; then 503" },
+    { "db_public_connections", CT_INT, S(db_public_connections), "4", 1, 256,
+      "of db_pool_size, the most that anonymous calls (tracking, readiness) hold at once; the "
+      "rest stay for authenticated calls and the station workers" },
     { "max_connections", CT_INT, S(max_connections), "512", 1, 65536, "HTTP connections at once" },
-    { "per_ip_connections", CT_INT, S(per_ip_connections), "128", 1, 65536,
+    { "per_ip_connections", CT_INT, S(per_ip_connections), "16", 1, 65536,
       "HTTP connections at once from one client address" },
     { "connection_timeout_s", CT_INT, S(connection_timeout_s), "30", 1, 3600,
       "idle HTTP connections are closed after this many seconds" },

@@ -29,6 +29,7 @@ struct config {
     int db_idle_tx_timeout_ms;   /* a transaction left idle is ended by the server */
     int db_keepalive_idle_s;     /* TCP keepalives: a dead peer is found in */
     int db_acquire_timeout_ms;   /* a request waits this long for a pooled connection */
+    int db_public_connections;   /* of those, most that anonymous calls may hold */
     int max_connections;
     int per_ip_connections;
     int connection_timeout_s;

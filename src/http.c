@@ -20,6 +20,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +48,17 @@ struct http_server {
     struct app *app;
     const struct http_route *routes;
     size_t nroutes;
+    /* Database connections held by anonymous calls (tracking, readiness):
+     * at most db_public_connections of the pool, so that however many come,
+     * authenticated calls and the station workers always find one. */
+    pthread_mutex_t public_lock;
+    pthread_cond_t public_freed;
+    int public_in_use, public_max;
 };
 
 struct conn_state {
     struct http_req rq;
+    bool public_slot; /* holds one of the anonymous calls' connections */
     struct MHD_Connection *conn;
     struct http_server *srv;
     char request_id[65];
@@ -128,13 +136,71 @@ void http_internal_error(struct http_req *rq, const char *what)
                  "The server failed to complete the request; it has been logged.", NULL);
 }
 
+/* Takes one of the anonymous calls' connection slots, waiting up to
+ * timeout_ms. */
+static bool public_slot_take(struct http_server *srv, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    bool ok = true;
+    pthread_mutex_lock(&srv->public_lock);
+    while (srv->public_in_use >= srv->public_max && ok)
+        ok = pthread_cond_timedwait(&srv->public_freed, &srv->public_lock, &deadline) == 0 ||
+             srv->public_in_use < srv->public_max;
+    if (ok)
+        srv->public_in_use++;
+    pthread_mutex_unlock(&srv->public_lock);
+    return ok;
+}
+
+static void public_slot_give(struct conn_state *cs)
+{
+    if (!cs->public_slot)
+        return;
+    cs->public_slot = false;
+    pthread_mutex_lock(&cs->srv->public_lock);
+    cs->srv->public_in_use--;
+    pthread_cond_signal(&cs->srv->public_freed);
+    pthread_mutex_unlock(&cs->srv->public_lock);
+}
+
+/* Gives the request's connection back to the pool. */
+static void release_db(struct conn_state *cs)
+{
+    if (cs->rq.db) {
+        db_pool_release(cs->srv->app->pool, cs->rq.db);
+        cs->rq.db = NULL;
+    }
+    public_slot_give(cs);
+}
+
 struct db *http_db(struct http_req *rq)
 {
     if (rq->db)
         return rq->db;
+    struct conn_state *cs = rq->priv;
+    bool anonymous = cs->route < 0 || cs->srv->routes[cs->route].roles == ROLES_PUBLIC;
+    if (anonymous && !cs->public_slot) {
+        if (!public_slot_take(cs->srv, 1000)) {
+            http_problem(rq, 503, "busy", "Service busy",
+                         "Too many anonymous requests at once; try again shortly.", NULL);
+            snprintf(rq->retry_after, sizeof(rq->retry_after), "1");
+            return NULL;
+        }
+        cs->public_slot = true;
+    }
     rq->db = db_pool_acquire(rq->app->pool, rq->app->cfg->db_acquire_timeout_ms);
-    if (!rq->db)
+    if (!rq->db) {
+        /* Logged once per change by the pool: no line per call. */
+        public_slot_give(cs);
         db_unavailable_reply(rq);
+    }
     return rq->db;
 }
 
@@ -321,8 +387,16 @@ static bool verify_signature(struct conn_state *cs)
     for (int i = 0; i < 16; i++)
         sscanf(hex + 2 * i, "%2hhx", &salt[i]);
     auth_courier_secret(rq->app->master_key, rq->who.name, salt, secret);
-    rc = auth_verify_signature(http_header(rq, "X-Signature"), rq->body, rq->body_len, secret,
-                               (long)time(NULL));
+    size_t signed_len = 0;
+    char *signed_text = auth_signed_text(rq->method, rq->path, rq->body, rq->body_len, &signed_len);
+    rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
+                                             signed_len, secret, (long)time(NULL))
+                     : -ENOMEM;
+    free(signed_text);
+    if (rc == -ENOMEM) {
+        http_internal_error(rq, "out of memory");
+        goto out;
+    }
     if (rc == 0) {
         ok = true;
     } else {
@@ -596,10 +670,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return append_body(cs, upload_data, n);
     }
     dispatch(cs);
-    if (cs->rq.db) {
-        db_pool_release(srv->app->pool, cs->rq.db);
-        cs->rq.db = NULL;
-    }
+    release_db(cs);
     return send_reply(cs);
 }
 
@@ -621,8 +692,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_observe_request(srv->app->metrics, method, route, cs->rq.status, secs);
     log_info("%s %s -> %d (%.1f ms)", cs->rq.method, cs->rq.path, cs->rq.status, secs * 1000);
     log_set_request_id(NULL);
-    if (cs->rq.db)
-        db_pool_release(srv->app->pool, cs->rq.db);
+    release_db(cs);
     json_decref(cs->rq.json);
     reset_reply(&cs->rq);
     free(cs->buf);
@@ -649,6 +719,12 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
     srv->app = app;
     srv->routes = routes;
     srv->nroutes = nroutes;
+    pthread_mutex_init(&srv->public_lock, NULL);
+    pthread_cond_init(&srv->public_freed, NULL);
+    /* Anonymous calls never hold the whole pool. */
+    srv->public_max = app->cfg->db_public_connections;
+    if (srv->public_max >= app->cfg->db_pool_size)
+        srv->public_max = app->cfg->db_pool_size > 1 ? app->cfg->db_pool_size - 1 : 1;
 
     struct sockaddr_in6 a6 = { 0 };
     struct sockaddr_in a4 = { 0 };
@@ -677,6 +753,8 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
         CONN_STACK_SIZE + CONN_STACK_EXTRA, MHD_OPTION_END);
     if (!srv->daemon) {
+        pthread_mutex_destroy(&srv->public_lock);
+        pthread_cond_destroy(&srv->public_freed);
         free(srv);
         return -EADDRINUSE;
     }
@@ -695,5 +773,7 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    pthread_mutex_destroy(&srv->public_lock);
+    pthread_cond_destroy(&srv->public_freed);
     free(srv);
 }

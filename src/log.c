@@ -40,6 +40,19 @@ void log_set_request_id(const char *id)
     thread_request_id = id;
 }
 
+void log_escape(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < outlen; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\')
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", *p);
+        else
+            out[o++] = (char)*p;
+    }
+    if (outlen)
+        out[o < outlen ? o : outlen - 1] = '\0';
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
@@ -52,11 +65,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 
-    char msg[1024];
+    char raw[1024], msg[4 * sizeof(raw)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    log_escape(raw, msg, sizeof(msg));
 
     /* One fprintf per line so that lines from several threads never interleave. */
     if (thread_request_id)

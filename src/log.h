@@ -2,6 +2,8 @@
 #ifndef CARDD_LOG_H
 #define CARDD_LOG_H
 
+#include <stddef.h>
+
 enum log_level {
     LOG_DEBUG,
     LOG_INFO,
@@ -19,9 +21,14 @@ int log_parse_level(const char *name, enum log_level *out);
  * logs until the next call carries it. The string must outlive the binding. */
 void log_set_request_id(const char *id);
 
-/* Writes one line to stderr. Never pass secrets: tokens, keys and HMAC
- * secrets must not reach the log. */
+/* Writes one line to stderr. Never pass secrets (tokens, keys, HMAC
+ * secrets) or personal data (national IDs, names, phones, addresses). Control
+ * bytes and backslashes in the message are written as \xNN, so nothing a
+ * client sends (a path with %0A) can break a line or forge another. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The escaping log_msg applies: in to out (NUL-terminated, cut to fit). */
+void log_escape(const char *in, char *out, size_t outlen);
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_SERIES 256
 
@@ -37,6 +39,12 @@ struct metrics {
     size_t nseries;
     struct latency latency[MAX_SERIES];
     size_t nlatency;
+    /* The gauges read from the database, kept for METRICS_GAUGE_MAX_AGE_S so
+     * that scrapes, however frequent, scan the tables at most that often.
+     * gauge_lock also makes concurrent scrapes wait for one refresh. */
+    pthread_mutex_t gauge_lock;
+    char *gauges;
+    struct timespec gauges_at;
 };
 
 int metrics_new(struct metrics **out)
@@ -45,6 +53,7 @@ int metrics_new(struct metrics **out)
     if (!*out)
         return -ENOMEM;
     pthread_mutex_init(&(*out)->lock, NULL);
+    pthread_mutex_init(&(*out)->gauge_lock, NULL);
     return 0;
 }
 
@@ -53,6 +62,8 @@ void metrics_free(struct metrics *m)
     if (!m)
         return;
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->gauge_lock);
+    free(m->gauges);
     free(m);
 }
 
@@ -153,6 +164,50 @@ static const struct {
       " FROM callbacks WHERE state = 'waiting'" },
 };
 
+static bool gauges_stale(const struct metrics *m)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return !m->gauges || now.tv_sec - m->gauges_at.tv_sec >= METRICS_GAUGE_MAX_AGE_S;
+}
+
+bool metrics_gauges_stale(struct metrics *m)
+{
+    pthread_mutex_lock(&m->gauge_lock);
+    bool stale = gauges_stale(m);
+    pthread_mutex_unlock(&m->gauge_lock);
+    return stale;
+}
+
+/* One pass over the database's gauges; NULL when out of memory. */
+static char *read_gauges(struct db *db)
+{
+    struct buf b = { malloc(4096), 0, 4096, 0 };
+    if (!b.s)
+        return NULL;
+    b.s[0] = '\0';
+    for (size_t g = 0; g < sizeof(db_gauges) / sizeof(db_gauges[0]); g++) {
+        struct db_res *res = NULL;
+        if (db_exec(db, &res, db_gauges[g].sql, 0, NULL) != 0)
+            continue;
+        put(&b, "# HELP %s %s\n# TYPE %s gauge\n", db_gauges[g].name, db_gauges[g].help,
+            db_gauges[g].name);
+        for (size_t r = 0; r < db_rows(res); r++) {
+            if (db_gauges[g].label)
+                put(&b, "%s{%s=\"%s\"} %s\n", db_gauges[g].name, db_gauges[g].label,
+                    db_get(res, r, 0), db_get(res, r, 1));
+            else
+                put(&b, "%s %s\n", db_gauges[g].name, db_get(res, r, 1));
+        }
+        db_res_free(res);
+    }
+    if (b.failed) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
 char *metrics_render(struct metrics *m, struct db *db)
 {
     struct buf b = { malloc(8192), 0, 8192, 0 };
@@ -183,21 +238,20 @@ char *metrics_render(struct metrics *m, struct db *db)
     }
     pthread_mutex_unlock(&m->lock);
 
-    for (size_t g = 0; db && g < sizeof(db_gauges) / sizeof(db_gauges[0]); g++) {
-        struct db_res *res = NULL;
-        if (db_exec(db, &res, db_gauges[g].sql, 0, NULL) != 0)
-            continue;
-        put(&b, "# HELP %s %s\n# TYPE %s gauge\n", db_gauges[g].name, db_gauges[g].help,
-            db_gauges[g].name);
-        for (size_t r = 0; r < db_rows(res); r++) {
-            if (db_gauges[g].label)
-                put(&b, "%s{%s=\"%s\"} %s\n", db_gauges[g].name, db_gauges[g].label,
-                    db_get(res, r, 0), db_get(res, r, 1));
-            else
-                put(&b, "%s %s\n", db_gauges[g].name, db_get(res, r, 1));
+    /* The gauges: from the cache, refreshed first when it is stale and a
+     * database connection was given. */
+    pthread_mutex_lock(&m->gauge_lock);
+    if (db && gauges_stale(m)) {
+        char *fresh = read_gauges(db);
+        if (fresh) {
+            free(m->gauges);
+            m->gauges = fresh;
+            clock_gettime(CLOCK_MONOTONIC, &m->gauges_at);
         }
-        db_res_free(res);
     }
+    if (m->gauges)
+        put(&b, "%s", m->gauges);
+    pthread_mutex_unlock(&m->gauge_lock);
     if (b.failed) {
         free(b.s);
         return NULL;

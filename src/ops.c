@@ -19,13 +19,11 @@ void ops_healthz(struct http_req *rq)
 
 void ops_readyz(struct http_req *rq)
 {
-    struct db *db = db_pool_acquire(rq->app->pool, 2000);
-    if (!db) {
-        http_problem(rq, 503, "not_ready", "Not ready", "The database is not reachable.", NULL);
+    /* Through the anonymous calls' share of the pool, like tracking. */
+    struct db *db = http_db(rq);
+    if (!db)
         return;
-    }
     int version = db_schema_version(db);
-    db_pool_release(rq->app->pool, db);
     if (version != DB_SCHEMA_VERSION) {
         http_problem(rq, 503, "not_ready", "Not ready",
                      version < 0 ? "The database is not reachable."
@@ -48,11 +46,15 @@ void ops_readyz(struct http_req *rq)
 
 void ops_metrics(struct http_req *rq)
 {
-    struct db *db = db_pool_acquire(rq->app->pool, 2000);
+    /* The request's own connection (the token was checked with it);
+     * metrics_render reads the database's gauges only when its copy is
+     * stale: at most one round of table scans every few seconds. */
+    struct db *db = http_db(rq);
+    if (!db)
+        return;
     char *text = metrics_render(rq->app->metrics, db);
     long at_risk = 0;
-    bool have_risk = db && requests_at_risk_count(db, time(NULL), &at_risk) == 0;
-    db_pool_release(rq->app->pool, db);
+    bool have_risk = requests_at_risk_count(db, time(NULL), &at_risk) == 0;
     char *ds = rq->app->cfg->station_count > 0 ? ds_metrics(rq->app->cfg) : NULL;
     if (text && ds) {
         char *both = NULL;

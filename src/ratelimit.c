@@ -12,19 +12,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RL_SLOTS     4096
 #define RL_MAX_LIMIT 64
 #define RL_PROBE     32 /* slots looked at per address */
 
+#define RL_PENDING_MAX_S 30 /* a reservation never settled counts as a failure */
+#define RL_WAIT_MS       2000
+
 struct rl_entry {
     char key[64];
-    time_t fails[RL_MAX_LIMIT]; /* failure times, any order; 0 is free */
+    time_t fails[RL_MAX_LIMIT];          /* failure times, any order; 0 is free */
+    unsigned char pending[RL_MAX_LIMIT]; /* reserved, the attempt not yet settled */
     time_t last;
 };
 
 struct ratelimit {
     pthread_mutex_t lock;
+    pthread_cond_t settled; /* a reservation was given back or kept */
     int limit, window;
     struct rl_entry *entries;
 };
@@ -43,6 +49,7 @@ int ratelimit_new(struct ratelimit **out, int limit, int window_s)
         return -ENOMEM;
     }
     pthread_mutex_init(&rl->lock, NULL);
+    pthread_cond_init(&rl->settled, NULL);
     rl->limit = limit;
     rl->window = window_s;
     *out = rl;
@@ -54,6 +61,7 @@ void ratelimit_free(struct ratelimit *rl)
     if (!rl)
         return;
     pthread_mutex_destroy(&rl->lock);
+    pthread_cond_destroy(&rl->settled);
     free(rl->entries);
     free(rl);
 }
@@ -97,15 +105,27 @@ static struct rl_entry *lookup(struct ratelimit *rl, const char *key, bool creat
     return victim;
 }
 
-/* The failures of e still inside the window, and the oldest of them. */
-static int live(const struct ratelimit *rl, const struct rl_entry *e, time_t now, int *oldest_slot)
+static bool is_pending(const struct rl_entry *e, int i, time_t now)
+{
+    return e->pending[i] && now - e->fails[i] < RL_PENDING_MAX_S;
+}
+
+/* The failures of e still inside the window (settled ones, and in *pending
+ * those reserved and not yet settled), and the oldest settled one. */
+static int live(const struct ratelimit *rl, const struct rl_entry *e, time_t now, int *oldest_slot,
+                int *pending)
 {
     int n = 0;
     *oldest_slot = -1;
+    *pending = 0;
     for (int i = 0; i < rl->limit; i++) {
         time_t t = e->fails[i];
         if (t == 0 || now - t >= rl->window)
             continue;
+        if (is_pending(e, i, now)) {
+            (*pending)++;
+            continue;
+        }
         n++;
         if (*oldest_slot < 0 || t < e->fails[*oldest_slot])
             *oldest_slot = i;
@@ -113,11 +133,11 @@ static int live(const struct ratelimit *rl, const struct rl_entry *e, time_t now
     return n;
 }
 
-/* The seconds until e may try again; 0 when it has room. */
+/* The seconds until e may try again; 0 when its settled failures leave room. */
 static int wait_of(const struct ratelimit *rl, const struct rl_entry *e, time_t now)
 {
-    int oldest;
-    if (live(rl, e, now, &oldest) < rl->limit)
+    int oldest, pending;
+    if (live(rl, e, now, &oldest, &pending) < rl->limit)
         return 0;
     /* The oldest of the last `limit` failures decides. */
     return (int)(rl->window - (now - e->fails[oldest]));
@@ -152,7 +172,9 @@ void ratelimit_fail(struct ratelimit *rl, const char *key, time_t now)
 {
     pthread_mutex_lock(&rl->lock);
     struct rl_entry *e = lookup(rl, key, true, now);
-    e->fails[slot_for(rl, e, now)] = now;
+    int slot = slot_for(rl, e, now);
+    e->fails[slot] = now;
+    e->pending[slot] = 0;
     e->last = now;
     pthread_mutex_unlock(&rl->lock);
 }
@@ -161,30 +183,66 @@ int ratelimit_reserve(struct ratelimit *rl, const char *key, time_t now, struct 
 {
     memset(ticket, 0, sizeof(*ticket));
     ticket->slot = -1;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += RL_WAIT_MS / 1000;
+    int wait = 0;
     pthread_mutex_lock(&rl->lock);
-    struct rl_entry *e = lookup(rl, key, true, now);
-    int wait = wait_of(rl, e, now);
-    if (wait == 0) {
-        int slot = slot_for(rl, e, now);
-        e->fails[slot] = now;
-        e->last = now;
-        snprintf(ticket->key, sizeof(ticket->key), "%s", e->key);
-        ticket->slot = slot;
-        ticket->at = now;
+    for (;;) {
+        /* Looked up again after every wait: the entry may have been reused. */
+        struct rl_entry *e = lookup(rl, key, true, now);
+        int oldest, pending;
+        int settled = live(rl, e, now, &oldest, &pending);
+        if (settled >= rl->limit) {
+            wait = (int)(rl->window - (now - e->fails[oldest]));
+            break;
+        }
+        if (settled + pending < rl->limit) {
+            int slot = slot_for(rl, e, now);
+            e->fails[slot] = now;
+            e->pending[slot] = 1;
+            e->last = now;
+            snprintf(ticket->key, sizeof(ticket->key), "%s", e->key);
+            ticket->slot = slot;
+            ticket->at = now;
+            break;
+        }
+        /* Attempts under way could use up the limit: wait until one
+         * settles, so that the limit holds exactly and an attempt that
+         * succeeds never refuses another. */
+        if (pthread_cond_timedwait(&rl->settled, &rl->lock, &deadline) != 0) {
+            wait = 1;
+            break;
+        }
     }
     pthread_mutex_unlock(&rl->lock);
     return wait;
 }
 
-void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket)
+/* Settles a reservation: given back (failed is false) or kept as a failure. */
+static void settle(struct ratelimit *rl, struct rl_ticket *ticket, bool failed)
 {
     if (!rl || !ticket || ticket->slot < 0)
         return;
     pthread_mutex_lock(&rl->lock);
     struct rl_entry *e = lookup(rl, ticket->key, false, ticket->at);
     /* The slot is still ours unless the entry was reused or the slot retaken. */
-    if (e && e->fails[ticket->slot] == ticket->at)
-        e->fails[ticket->slot] = 0;
+    if (e && e->fails[ticket->slot] == ticket->at && e->pending[ticket->slot]) {
+        e->pending[ticket->slot] = 0;
+        if (!failed)
+            e->fails[ticket->slot] = 0;
+    }
+    pthread_cond_broadcast(&rl->settled);
     pthread_mutex_unlock(&rl->lock);
     ticket->slot = -1;
+}
+
+void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket)
+{
+    settle(rl, ticket, false);
+}
+
+void ratelimit_keep(struct ratelimit *rl, struct rl_ticket *ticket)
+{
+    settle(rl, ticket, true);
 }

@@ -26,10 +26,15 @@ struct rl_ticket {
 };
 
 /* Checks and reserves in one step: 0 when key may try (one failure is
- * counted now, ticket filled), else the seconds until it may. An attempt
- * that turns out a success gives its ticket back with ratelimit_release. */
+ * reserved, ticket filled), else the seconds until it may. Settled failures
+ * at the limit refuse at once; when attempts under way could reach it, the
+ * call waits (at most 2 s) for one of them to settle, so that concurrent
+ * attempts never pass the limit and a success never refuses another. Every
+ * ticket is settled: ratelimit_release when the attempt succeeded (or the
+ * server failed), ratelimit_keep when it was a failure. */
 int ratelimit_reserve(struct ratelimit *rl, const char *key, time_t now, struct rl_ticket *ticket);
-/* Gives back a reserved failure. NULL-safe; a ticket is given back once. */
+/* Settle a reservation. NULL-safe; a ticket is settled once. */
 void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket);
+void ratelimit_keep(struct ratelimit *rl, struct rl_ticket *ticket);
 
 #endif

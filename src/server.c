@@ -59,7 +59,7 @@ static const struct http_route routes[] = {
     { "POST", "/v1/track", ROLES_PUBLIC, ROUTE_BODY, track_lookup },
     { "GET", "/healthz", ROLES_PUBLIC, 0, ops_healthz },
     { "GET", "/readyz", ROLES_PUBLIC, 0, ops_readyz },
-    { "GET", "/metrics", ROLES_PUBLIC, 0, ops_metrics },
+    { "GET", "/metrics", ROLE_OPERATOR, 0, ops_metrics },
 };
 
 const struct http_route *server_routes(size_t *count)
@@ -87,14 +87,13 @@ static int load_master_key(struct app *app)
 {
     const struct config *cfg = app->cfg;
     int rc = auth_load_master_key(cfg->master_key_file, app->master_key);
-    if (rc == -EPERM) {
-        log_error("master key %s is readable by others; refusing to start", cfg->master_key_file);
+    if (rc == -EPERM || rc == -EINVAL) {
+        log_error("master key %s %s; refusing to start", cfg->master_key_file,
+                  rc == -EPERM ? "is a symlink, not the service's own, or readable by others"
+                               : "is not a regular file of 64 hex digits");
         return rc;
     }
     app->have_master_key = rc == 0;
-    if (!app->have_master_key)
-        log_warn("no master key at %s: courier signatures cannot be verified",
-                 cfg->master_key_file);
     return 0;
 }
 
@@ -126,6 +125,20 @@ static int check_database(struct app *app)
         log_error("cannot record the stations: %s", db_error_message(db));
         version = -1;
     }
+    /* Couriers' secrets derive from the master key: without it every courier
+     * call would fail, so once couriers exist the service does not start. */
+    bool couriers = false, refuse = false;
+    if (version == DB_SCHEMA_VERSION && !app->have_master_key && courier_any(db, &couriers) == 0) {
+        if (couriers) {
+            log_error("no master key at %s, and couriers exist whose signatures need it;"
+                      " refusing to start",
+                      app->cfg->master_key_file);
+            refuse = true;
+        } else {
+            log_warn("no master key at %s: courier signatures cannot be verified",
+                     app->cfg->master_key_file);
+        }
+    }
     bool powerful = false;
     if (privileges_is_powerful(db, &powerful) == 0 && powerful)
         log_warn("the service connects as a superuser or the owner of the schema: it could rewrite"
@@ -136,7 +149,7 @@ static int check_database(struct app *app)
                   DB_SCHEMA_VERSION);
         return -EINVAL;
     }
-    return 0;
+    return refuse ? -EPERM : 0;
 }
 
 /* The workers that deliver what status changes wrote: the holders' SMS

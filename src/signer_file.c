@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "keyfile.h"
 #include "signer.h"
 
 struct signer_file {
@@ -35,25 +36,15 @@ static int no_password(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-/* Opens the key file and checks, on the opened descriptor (no race with a
- * chmod in between), that only its owner can read it. */
+/* Opens the key file with the checks every key file gets (keyfile.h). */
 static int load_key(const char *path, EVP_PKEY **out)
 {
-    struct stat st;
     BIO *bio = NULL;
     int fd, r = 0;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    fd = keyfile_open(path);
     if (fd < 0)
-        return errno == ENOENT ? -ENOENT : -EPERM;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        r = -EINVAL;
-        goto out_close;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        r = -EPERM;
-        goto out_close;
-    }
+        return fd;
     bio = BIO_new_fd(fd, BIO_NOCLOSE);
     if (!bio) {
         r = -ENOMEM;

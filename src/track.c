@@ -195,6 +195,7 @@ void track_lookup(struct http_req *rq)
     if (!national_id || !national_id_valid(national_id))
         field_error(errors, "national_id", national_id ? "format" : "required");
     if (json_array_size(errors) > 0) {
+        ratelimit_keep(rq->app->track_limit, &ticket); /* a malformed look-up counts */
         http_problem(rq, 422, "validation", "Invalid request", "One or more fields are invalid.",
                      errors);
         return;
@@ -225,5 +226,7 @@ void track_lookup(struct http_req *rq)
     /* Only a wrong look-up counts; a success or a server fault does not. */
     if (rq->status == 200 || rq->status >= 500)
         ratelimit_release(rq->app->track_limit, &ticket);
+    else
+        ratelimit_keep(rq->app->track_limit, &ticket);
     db_res_free(res);
 }

@@ -46,6 +46,43 @@ int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
     return 0;
 }
 
+/* refdata.c also reads branches and holidays; the imports never do, but
+ * the readers are answered here too so that db.c stays out of the link. */
+size_t db_rows(const struct db_res *res)
+{
+    (void)res;
+    return 0;
+}
+
+const char *db_get(const struct db_res *res, size_t row, int col)
+{
+    (void)res;
+    (void)row;
+    (void)col;
+    return NULL;
+}
+
+bool db_is_null(const struct db_res *res, size_t row, int col)
+{
+    (void)res;
+    (void)row;
+    (void)col;
+    return true;
+}
+
+long db_get_long(const struct db_res *res, size_t row, int col, long fallback)
+{
+    (void)res;
+    (void)row;
+    (void)col;
+    return fallback;
+}
+
+void db_res_free(struct db_res *res)
+{
+    (void)res;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)

@@ -233,6 +233,27 @@ static void test_signatures(void **state)
     assert_int_equal(flow_signed(&svc, "GET", path, operator_, secret, 0, NULL, &r), 0);
     assert_int_equal(r.status, 403);
     reply_free(&r);
+    /* A GET signs "<t>.GET <path>": a signature is good for that one parcel
+     * only, and the old form over an empty body is refused. */
+    char other_no[40], other_nid[11], other_tracking[14], other_path[96];
+    parcel(other_no, other_nid, other_tracking, NULL);
+    snprintf(other_path, sizeof(other_path), "/v1/courier/parcels/%s", other_tracking);
+    char signed_get[128];
+    snprintf(signed_get, sizeof(signed_get), "GET %s", path);
+    const char *h4[] = { auth, sig_header, NULL };
+    auth_sign(secret, (long)time(NULL), signed_get, strlen(signed_get), sig, sizeof(sig));
+    snprintf(sig_header, sizeof(sig_header), "X-Signature: %s", sig);
+    assert_int_equal(http_call(&svc, "GET", path, h4, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    assert_int_equal(http_call(&svc, "GET", other_path, h4, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 401);
+    reply_free(&r);
+    auth_sign(secret, (long)time(NULL), "", 0, sig, sizeof(sig));
+    snprintf(sig_header, sizeof(sig_header), "X-Signature: %s", sig);
+    assert_int_equal(http_call(&svc, "GET", path, h4, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 401);
+    reply_free(&r);
 }
 
 static void test_events_basics(void **state)
@@ -779,6 +800,17 @@ static void test_no_5xx_on_garbage(void **state)
     }
 }
 
+/* The whole chain ran through this service (intake, dispatch, courier
+ * events, redirection, handover, tracking): its log holds none of the
+ * holders' personal data. */
+static void test_log_holds_no_personal_data(void **state)
+{
+    (void)state;
+    char found[128];
+    if (harness_log_personal_data(&svc, found, sizeof(found)) != 0)
+        fail_msg("the service's log holds personal data: %s", found);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -790,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_redirect_without_coordinates),
         cmocka_unit_test(test_arrival_order_does_not_matter),
         cmocka_unit_test(test_no_5xx_on_garbage),
+        cmocka_unit_test(test_log_holds_no_personal_data),
     };
     return cmocka_run_group_tests_name("courier", tests, group_setup, group_teardown);
 }

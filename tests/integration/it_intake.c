@@ -66,7 +66,14 @@ static void test_health_and_request_id(void **state)
                      DB_SCHEMA_VERSION);
     reply_free(&r);
 
+    /* Metrics: an operator's (or admin's) token; anyone else is refused. */
     assert_int_equal(http_get(&svc, NULL, "/metrics", &r), 0);
+    assert_int_equal(r.status, 401);
+    reply_free(&r);
+    assert_int_equal(http_get(&svc, intake, "/metrics", &r), 0);
+    assert_int_equal(r.status, 403);
+    reply_free(&r);
+    assert_int_equal(http_get(&svc, operator_, "/metrics", &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(
         r.body, "cardd_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"));

@@ -118,7 +118,9 @@ static void test_operations_endpoints(void **state)
     reply_free(&r);
     get(NULL, "/readyz", 200, &r);
     reply_free(&r);
-    get(NULL, "/metrics", 200, &r);
+    get(NULL, "/metrics", 401, &r);
+    reply_free(&r);
+    get(operator_, "/metrics", 200, &r);
     reply_free(&r);
     /* A body where none is taken: 400. */
     const char *h[] = { "Content-Type: application/json", NULL };

@@ -422,6 +422,13 @@ static void test_production_line(void **state)
     }
     db_close(db);
     assert_int_equal(faces, national);
+
+    /* 200 requests went through two instances: neither log holds a holder's
+     * national ID, phone, name or address. */
+    char found[128];
+    if (harness_log_personal_data(&svc, found, sizeof(found)) != 0 ||
+        harness_log_personal_data(&svc2, found, sizeof(found)) != 0)
+        fail_msg("a service's log holds personal data: %s", found);
 }
 
 int main(void)

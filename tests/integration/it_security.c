@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -26,7 +28,10 @@ static int group_setup(void **state)
     char path[512], out[256];
     /* The harness calls from 127.0.0.1 unless told otherwise: that address is
      * the trusted proxy here. */
-    if (harness_setup(&svc, "trusted_proxies = 127.0.0.1, 10.9.0.0/16\n") != 0)
+    /* 60 look-ups at once from one address need more than its default
+     * share of connections (per_ip_connections). */
+    if (harness_setup(&svc, "trusted_proxies = 127.0.0.1, 10.9.0.0/16\n"
+                            "per_ip_connections = 128\n") != 0)
         return -1;
     if (harness_ctl(&svc, out, sizeof(out), "branches", "import",
                     harness_src("../shared/reference/branches.csv", path, sizeof(path)), NULL) != 0)
@@ -355,6 +360,92 @@ static void test_service_role_cannot_rewrite_history(void **state)
     assert_true(atoi(out) >= 1);
 }
 
+/* A path with %0A cannot forge a log line: control bytes are escaped. */
+static void test_log_lines_cannot_be_forged(void **state)
+{
+    (void)state;
+    struct reply r;
+    assert_int_equal(
+        http_get(&svc, operator_,
+                 "/v1/requests/RQ-1%0A2026-01-01T00:00:00.000Z%20error%20forged%0D%1B[2J", &r),
+        0);
+    assert_true(r.status >= 400 && r.status < 500);
+    reply_free(&r);
+    /* The request's line is written once the answer has gone: wait for it. */
+    bool escaped = false;
+    for (int attempt = 0; attempt < 50 && !escaped; attempt++) {
+        FILE *f = fopen(svc.log, "r");
+        assert_non_null(f);
+        char line[4096];
+        while (fgets(line, sizeof(line), f)) {
+            assert_null(strstr(line, "\r"));
+            assert_null(strchr(line, '\x1b')); /* no raw escape sequence */
+            if (strncmp(line, "2026-01-01T00:00:00.000Z error forged", 37) == 0)
+                fail_msg("a forged line: %s", line);
+            if (strstr(line, "RQ-1\\x0a2026-01-01T00:00:00.000Z error forged\\x0d\\x1b[2J"))
+                escaped = true;
+        }
+        fclose(f);
+        if (!escaped)
+            usleep(100000);
+    }
+    assert_true(escaped);
+}
+
+/* The master key gets the signing key's checks, and once couriers exist the
+ * service does not start without it. */
+static void test_master_key_required(void **state)
+{
+    (void)state;
+    char out[512], token[128], secret[128], extra[600];
+    struct service second;
+    /* No courier yet in a fresh database: a service may start without the key. */
+    assert_int_equal(harness_ctl(&svc, out, sizeof(out), "courier", "add", "sec-post", NULL), 0);
+    assert_int_equal(sscanf(out, "token: %127s secret: %127s", token, secret), 2);
+    snprintf(extra, sizeof(extra), "master_key_file = %s/no-such.key\n", svc.dir);
+    assert_int_equal(harness_clone(&svc, &second, extra), 0);
+    assert_int_not_equal(harness_start(&second), 0);
+    FILE *f = fopen(second.log, "r");
+    assert_non_null(f);
+    bool said = false;
+    while (fgets(out, sizeof(out), f))
+        said = said || strstr(out, "couriers exist") != NULL;
+    fclose(f);
+    assert_true(said);
+
+    /* A symlink to the right key, a key another user owns, a key others can read: refused. */
+    char link[400], copy[400], master[400];
+    snprintf(master, sizeof(master), "%s/master.key", svc.dir);
+    snprintf(link, sizeof(link), "%s/link.key", svc.dir);
+    assert_int_equal(symlink(master, link), 0);
+    snprintf(extra, sizeof(extra), "master_key_file = %s\n", link);
+    assert_int_equal(harness_clone(&svc, &second, extra), 0);
+    assert_int_not_equal(harness_start(&second), 0);
+    snprintf(copy, sizeof(copy), "%s/copy.key", svc.dir);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", master, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(chmod(copy, 0640), 0);
+    snprintf(extra, sizeof(extra), "master_key_file = %s\n", copy);
+    assert_int_equal(harness_clone(&svc, &second, extra), 0);
+    assert_int_not_equal(harness_start(&second), 0);
+    assert_int_equal(chmod(copy, 0600), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(copy, 1, 1), 0);
+        assert_int_equal(harness_clone(&svc, &second, extra), 0);
+        assert_int_not_equal(harness_start(&second), 0);
+        assert_int_equal(chown(copy, 0, 0), 0);
+    }
+    /* The same copy, the service's own and 0600: it starts and verifies couriers. */
+    assert_int_equal(harness_clone(&svc, &second, extra), 0);
+    assert_int_equal(harness_start(&second), 0);
+    struct reply r;
+    assert_int_equal(http_get(&second, NULL, "/healthz", &r), 0);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    assert_int_equal(harness_stop(&second, false), 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -365,6 +456,8 @@ int main(void)
         cmocka_unit_test(test_forwarded_addresses),
         cmocka_unit_test(test_handover_limited),
         cmocka_unit_test(test_service_role_cannot_rewrite_history),
+        cmocka_unit_test(test_log_lines_cannot_be_forged),
+        cmocka_unit_test(test_master_key_required),
     };
     int rc = cmocka_run_group_tests_name("security", tests, group_setup, group_teardown);
     curl_global_cleanup();

@@ -647,6 +647,27 @@ static void master_key_mode_refusal(void **state)
     }
 }
 
+/* The checks every key file gets: no symlink, a regular file, the
+ * service's own. */
+static void master_key_file_checks(void **state)
+{
+    struct keydir *k = *state;
+    uint8_t key[32];
+    char link[128];
+    write_file(k->path, KEY_HEX "\n", 0600);
+    snprintf(link, sizeof(link), "%s/link.key", k->dir);
+    assert_int_equal(symlink(k->path, link), 0);
+    assert_int_equal(auth_load_master_key(link, key), -EPERM);
+    assert_int_equal(auth_load_master_key(k->dir, key), -EINVAL); /* a directory */
+    if (geteuid() == 0) {
+        assert_int_equal(chown(k->path, 1, 1), 0);
+        assert_int_equal(auth_load_master_key(k->path, key), -EPERM);
+        assert_int_equal(chown(k->path, 0, 0), 0);
+    }
+    assert_int_equal(auth_load_master_key(k->path, key), 0);
+    unlink(link);
+}
+
 static void master_key_bad_contents(void **state)
 {
     struct keydir *k = *state;
@@ -753,6 +774,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(key_file_unknown_mode_not_read, keydir_setup,
                                         keydir_teardown),
         cmocka_unit_test_setup_teardown(key_file_strict_contents, keydir_setup, keydir_teardown),
+        cmocka_unit_test_setup_teardown(master_key_file_checks, keydir_setup, keydir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -270,6 +270,17 @@ static void gauges_come_from_the_database(void **state)
     assert_null(strstr(text, "cardd_courier_events_total"));
     assert_int_equal(live_results, 0); /* every result freed */
     free(text);
+    /* A scrape right after reads the kept gauges: the database is not asked
+     * again (its answers are gone, yet the gauges stay). */
+    assert_false(metrics_gauges_stale(m));
+    ncanned = 0;
+    text = metrics_render(m, (struct db *)canned);
+    assert_non_null(strstr(text, "cardd_queue_depth 3\n"));
+    assert_non_null(strstr(text, "cardd_requests{status=\"queued\"} 5\n"));
+    free(text);
+    text = metrics_render(m, NULL);
+    assert_non_null(strstr(text, "cardd_notification_backlog 0\n"));
+    free(text);
 }
 
 int main(void)

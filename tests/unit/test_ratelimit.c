@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "ratelimit.h"
@@ -196,23 +197,56 @@ static void threads_share_one_table(void **state)
         }
 }
 
-/* A reservation counts at once; a success gives it back. */
+/* A reservation counts at once; a success gives it back, a failure keeps it. */
 static void reservations_count_at_once(void **state)
 {
     struct ratelimit *rl = *state;
     struct rl_ticket t[11];
     for (int i = 0; i < 10; i++)
         assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0, &t[i]), 0);
-    assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0, &t[10]), 60);
-    assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0), 60);
+    for (int i = 0; i < 10; i++)
+        if (i != 3)
+            ratelimit_keep(rl, &t[i]);
     ratelimit_release(rl, &t[3]);
     ratelimit_release(rl, &t[3]); /* once only */
     assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 1), 0);
     assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0 + 1, &t[3]), 0);
+    ratelimit_keep(rl, &t[3]);
     assert_int_equal(ratelimit_reserve(rl, "192.0.2.1", T0 + 1, &t[10]), 59);
     ratelimit_release(rl, &t[10]); /* a refused reservation holds nothing */
     assert_int_equal(ratelimit_blocked(rl, "192.0.2.1", T0 + 1), 59);
     ratelimit_release(rl, NULL);
+}
+
+struct settler {
+    struct ratelimit *rl;
+    struct rl_ticket *ticket;
+};
+
+static void *settle_later(void *arg)
+{
+    struct settler *s = arg;
+    usleep(100000);
+    ratelimit_release(s->rl, s->ticket);
+    return NULL;
+}
+
+/* When attempts under way could use up the limit, the next one waits for
+ * one to settle instead of being refused: a success frees its place. */
+static void a_success_under_way_refuses_no_one(void **state)
+{
+    struct ratelimit *rl = *state;
+    struct rl_ticket t[11];
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ratelimit_reserve(rl, "192.0.2.7", T0, &t[i]), 0);
+    pthread_t th;
+    struct settler s = { rl, &t[0] };
+    assert_int_equal(pthread_create(&th, NULL, settle_later, &s), 0);
+    assert_int_equal(ratelimit_reserve(rl, "192.0.2.7", T0, &t[10]), 0);
+    pthread_join(th, NULL);
+    for (int i = 1; i < 11; i++)
+        ratelimit_keep(rl, &t[i]);
+    assert_int_equal(ratelimit_blocked(rl, "192.0.2.7", T0), 60);
 }
 
 int main(void)
@@ -227,6 +261,8 @@ int main(void)
                                         setup_10_per_minute, teardown),
         cmocka_unit_test_setup_teardown(addresses_are_counted_apart, setup_10_per_minute, teardown),
         cmocka_unit_test_setup_teardown(reservations_count_at_once, setup_10_per_minute, teardown),
+        cmocka_unit_test_setup_teardown(a_success_under_way_refuses_no_one, setup_10_per_minute,
+                                        teardown),
         cmocka_unit_test_setup_teardown(long_address, setup_10_per_minute, teardown),
         cmocka_unit_test_setup_teardown(flood_of_older_addresses_keeps_the_blocked_one,
                                         setup_10_per_minute, teardown),

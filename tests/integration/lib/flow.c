@@ -27,7 +27,12 @@ int flow_signed(struct service *svc, const char *method, const char *path, const
 {
     char auth[256], sig[256], sig_header[300];
     const char *b = body ? body : "";
-    auth_sign(secret, t ? t : (long)time(NULL), b, strlen(b), sig, sizeof(sig));
+    size_t len = 0;
+    char *text = auth_signed_text(method, path, b, strlen(b), &len);
+    if (!text)
+        return -1;
+    auth_sign(secret, t ? t : (long)time(NULL), text, len, sig, sizeof(sig));
+    free(text);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
     snprintf(sig_header, sizeof(sig_header), "X-Signature: %s", sig);
     const char *headers[] = { auth, sig_header, "Content-Type: application/json", NULL };

@@ -1,6 +1,7 @@
 /* harness.c — see harness.h. */
 #include "harness.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -440,6 +441,52 @@ int harness_stop(struct service *svc, bool hard)
         return -1;
     }
     return 0;
+}
+
+static bool national_id_like(const char *s)
+{
+    int sum = 0;
+    if (s[0] != '1' && s[0] != '2')
+        return false;
+    for (int i = 0; i < 10; i++) {
+        int d = s[i] - '0';
+        if (i % 2 == 0 && (d *= 2) > 9)
+            d -= 9;
+        sum += d;
+    }
+    return sum % 10 == 0;
+}
+
+int harness_log_personal_data(const struct service *svc, char *found, size_t len)
+{
+    static const char *const words[] = { "MOHAMMED",      "ALQAHTANI", "القحطاني", "محمد",
+                                         "Al Takhassusi", "RRRD2929",  "+9665",    "9665012" };
+    FILE *f = fopen(svc->log, "r");
+    if (!f) {
+        snprintf(found, len, "no log at %s", svc->log);
+        return 1;
+    }
+    char line[8192];
+    int hits = 0;
+    found[0] = '\0';
+    while (fgets(line, sizeof(line), f)) {
+        const char *what = NULL;
+        for (size_t w = 0; !what && w < sizeof(words) / sizeof(words[0]); w++)
+            if (strstr(line, words[w]))
+                what = words[w];
+        /* A run of exactly ten digits that checks out as a national ID. */
+        for (size_t i = 0; !what && line[i]; i++) {
+            if (i > 0 && isalnum((unsigned char)line[i - 1]))
+                continue;
+            size_t n = strspn(line + i, "0123456789");
+            if (n == 10 && !isalnum((unsigned char)line[i + n]) && national_id_like(line + i))
+                what = "a national ID";
+        }
+        if (what && hits++ == 0)
+            snprintf(found, len, "%s in: %.80s", what, line);
+    }
+    fclose(f);
+    return hits;
 }
 
 /* ---- HTTP ---- */

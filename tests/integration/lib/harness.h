@@ -95,6 +95,12 @@ int harness_ds_files(const char *keys_dir);
 /* A whole file in a malloc'd buffer (*len its size), or NULL. */
 unsigned char *harness_slurp(const char *path, size_t *len);
 
+/* Looks through the service's log for personal data: a national ID (ten
+ * digits with a good check digit), a Saudi mobile number, or the holder's
+ * name or street as sample_request writes them. Returns how many lines hold
+ * some (0: none); the first is described in found. */
+int harness_log_personal_data(const struct service *svc, char *found, size_t len);
+
 /* When set, HTTP calls leave from this loopback address (e.g. "127.0.0.9"). */
 extern const char *harness_source_ip;
 
