@@ -38,7 +38,7 @@
 
 #define THREADS      2
 #define MAX_COURIERS 8
-#define BLOCK        256 /* parcels whose events a thread interleaves */
+#define MIN_BLOCK    256 /* parcels whose events a thread interleaves, at least */
 #define STEPS        4
 
 static const char *const step_code[STEPS] = { "picked_up", "in_transit", "out_for_delivery",
@@ -179,12 +179,24 @@ static int read_parcels(long want)
     return rc;
 }
 
+/* Parcels of one courier list whose events are interleaved: twice what a
+ * thread has in flight of that list, so that two events of one parcel are
+ * never in flight at once (nor two calls on one parcel, which would wait
+ * for each other's lock). */
+static long block_for(int conns, int per_call)
+{
+    long span = 2L * conns / THREADS * per_call / ncouriers;
+    return span > MIN_BLOCK ? span : MIN_BLOCK;
+}
+
 /* Writes the signed calls of one run: parcels [first, first + n), events
  * tagged tag, `per_call` events a call; <prefix>.<thread> for each wrk
- * thread. A thread's parcels are its own, and of each courier's, BLOCK at
- * a time get their STEPS events in order, so that two events of one parcel
- * are never in flight at once. Returns the number of calls, or -1. */
-static long write_calls(const char *prefix, const char *tag, long first, long n, int per_call)
+ * thread. A thread's parcels are its own, and of each courier's, `block` at
+ * a time get their STEPS events in order (step by step over the block), so
+ * that every part of a run has the same mix of events. Returns the number
+ * of calls, or -1. */
+static long write_calls(const char *prefix, const char *tag, long first, long n, int per_call,
+                        long block)
 {
     time_t now = time(NULL);
     long calls = 0;
@@ -223,10 +235,10 @@ static long write_calls(const char *prefix, const char *tag, long first, long n,
                 if (per_call > 1)
                     len += (size_t)snprintf(body + len, cap - len, "{\"events\":[");
                 for (; in_call < per_call && pos[k] < total; in_call++, pos[k]++) {
-                    /* BLOCK parcels, all their steps, then the next BLOCK. */
-                    long block = pos[k] / (BLOCK * STEPS), in_block = pos[k] % (BLOCK * STEPS);
-                    long base = block * BLOCK;
-                    long width = count[k] - base < BLOCK ? count[k] - base : BLOCK;
+                    /* block parcels, all their steps, then the next block. */
+                    long nb = pos[k] / (block * STEPS), in_block = pos[k] % (block * STEPS);
+                    long base = nb * block;
+                    long width = count[k] - base < block ? count[k] - base : block;
                     int step = (int)(in_block / width);
                     long p = lists[k][base + in_block % width];
                     char at[21];
@@ -425,7 +437,13 @@ static int run_events(struct service *svc, const char *tag, long first, long n, 
 {
     char prefix[400], sql[256];
     snprintf(prefix, sizeof(prefix), "%s/calls-%s", svc->dir, tag);
-    long calls = write_calls(prefix, tag, first, n, per_call);
+    long block = block_for(conns, per_call);
+    if (n / THREADS / ncouriers < block)
+        fprintf(stderr,
+                "bench: %s: %ld parcels a courier and thread, fewer than the %ld that keep its"
+                " calls on different parcels: raise BENCH_REQUESTS\n",
+                tag, n / THREADS / ncouriers, block);
+    long calls = write_calls(prefix, tag, first, n, per_call, block);
     if (calls < 0)
         return -1;
     long c0 = cpu_ticks(svc->pid), d0 = db_ticks();
@@ -529,6 +547,8 @@ int main(void)
     /* Enough parcels that no run spends its calls before its time is up
      * (about 10,000 events/s), each run its own. */
     long per_run = (long)seconds * 2500;
+    if (per_run < block_for(conns, 500) * THREADS * ncouriers)
+        per_run = block_for(conns, 500) * THREADS * ncouriers;
     if (read_parcels(per_run * 3) != 0)
         goto out;
     if (nparcels < per_run * 3)
