@@ -404,59 +404,42 @@ static bool authenticate(struct conn_state *cs, const struct http_route *route)
     return true;
 }
 
-/* Verifies a courier's X-Signature with the secret derived for its name. */
+/* Verifies a courier's X-Signature with the secret derived for its name
+ * and salt (read with its token, auth_lookup). */
 static bool verify_signature(struct conn_state *cs)
 {
     struct http_req *rq = &cs->rq;
-    struct db_res *res = NULL;
     char secret[AUTH_SECRET_HEX_LEN + 1];
-    bool ok = false;
     if (!rq->app->have_master_key) {
         http_internal_error(rq, "no master key: courier signatures cannot be checked");
         return false;
     }
-    char tid[24];
-    snprintf(tid, sizeof(tid), "%ld", rq->who.token_id);
-    int rc = db_query(rq->db, &res,
-                      "SELECT encode(secret_salt, 'hex') FROM couriers WHERE token_id = $1::bigint",
-                      tid);
-    if (rc) {
-        http_internal_error(rq, "courier look-up failed");
-        goto out;
-    }
-    if (db_rows(res) != 1) {
+    if (!rq->who.courier_id[0]) {
         http_problem(rq, 403, "forbidden", "Forbidden", "This token belongs to no courier.", NULL);
-        goto out;
+        return false;
     }
-    uint8_t salt[16];
-    const char *hex = db_get(res, 0, 0);
-    for (int i = 0; i < 16; i++)
-        sscanf(hex + 2 * i, "%2hhx", &salt[i]);
-    auth_courier_secret(rq->app->master_key, rq->who.name, salt, secret);
+    auth_courier_secret(rq->app->master_key, rq->who.name, rq->who.courier_salt, secret);
     size_t signed_len = 0;
     char *signed_text = auth_signed_text(rq->method, rq->path, rq->body, rq->body_len, &signed_len);
-    rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
-                                             signed_len, secret, (long)time(NULL))
-                     : -ENOMEM;
+    int rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
+                                                 signed_len, secret, (long)time(NULL))
+                         : -ENOMEM;
     free(signed_text);
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (rc == -ENOMEM) {
         http_internal_error(rq, "out of memory");
-        goto out;
+        return false;
     }
-    if (rc == 0) {
-        ok = true;
-    } else {
+    if (rc != 0) {
         rq->www_authenticate = false;
         http_problem(rq, 401, "bad_signature", "Unauthorized",
                      rc == -EINVAL  ? "X-Signature is missing or malformed."
                      : rc == -ETIME ? "The signature's timestamp is outside the allowed window."
                                     : "The signature does not match.",
                      NULL);
+        return false;
     }
-out:
-    OPENSSL_cleanse(secret, sizeof(secret));
-    db_res_free(res);
-    return ok;
+    return true;
 }
 
 static void dispatch(struct conn_state *cs)

@@ -107,27 +107,32 @@ static int record_change(struct db *db, const char *request_id, const char *requ
     char ar[512], en[512];
     status_notification_text(t->to, request_no, kind, ar, sizeof(ar), en, sizeof(en));
     int rc = branch_text(db, request_id, t->to, ar, sizeof(ar), en, sizeof(en));
+    /* The status, its event and the notification: one statement. */
     if (!rc)
         rc = db_query(db, NULL,
-                      "UPDATE requests SET status = $2, updated_at = now() WHERE id = $1::bigint",
-                      request_id, t->to);
-    if (!rc)
-        rc = db_query(db, NULL,
-                      "INSERT INTO request_events (request_id, at, status, actor, detail)"
-                      " VALUES ($1::bigint, coalesce($2::timestamptz, now()), $3, $4,"
-                      " coalesce($5::jsonb, '{}'::jsonb))",
-                      request_id, ch->at, t->to, ch->actor, ch->detail_json);
-    if (!rc)
-        rc = db_query(db, NULL,
-                      "INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
-                      " VALUES ($1::bigint, $2, $3, $4, $5)",
-                      request_id, t->to, phone, ar, en);
+                      "WITH u AS (UPDATE requests SET status = $2, updated_at = now()"
+                      "  WHERE id = $1::bigint),"
+                      " e AS (INSERT INTO request_events (request_id, at, status, actor, detail)"
+                      "  VALUES ($1::bigint, coalesce($3::timestamptz, now()), $2, $4,"
+                      "  coalesce($5::jsonb, '{}'::jsonb)))"
+                      " INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
+                      " VALUES ($1::bigint, $2, $6, $7, $8)",
+                      request_id, t->to, ch->at, ch->actor, ch->detail_json, phone, ar, en);
     if (!rc)
         rc = callbacks_enqueue(db, request_id, t->to, ch->at);
     if (!rc)
         rc = audit_append(db, ch->actor, t->audit_action, request_no, ch->card_serial,
                           ch->station_id, ch->detail_json);
     return rc;
+}
+
+int request_apply_locked(struct db *db, const struct request_row *row, const char *event,
+                         const struct change *ch)
+{
+    const struct transition *t = request_transition_find(row->status, event);
+    if (!t)
+        return -EPERM;
+    return record_change(db, row->id, row->request_no, row->kind, row->phone, t, ch);
 }
 
 int request_apply(struct db *db, const char *request_id, const char *event, const struct change *ch)
@@ -142,12 +147,9 @@ int request_apply(struct db *db, const char *request_id, const char *event, cons
     if (db_rows(res) != 1) {
         rc = -ENOENT;
     } else {
-        const struct transition *t = request_transition_find(db_get(res, 0, 0), event);
-        if (!t)
-            rc = -EPERM;
-        else
-            rc = record_change(db, request_id, db_get(res, 0, 1), db_get(res, 0, 2),
-                               db_get(res, 0, 3), t, ch);
+        const struct request_row row = { request_id, db_get(res, 0, 0), db_get(res, 0, 1),
+                                         db_get(res, 0, 2), db_get(res, 0, 3) };
+        rc = request_apply_locked(db, &row, event, ch);
     }
     db_res_free(res);
     return rc;
@@ -160,6 +162,24 @@ int request_note(struct db *db, const char *request_id, const struct change *ch)
                     " VALUES ($1::bigint, coalesce($2::timestamptz, now()), NULL, $3,"
                     " coalesce($4::jsonb, '{}'::jsonb))",
                     request_id, ch->at, ch->actor, ch->detail_json);
+}
+
+int request_notes(struct db *db, const char *actor, json_t *notes)
+{
+    if (json_array_size(notes) == 0)
+        return 0;
+    char *text = json_dumps(notes, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
+    int rc = db_query(db, NULL,
+                      "INSERT INTO request_events (request_id, at, status, actor, detail)"
+                      " SELECT x.request_id, x.at, NULL, $1, x.detail"
+                      " FROM ROWS FROM (jsonb_to_recordset($2::jsonb)"
+                      "  AS (request_id bigint, at timestamptz, detail jsonb))"
+                      " WITH ORDINALITY AS x(request_id, at, detail, n) ORDER BY x.n",
+                      actor, text);
+    free(text);
+    return rc;
 }
 
 /* ---- intake ---- */

@@ -45,8 +45,24 @@ const char *request_courier_event(const char *status);
 int request_apply(struct db *db, const char *request_id, const char *event,
                   const struct change *ch);
 
+/* What request_apply() reads of the request it locks. */
+struct request_row {
+    const char *id, *status, *request_no, *kind, *phone;
+};
+
+/* request_apply() for a caller that has locked the request in this
+ * transaction (SELECT ... FOR UPDATE) and read row with it: the same
+ * writes, without looking the request up again. */
+int request_apply_locked(struct db *db, const struct request_row *row, const char *event,
+                         const struct change *ch);
+
 /* Appends an event that does not change the status (a late courier scan). */
 int request_note(struct db *db, const char *request_id, const struct change *ch);
+
+/* request_note() for many, by one actor, in one statement: notes is an
+ * array of {"request_id", "at" (RFC 3339), "detail" (an object)}, written
+ * in its order. */
+int request_notes(struct db *db, const char *actor, json_t *notes);
 
 /* ---- intake ---- */
 
