@@ -1,5 +1,5 @@
 -- track.lua — wrk's side of bench_track: POST /v1/track with a random pair
--- of the data set of load.sql (request i: RQ-B-<i, 7 digits>, national ID
+-- of the data set of base_data.sql and track_data.sql (request i: RQ-B-<i, 7 digits>, national ID
 -- 1<i, 8 digits><Luhn digit>), and a share of look-ups that match nothing
 -- (half an unknown request number, half another holder's national ID).
 -- Each call comes through a trusted proxy for a random client address, as
