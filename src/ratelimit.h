@@ -1,4 +1,5 @@
-/* ratelimit.h — failures per client address in a sliding window. */
+/* ratelimit.h — failures per client address in a sliding window, or calls
+ * per client address at a steady rate with bursts (a token bucket). */
 #ifndef CARDD_RATELIMIT_H
 #define CARDD_RATELIMIT_H
 
@@ -36,5 +37,14 @@ int ratelimit_reserve(struct ratelimit *rl, const char *key, time_t now, struct 
 /* Settle a reservation. NULL-safe; a ticket is settled once. */
 void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket);
 void ratelimit_keep(struct ratelimit *rl, struct rl_ticket *ticket);
+
+/* A rate: per_s calls a second for each key, in bursts of at most burst
+ * (both at least 1; anything else is -EINVAL). */
+int ratelimit_new_rate(struct ratelimit **out, int per_s, int burst);
+
+/* Takes one call of key's at now_ms (a monotonic clock, in ms): 0 when it
+ * may make it, else the milliseconds until it may (nothing is taken). Only
+ * for a rate. */
+long ratelimit_take(struct ratelimit *rl, const char *key, long long now_ms);
 
 #endif
