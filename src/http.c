@@ -59,6 +59,10 @@ struct http_server {
     /* Calls without a token, per client address (NULL: not limited): past
      * the rate they are refused before any work. */
     struct ratelimit *public_rate;
+    /* Connections open per client address (an IPv4 address or an IPv6 /64):
+     * per_ip_connections served, per_ip_held_connections more answered 429,
+     * any further one closed at once. */
+    struct ratelimit *conns;
     /* Repeated messages of libmicrohttpd (a flood of refused connections)
      * are counted, not written one line each. */
     pthread_mutex_t mhd_log_lock;
@@ -71,6 +75,7 @@ struct conn_state {
     struct http_req rq;
     bool public_slot; /* holds one of the anonymous calls' connections */
     bool throttled;   /* over its address's rate: answered 429 once the body is read */
+    bool close_after; /* the connection is closed after the answer */
     struct MHD_Connection *conn;
     struct http_server *srv;
     char request_id[65];
@@ -88,6 +93,23 @@ static long long monotonic_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* The text of a peer's address ("" when it is neither IPv4 nor IPv6). */
+static void peer_text(const struct sockaddr *sa, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+/* A connection's own state, from its start to its close. */
+struct conn_ctx {
+    char key[CLIENT_KEY_LEN]; /* its client address, for the connection limit */
+    bool counted;             /* counted in srv->conns */
+    enum rl_conn what;        /* served, or past its address's limit */
+};
 
 /* ---- answers ---- */
 
@@ -539,6 +561,8 @@ static enum MHD_Result send_reply(struct conn_state *cs)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->allow);
     if (rq->www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (cs->close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result r = MHD_queue_response(cs->conn, (unsigned)rq->status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -559,13 +583,14 @@ static size_t body_limit(struct http_server *srv, int idx)
                                                                  : HTTP_MAX_BODY;
 }
 
-/* A call without a token — a public route (idx), or a path no route serves —
- * from an address past its rate: its 429 is made ready before any work is
- * done for it, and sent once the body is read (on_request). */
-static bool over_public_rate(struct conn_state *cs, int idx)
+/* A call without a token (no Authorization header: tracking, health,
+ * readiness, the pages, or any path called without one) from an address
+ * past its rate: its 429 is made ready before any work is done for it, and
+ * sent once the body is read (on_request). */
+static bool over_public_rate(struct conn_state *cs)
 {
     struct http_server *srv = cs->srv;
-    if (!srv->public_rate || (idx >= 0 && srv->routes[idx].roles != ROLES_PUBLIC))
+    if (!srv->public_rate || http_header(&cs->rq, MHD_HTTP_HEADER_AUTHORIZATION))
         return false;
     char client[CLIENT_KEY_LEN];
     clientaddr_of(&cs->rq, client);
@@ -577,6 +602,23 @@ static bool over_public_rate(struct conn_state *cs, int idx)
                  "Too many calls from this address; try again later.", NULL);
     int secs = wait_ms >= 3600000 ? 3600 : (int)((wait_ms + 999) / 1000);
     snprintf(rq->retry_after, sizeof(rq->retry_after), "%d", secs);
+    return true;
+}
+
+/* A connection past its address's per_ip_connections (one of the
+ * per_ip_held_connections more): answered 429 and closed, whoever calls. */
+static bool over_connection_limit(struct conn_state *cs)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(cs->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const struct conn_ctx *ctx = ci ? ci->socket_context : NULL;
+    if (!ctx || ctx->what != RL_CONN_HOLD)
+        return false;
+    struct http_req *rq = &cs->rq;
+    http_problem(rq, 429, "too_many_connections", "Too many requests",
+                 "Too many connections from this address at once; try again later.", NULL);
+    snprintf(rq->retry_after, sizeof(rq->retry_after), "1");
+    cs->close_after = true;
     return true;
 }
 
@@ -634,15 +676,7 @@ static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connect
     rq->request_id = cs->request_id;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->client_ip,
-                      sizeof(rq->client_ip));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->client_ip,
-                      sizeof(rq->client_ip));
-    }
+    peer_text(ci ? ci->client_addr : NULL, rq->client_ip, sizeof(rq->client_ip));
     log_set_request_id(cs->request_id);
 
     /* Early refusals answer at once and close the connection. */
@@ -672,7 +706,7 @@ static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connect
             return send_reply(cs);
         }
     }
-    cs->throttled = over_public_rate(cs, idx);
+    cs->throttled = over_connection_limit(cs) || over_public_rate(cs);
     return MHD_YES;
 }
 
@@ -759,6 +793,43 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* A new connection from an address whose connections fill its limit and
+ * the held ones is closed at once, before a thread is made for it. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    struct http_server *srv = cls;
+    char peer[64], key[CLIENT_KEY_LEN];
+    peer_text(addr, peer, sizeof(peer));
+    clientaddr_key(peer, NULL, NULL, key);
+    return ratelimit_conn_full(srv->conns, key) ? MHD_NO : MHD_YES;
+}
+
+/* Counts each connection of an address from its start to its close. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    struct conn_ctx *ctx = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+            return; /* served, not counted */
+        char peer[64];
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        peer_text(ci ? ci->client_addr : NULL, peer, sizeof(peer));
+        clientaddr_key(peer, NULL, NULL, ctx->key);
+        ctx->what = ratelimit_conn_open(srv->conns, ctx->key, time(NULL), &ctx->counted);
+        *socket_context = ctx;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && ctx) {
+        if (ctx->counted)
+            ratelimit_conn_close(srv->conns, ctx->key);
+        free(ctx);
+        *socket_context = NULL;
+    }
+}
+
 /* libmicrohttpd's messages; the same message again within a second of its
  * last line (a flood of connections refused over an address's limit) is
  * counted, and the count written as a line of its own once the second is
@@ -796,6 +867,7 @@ static void server_free(struct http_server *srv)
     pthread_cond_destroy(&srv->public_freed);
     pthread_mutex_destroy(&srv->mhd_log_lock);
     ratelimit_free(srv->public_rate);
+    ratelimit_free(srv->conns);
     free(srv);
 }
 
@@ -815,6 +887,11 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
     /* Calls without a token, per address (public_rate 0: no limit). */
     if (app->cfg->public_rate > 0 &&
         ratelimit_new_rate(&srv->public_rate, app->cfg->public_rate, app->cfg->public_burst) != 0) {
+        server_free(srv);
+        return -ENOMEM;
+    }
+    if (ratelimit_new_conns(&srv->conns, app->cfg->per_ip_connections,
+                            app->cfg->per_ip_held_connections) != 0) {
         server_free(srv);
         return -ENOMEM;
     }
@@ -841,11 +918,13 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
         server_free(srv);
         return -EINVAL;
     }
+    /* The per-address connection limit is accept_policy's and on_connection's,
+     * by client address (IPv6 by /64), not libmicrohttpd's by exact address. */
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)app->cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_SOCK_ADDR, addr,
+        flags, (uint16_t)app->cfg->port, accept_policy, srv, on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)app->cfg->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
         CONN_STACK_SIZE + CONN_STACK_EXTRA, MHD_OPTION_END);

@@ -1,9 +1,10 @@
 /* ratelimit.c — a fixed table of client addresses, each with the times of
  * its last failures (at most `limit` of them, in no order: a slot is free
- * when it is 0 or older than the window), or for a rate (ratelimit_new_rate)
- * a token bucket. The table is bounded: when full, the entry used least
- * recently is reused, so memory never grows with the number of addresses
- * that try. */
+ * when it is 0 or older than the window), for a rate (ratelimit_new_rate)
+ * a token bucket, or for connections (ratelimit_new_conns) a count of those
+ * open. The table is bounded: when full, the entry used least recently is
+ * reused (never one with connections open), so memory never grows with the
+ * number of addresses that try. */
 #include "ratelimit.h"
 
 #include <errno.h>
@@ -30,6 +31,7 @@ struct rl_entry {
     /* A rate's token bucket: calls it may make now, as of at_ms (0: new). */
     double tokens;
     long long at_ms;
+    int conns; /* connections open (ratelimit_new_conns) */
 };
 
 struct ratelimit {
@@ -37,6 +39,7 @@ struct ratelimit {
     pthread_cond_t settled; /* a reservation was given back or kept */
     int limit, window;
     double per_s, burst; /* a rate (ratelimit_new_rate); 0 for failures */
+    int held;            /* connections: past limit, this many more are held */
     struct rl_entry *entries;
 };
 
@@ -65,6 +68,20 @@ int ratelimit_new(struct ratelimit **out, int limit, int window_s)
         return -ENOMEM;
     rl->limit = limit;
     rl->window = window_s;
+    *out = rl;
+    return 0;
+}
+
+int ratelimit_new_conns(struct ratelimit **out, int limit, int held)
+{
+    *out = NULL;
+    if (limit < 1 || held < 0)
+        return -EINVAL;
+    struct ratelimit *rl = table_new();
+    if (!rl)
+        return -ENOMEM;
+    rl->limit = limit;
+    rl->held = held;
     *out = rl;
     return 0;
 }
@@ -120,10 +137,11 @@ static struct rl_entry *lookup(struct ratelimit *rl, const char *key, bool creat
         struct rl_entry *e = &rl->entries[(h + (unsigned long)probe) % RL_SLOTS];
         if (strcmp(e->key, key) == 0)
             return e;
-        if (!victim || e->last < victim->last)
+        if (e->conns == 0 && (!victim || e->last < victim->last))
             victim = e;
     }
-    if (!create)
+    /* Only a table of connections can have every slot of a probe in use. */
+    if (!create || !victim)
         return NULL;
     /* Reuse the stalest slot of the probe: an entry idle past the window holds nothing. */
     memset(victim, 0, sizeof(*victim));
@@ -295,4 +313,38 @@ long ratelimit_take(struct ratelimit *rl, const char *key, long long now_ms)
         wait_ms = (long)((1.0 - e->tokens) * 1000.0 / rl->per_s) + 1;
     pthread_mutex_unlock(&rl->lock);
     return wait_ms;
+}
+
+bool ratelimit_conn_full(struct ratelimit *rl, const char *key)
+{
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, false, 0);
+    bool full = e && e->conns >= rl->limit + rl->held;
+    pthread_mutex_unlock(&rl->lock);
+    return full;
+}
+
+enum rl_conn ratelimit_conn_open(struct ratelimit *rl, const char *key, time_t now, bool *counted)
+{
+    enum rl_conn what = RL_CONN_SERVE;
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, true, now);
+    *counted = e != NULL;
+    if (e) {
+        e->conns++;
+        e->last = now;
+        if (e->conns > rl->limit)
+            what = RL_CONN_HOLD;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return what;
+}
+
+void ratelimit_conn_close(struct ratelimit *rl, const char *key)
+{
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, false, 0);
+    if (e && e->conns > 0)
+        e->conns--;
+    pthread_mutex_unlock(&rl->lock);
 }

@@ -1,10 +1,12 @@
 /* bench_flood.c — intake's latency while one address floods anonymous
  * tracking, as a ratio to intake's latency without a flood, measured in the
  * same run. Two service instances share one database: "unlimited" with
- * public_rate = 0 (only the per-address connection limit and the anonymous
- * calls' share of the database pool hold the flood), and "limited" with the
- * defaults (public_rate, public_burst, refusal_delay_ms); the latter
- * also runs two emulated stations. Rounds alternate the phases — each
+ * public_rate = 0 and per_ip_held_connections = 0 (only the per-address
+ * connection limit, whose extra connections are closed at once, and the
+ * anonymous calls' share of the database pool hold the flood), and
+ * "limited" with the defaults (public_rate, public_burst,
+ * per_ip_held_connections, refusal_delay_ms); the latter also runs two
+ * emulated stations. Rounds alternate the phases — each
  * instance without, then under, the flood — so that whatever else the
  * machine does falls on all of them alike.
  *
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FLOODERS    env_int("BENCH_FLOOD_CLIENTS", 32)
@@ -30,6 +33,7 @@ struct phase {
     double lat[MAX_SAMPLES];
     int n, bad;
     long produced;
+    double seconds; /* the intake calls' time, the flood's start excluded */
     struct flood_stats st;
 };
 
@@ -51,16 +55,21 @@ static int run_phase(struct service *svc, const char *intake, const char *flood_
         usleep(500000);
     }
     long before = cards_produced();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (ph->n + n > MAX_SAMPLES)
         n = MAX_SAMPLES - ph->n;
     ph->bad += intake_run(svc, intake, ph->lat + ph->n, n, 20);
     ph->n += n;
     ph->produced += cards_produced() - before;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ph->seconds += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (f) {
         struct flood_stats st;
         flood_stop(f, &st);
         ph->st.ok += st.ok;
         ph->st.limited += st.limited;
+        ph->st.held += st.held;
         ph->st.busy += st.busy;
         ph->st.other += st.other;
         ph->st.failed += st.failed;
@@ -80,10 +89,12 @@ static void report(struct phase *alone, struct phase *flood)
     printf("%-9s under flood:  p50 %6.1f ms, p99 %6.1f ms (%d calls, %d not 201); "
            "p99 ratio %.2f, p50 ratio %.2f\n",
            flood->name, f50 * 1000, f99 * 1000, flood->n, flood->bad, f99 / a99, f50 / a50);
-    printf("%-9s flood: %ld answered, %ld limited (429), %ld busy (503), %ld other, "
-           "%ld connections refused; cards produced alone %ld, under flood %ld\n",
-           flood->name, flood->st.ok, flood->st.limited, flood->st.busy, flood->st.other,
-           flood->st.failed, alone->produced, flood->produced);
+    printf("%-9s flood: %ld answered, %ld limited (429), %ld past its connections (429, "
+           "closed), %ld busy (503), %ld other, %ld connections closed at once; cards a minute "
+           "alone %.1f, under flood %.1f\n",
+           flood->name, flood->st.ok, flood->st.limited, flood->st.held, flood->st.busy,
+           flood->st.other, flood->st.failed, alone->produced * 60.0 / alone->seconds,
+           flood->produced * 60.0 / flood->seconds);
 }
 
 int main(void)
@@ -108,7 +119,9 @@ int main(void)
     }
     line_env_config(&line, 0, "st", config, sizeof(config));
     if (harness_setup(&limited, config) != 0 || line_env_keys(&line, limited.dir, "B-FLD") != 0 ||
-        harness_clone(&limited, &unlimited, "instance = unlimited\npublic_rate = 0\n") != 0 ||
+        harness_clone(&limited, &unlimited,
+                      "instance = unlimited\npublic_rate = 0\nper_ip_held_connections = 0\n") !=
+            0 ||
         harness_token(&limited, "intake", "absher", intake, sizeof(intake)) ||
         harness_token(&limited, "operator", "op-1", operator_, sizeof(operator_)))
         goto out;

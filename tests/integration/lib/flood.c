@@ -17,7 +17,7 @@ struct flooder {
     struct flood *f;
     pthread_t th;
     struct flood_stats st;
-    bool retry_after, problem; /* the last answer's headers */
+    bool retry_after, problem, close; /* the last answer's headers */
 };
 
 struct flood {
@@ -43,6 +43,8 @@ static size_t header_seen(char *data, size_t size, size_t nmemb, void *userp)
     if (n > 13 && strncasecmp(data, "Content-Type:", 13) == 0 &&
         memmem(data, n, "application/problem+json", 24))
         fl->problem = true;
+    if (n > 11 && strncasecmp(data, "Connection:", 11) == 0 && memmem(data, n, "close", 5))
+        fl->close = true;
     return n;
 }
 
@@ -63,7 +65,7 @@ static void *flood_client(void *arg)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     while (f->running) {
         long status = 0;
-        fl->retry_after = fl->problem = false;
+        fl->retry_after = fl->problem = fl->close = false;
         if (curl_easy_perform(c) != CURLE_OK) {
             fl->st.failed++; /* refused at the door: over the address's connections */
             usleep(5000);
@@ -72,6 +74,8 @@ static void *flood_client(void *arg)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (status == 200)
             fl->st.ok++;
+        else if (status == 429 && fl->retry_after && fl->problem && fl->close)
+            fl->st.held++;
         else if (status == 429 && fl->retry_after && fl->problem)
             fl->st.limited++;
         else if (status == 503)
@@ -122,6 +126,7 @@ void flood_stop(struct flood *f, struct flood_stats *st)
         pthread_join(f->fl[i].th, NULL);
         st->ok += f->fl[i].st.ok;
         st->limited += f->fl[i].st.limited;
+        st->held += f->fl[i].st.held;
         st->busy += f->fl[i].st.busy;
         st->other += f->fl[i].st.other;
         st->failed += f->fl[i].st.failed;

@@ -11,7 +11,8 @@
 /* The flood's answers, added up over its clients. */
 struct flood_stats {
     long ok;      /* 200 */
-    long limited; /* 429, each with Retry-After and problem+json */
+    long limited; /* 429 past the address's rate, with Retry-After and problem+json */
+    long held;    /* 429 past the address's connections, the same and Connection: close */
     long busy;    /* 503 */
     long other;   /* any other answer, or a 429 without its header or type */
     long failed;  /* no answer: the connection refused at the door */
