@@ -34,6 +34,13 @@
  * ThreadSanitizer keeps about 800 KiB of per-thread state in static TLS,
  * which glibc takes out of the same allocation: its builds ask for more. */
 #define CONN_STACK_SIZE ((size_t)512 * 1024)
+
+/* Each connection's memory pool in libmicrohttpd: the request's headers
+ * and the read and write buffers (bodies are copied out, append_body).
+ * libmicrohttpd zeroes the whole pool between two requests of a
+ * connection, so its size is paid on every call: 32 KiB (its default)
+ * holds headers of 16 KiB and more. */
+#define CONN_MEMORY ((size_t)32 * 1024)
 #if defined(__SANITIZE_THREAD__)
 #define CONN_STACK_EXTRA ((size_t)1024 * 1024)
 #elif defined(__has_feature)
@@ -54,7 +61,7 @@ struct http_server {
      * at most db_public_connections of the pool, so that however many come,
      * authenticated calls and the station workers always find one. */
     pthread_mutex_t public_lock;
-    pthread_cond_t public_freed;
+    struct slot_waiter *public_head, *public_tail; /* waiting, first come first */
     int public_in_use, public_max;
     /* Calls without a token, per client address (NULL: not limited): past
      * the rate they are refused before any work. */
@@ -69,6 +76,15 @@ struct http_server {
     char mhd_last[256];
     long long mhd_last_ms;
     long mhd_repeats;
+};
+
+/* A call waiting for an anonymous slot. A slot given back goes to the
+ * longest waiting call, never to one that came later: under a flood every
+ * call waits its turn, and none waits the whole time-out while others pass. */
+struct slot_waiter {
+    pthread_cond_t cond;
+    bool granted;
+    struct slot_waiter *next;
 };
 
 struct conn_state {
@@ -178,7 +194,7 @@ void http_internal_error(struct http_req *rq, const char *what)
 }
 
 /* Takes one of the anonymous calls' connection slots, waiting up to
- * timeout_ms. */
+ * timeout_ms in line behind the calls that came first. */
 static bool public_slot_take(struct http_server *srv, int timeout_ms)
 {
     struct timespec deadline;
@@ -189,26 +205,56 @@ static bool public_slot_take(struct http_server *srv, int timeout_ms)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
-    bool ok = true;
     pthread_mutex_lock(&srv->public_lock);
-    while (srv->public_in_use >= srv->public_max && ok)
-        ok = pthread_cond_timedwait(&srv->public_freed, &srv->public_lock, &deadline) == 0 ||
-             srv->public_in_use < srv->public_max;
-    if (ok)
+    if (!srv->public_head && srv->public_in_use < srv->public_max) {
         srv->public_in_use++;
+        pthread_mutex_unlock(&srv->public_lock);
+        return true;
+    }
+    struct slot_waiter me = { .granted = false, .next = NULL };
+    pthread_cond_init(&me.cond, NULL);
+    if (srv->public_tail)
+        srv->public_tail->next = &me;
+    else
+        srv->public_head = &me;
+    srv->public_tail = &me;
+    while (!me.granted) {
+        if (pthread_cond_timedwait(&me.cond, &srv->public_lock, &deadline) == ETIMEDOUT &&
+            !me.granted) {
+            /* Out of line; a slot is never handed to a call that left. */
+            struct slot_waiter **pp = &srv->public_head, *prev = NULL;
+            while (*pp != &me)
+                prev = *pp, pp = &(*pp)->next;
+            *pp = me.next;
+            if (srv->public_tail == &me)
+                srv->public_tail = prev;
+            break;
+        }
+    }
     pthread_mutex_unlock(&srv->public_lock);
-    return ok;
+    pthread_cond_destroy(&me.cond);
+    return me.granted;
 }
 
+/* Hands the slot to the longest waiting call, or frees it. */
 static void public_slot_give(struct conn_state *cs)
 {
     if (!cs->public_slot)
         return;
     cs->public_slot = false;
-    pthread_mutex_lock(&cs->srv->public_lock);
-    cs->srv->public_in_use--;
-    pthread_cond_signal(&cs->srv->public_freed);
-    pthread_mutex_unlock(&cs->srv->public_lock);
+    struct http_server *srv = cs->srv;
+    pthread_mutex_lock(&srv->public_lock);
+    struct slot_waiter *w = srv->public_head;
+    if (w) {
+        srv->public_head = w->next;
+        if (!srv->public_head)
+            srv->public_tail = NULL;
+        w->granted = true;
+        pthread_cond_signal(&w->cond);
+    } else {
+        srv->public_in_use--;
+    }
+    pthread_mutex_unlock(&srv->public_lock);
 }
 
 /* Gives the request's connection back to the pool. */
@@ -399,59 +445,42 @@ static bool authenticate(struct conn_state *cs, const struct http_route *route)
     return true;
 }
 
-/* Verifies a courier's X-Signature with the secret derived for its name. */
+/* Verifies a courier's X-Signature with the secret derived for its name
+ * and salt (read with its token, auth_lookup). */
 static bool verify_signature(struct conn_state *cs)
 {
     struct http_req *rq = &cs->rq;
-    struct db_res *res = NULL;
     char secret[AUTH_SECRET_HEX_LEN + 1];
-    bool ok = false;
     if (!rq->app->have_master_key) {
         http_internal_error(rq, "no master key: courier signatures cannot be checked");
         return false;
     }
-    char tid[24];
-    snprintf(tid, sizeof(tid), "%ld", rq->who.token_id);
-    int rc = db_query(rq->db, &res,
-                      "SELECT encode(secret_salt, 'hex') FROM couriers WHERE token_id = $1::bigint",
-                      tid);
-    if (rc) {
-        http_internal_error(rq, "courier look-up failed");
-        goto out;
-    }
-    if (db_rows(res) != 1) {
+    if (!rq->who.courier_id[0]) {
         http_problem(rq, 403, "forbidden", "Forbidden", "This token belongs to no courier.", NULL);
-        goto out;
+        return false;
     }
-    uint8_t salt[16];
-    const char *hex = db_get(res, 0, 0);
-    for (int i = 0; i < 16; i++)
-        sscanf(hex + 2 * i, "%2hhx", &salt[i]);
-    auth_courier_secret(rq->app->master_key, rq->who.name, salt, secret);
+    auth_courier_secret(rq->app->master_key, rq->who.name, rq->who.courier_salt, secret);
     size_t signed_len = 0;
     char *signed_text = auth_signed_text(rq->method, rq->path, rq->body, rq->body_len, &signed_len);
-    rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
-                                             signed_len, secret, (long)time(NULL))
-                     : -ENOMEM;
+    int rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
+                                                 signed_len, secret, (long)time(NULL))
+                         : -ENOMEM;
     free(signed_text);
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (rc == -ENOMEM) {
         http_internal_error(rq, "out of memory");
-        goto out;
+        return false;
     }
-    if (rc == 0) {
-        ok = true;
-    } else {
+    if (rc != 0) {
         rq->www_authenticate = false;
         http_problem(rq, 401, "bad_signature", "Unauthorized",
                      rc == -EINVAL  ? "X-Signature is missing or malformed."
                      : rc == -ETIME ? "The signature's timestamp is outside the allowed window."
                                     : "The signature does not match.",
                      NULL);
+        return false;
     }
-out:
-    OPENSSL_cleanse(secret, sizeof(secret));
-    db_res_free(res);
-    return ok;
+    return true;
 }
 
 static void dispatch(struct conn_state *cs)
@@ -864,7 +893,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static void server_free(struct http_server *srv)
 {
     pthread_mutex_destroy(&srv->public_lock);
-    pthread_cond_destroy(&srv->public_freed);
     pthread_mutex_destroy(&srv->mhd_log_lock);
     ratelimit_free(srv->public_rate);
     ratelimit_free(srv->conns);
@@ -882,7 +910,6 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
     srv->routes = routes;
     srv->nroutes = nroutes;
     pthread_mutex_init(&srv->public_lock, NULL);
-    pthread_cond_init(&srv->public_freed, NULL);
     pthread_mutex_init(&srv->mhd_log_lock, NULL);
     /* Calls without a token, per address (public_rate 0: no limit). */
     if (app->cfg->public_rate > 0 &&
@@ -926,7 +953,7 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
         CONN_STACK_SIZE + CONN_STACK_EXTRA, MHD_OPTION_END);
     if (!srv->daemon) {
         server_free(srv);
