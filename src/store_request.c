@@ -343,9 +343,10 @@ out:
 /* The request, its address, parcel and branch, and its timeline: the
  * request's status changes (those that a courier event made are left out:
  * the events themselves stand for them) and its parcel's courier events.
- * An unknown request number reads a stand-in (the first request) the same
- * way, whose holder's ID comes back NULL, so that a miss costs the
- * database what a match costs. */
+ * An unknown request number reads a stand-in the same way (a request
+ * picked by the number's hash, so that it is no more often in the cache
+ * than a real one), whose holder's ID comes back NULL, so that a miss
+ * costs the database what a match costs. */
 static const struct db_stmt tracking_stmt = {
     "request_tracking",
     "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
@@ -357,6 +358,8 @@ static const struct db_stmt tracking_stmt = {
     " CASE WHEN r.request_no = $1::text THEN r.national_id END,"
     " t.source, t.at_us, rfc3339(t.at), t.status, t.event_id, t.ord"
     " FROM (SELECT coalesce((SELECT id FROM requests WHERE request_no = $1::text),"
+    "  (SELECT id FROM requests WHERE id >= (SELECT abs(hashtext($1::text)::bigint)"
+    "   % (max(id) + 1) FROM requests) ORDER BY id LIMIT 1),"
     "  (SELECT min(id) FROM requests)) AS id) q"
     " LEFT JOIN requests r ON r.id = q.id"
     " LEFT JOIN request_addresses a ON a.request_id = r.id"
