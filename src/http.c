@@ -32,6 +32,13 @@
  * ThreadSanitizer keeps about 800 KiB of per-thread state in static TLS,
  * which glibc takes out of the same allocation: its builds ask for more. */
 #define CONN_STACK_SIZE ((size_t)512 * 1024)
+
+/* Each connection's memory pool in libmicrohttpd: the request's headers
+ * and the read and write buffers (bodies are copied out, append_body).
+ * libmicrohttpd zeroes the whole pool between two requests of a
+ * connection, so its size is paid on every call: 32 KiB (its default)
+ * holds headers of 16 KiB and more. */
+#define CONN_MEMORY ((size_t)32 * 1024)
 #if defined(__SANITIZE_THREAD__)
 #define CONN_STACK_EXTRA ((size_t)1024 * 1024)
 #elif defined(__has_feature)
@@ -52,8 +59,17 @@ struct http_server {
      * at most db_public_connections of the pool, so that however many come,
      * authenticated calls and the station workers always find one. */
     pthread_mutex_t public_lock;
-    pthread_cond_t public_freed;
+    struct slot_waiter *public_head, *public_tail; /* waiting, first come first */
     int public_in_use, public_max;
+};
+
+/* A call waiting for an anonymous slot. A slot given back goes to the
+ * longest waiting call, never to one that came later: under a flood every
+ * call waits its turn, and none waits the whole time-out while others pass. */
+struct slot_waiter {
+    pthread_cond_t cond;
+    bool granted;
+    struct slot_waiter *next;
 };
 
 struct conn_state {
@@ -137,7 +153,7 @@ void http_internal_error(struct http_req *rq, const char *what)
 }
 
 /* Takes one of the anonymous calls' connection slots, waiting up to
- * timeout_ms. */
+ * timeout_ms in line behind the calls that came first. */
 static bool public_slot_take(struct http_server *srv, int timeout_ms)
 {
     struct timespec deadline;
@@ -148,26 +164,56 @@ static bool public_slot_take(struct http_server *srv, int timeout_ms)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
-    bool ok = true;
     pthread_mutex_lock(&srv->public_lock);
-    while (srv->public_in_use >= srv->public_max && ok)
-        ok = pthread_cond_timedwait(&srv->public_freed, &srv->public_lock, &deadline) == 0 ||
-             srv->public_in_use < srv->public_max;
-    if (ok)
+    if (!srv->public_head && srv->public_in_use < srv->public_max) {
         srv->public_in_use++;
+        pthread_mutex_unlock(&srv->public_lock);
+        return true;
+    }
+    struct slot_waiter me = { .granted = false, .next = NULL };
+    pthread_cond_init(&me.cond, NULL);
+    if (srv->public_tail)
+        srv->public_tail->next = &me;
+    else
+        srv->public_head = &me;
+    srv->public_tail = &me;
+    while (!me.granted) {
+        if (pthread_cond_timedwait(&me.cond, &srv->public_lock, &deadline) == ETIMEDOUT &&
+            !me.granted) {
+            /* Out of line; a slot is never handed to a call that left. */
+            struct slot_waiter **pp = &srv->public_head, *prev = NULL;
+            while (*pp != &me)
+                prev = *pp, pp = &(*pp)->next;
+            *pp = me.next;
+            if (srv->public_tail == &me)
+                srv->public_tail = prev;
+            break;
+        }
+    }
     pthread_mutex_unlock(&srv->public_lock);
-    return ok;
+    pthread_cond_destroy(&me.cond);
+    return me.granted;
 }
 
+/* Hands the slot to the longest waiting call, or frees it. */
 static void public_slot_give(struct conn_state *cs)
 {
     if (!cs->public_slot)
         return;
     cs->public_slot = false;
-    pthread_mutex_lock(&cs->srv->public_lock);
-    cs->srv->public_in_use--;
-    pthread_cond_signal(&cs->srv->public_freed);
-    pthread_mutex_unlock(&cs->srv->public_lock);
+    struct http_server *srv = cs->srv;
+    pthread_mutex_lock(&srv->public_lock);
+    struct slot_waiter *w = srv->public_head;
+    if (w) {
+        srv->public_head = w->next;
+        if (!srv->public_head)
+            srv->public_tail = NULL;
+        w->granted = true;
+        pthread_cond_signal(&w->cond);
+    } else {
+        srv->public_in_use--;
+    }
+    pthread_mutex_unlock(&srv->public_lock);
 }
 
 /* Gives the request's connection back to the pool. */
@@ -703,7 +749,6 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
     srv->routes = routes;
     srv->nroutes = nroutes;
     pthread_mutex_init(&srv->public_lock, NULL);
-    pthread_cond_init(&srv->public_freed, NULL);
     /* Anonymous calls never hold the whole pool. */
     srv->public_max = app->cfg->db_public_connections;
     if (srv->public_max >= app->cfg->db_pool_size)
@@ -733,11 +778,10 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)app->cfg->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
         CONN_STACK_SIZE + CONN_STACK_EXTRA, MHD_OPTION_END);
     if (!srv->daemon) {
         pthread_mutex_destroy(&srv->public_lock);
-        pthread_cond_destroy(&srv->public_freed);
         free(srv);
         return -EADDRINUSE;
     }
@@ -757,6 +801,5 @@ void http_stop(struct http_server *srv)
         return;
     MHD_stop_daemon(srv->daemon);
     pthread_mutex_destroy(&srv->public_lock);
-    pthread_cond_destroy(&srv->public_freed);
     free(srv);
 }

@@ -425,8 +425,9 @@ out:
 /* The request, its address, parcel and branch, and its timeline: the
  * request's status changes (those that a courier event made are left out:
  * the events themselves stand for them) and its parcel's courier events.
- * One row even when nothing matches, so that the holder's ID is compared
- * either way. */
+ * An unknown request number reads a stand-in (the first request) the same
+ * way, whose holder's ID comes back NULL, so that a miss costs the
+ * database what a match costs. */
 static const struct db_stmt tracking_stmt = {
     "request_tracking",
     "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
@@ -434,10 +435,12 @@ static const struct db_stmt tracking_stmt = {
     " a.city, a.district,"
     " coalesce(p.failed_attempts, 0) + CASE WHEN r.status IN ('out_for_delivery','delivered')"
     "  THEN 1 ELSE 0 END, to_char(p.collect_by, 'YYYY-MM-DD'),"
-    " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text, r.national_id,"
+    " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text,"
+    " CASE WHEN r.request_no = $1::text THEN r.national_id END,"
     " t.source, t.at_us, rfc3339(t.at), t.status, t.event_id, t.ord"
-    " FROM (SELECT $1::text AS no) q"
-    " LEFT JOIN requests r ON r.request_no = q.no"
+    " FROM (SELECT coalesce((SELECT id FROM requests WHERE request_no = $1::text),"
+    "  (SELECT min(id) FROM requests)) AS id) q"
+    " LEFT JOIN requests r ON r.id = q.id"
     " LEFT JOIN request_addresses a ON a.request_id = r.id"
     " LEFT JOIN parcels p ON p.request_id = r.id"
     " LEFT JOIN branches b ON b.branch_id = p.branch_id"
@@ -464,12 +467,7 @@ int request_tracking(struct db *db, const char *request_no, const char *national
     const char *compare = stored ? stored : "0000000000";
     bool match =
         strlen(national_id) == 10 && CRYPTO_memcmp(compare, national_id, 10) == 0 && stored != NULL;
-    if (!match) {
-        db_res_free(*rows);
-        *rows = NULL;
-        return -ENOENT;
-    }
-    return 0;
+    return match ? 0 : -ENOENT;
 }
 
 /* ---- the promise at risk ---- */

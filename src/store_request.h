@@ -142,10 +142,14 @@ enum track_col {
 /* What the citizen may see of a request, when national_id is its
  * holder's: its rows (enum track_col), the caller's to free, read in one
  * round trip by one statement prepared once per connection. The same
- * statement runs whether or not the request exists, and the national ID
- * is compared in constant time against the stored one or a stand-in, so
- * the time taken says nothing. Returns 0, -ENOENT (no such request, or
- * not this holder's) or a DB_* code. */
+ * statement does the same work whether or not the request exists (an
+ * unknown one reads a stand-in request), and the national ID is compared
+ * in constant time against the stored one or a stand-in, so the time taken
+ * says nothing. Returns 0, -ENOENT (no such request, or not this
+ * holder's) or a DB_* code. On -ENOENT *rows holds rows that are not the
+ * caller's to show (another request's, or none): the caller builds its
+ * answer from them all the same and drops it, so that a miss costs what a
+ * match costs, then frees them. */
 int request_tracking(struct db *db, const char *request_no, const char *national_id,
                      struct db_res **rows);
 
