@@ -308,6 +308,52 @@ void auth_courier_secret(const uint8_t master[32], const char *courier, const ui
     derived_secret(master, label, salt, out);
 }
 
+int auth_courier_create(struct db *db, const uint8_t master[32], const char *name,
+                        char token[AUTH_TOKEN_LEN + 1], char secret[AUTH_SECRET_HEX_LEN + 1])
+{
+    uint8_t salt[16];
+    char salt_hex[2 + 33] = "\\x", tid[24];
+    long token_id = 0;
+    if (RAND_bytes(salt, sizeof(salt)) != 1)
+        return -EIO;
+    hex_encode(salt, sizeof(salt), salt_hex + 2);
+    int rc = auth_token_create(db, "courier", name, token, &token_id);
+    if (rc)
+        return rc;
+    snprintf(tid, sizeof(tid), "%ld", token_id);
+    rc = db_query(
+        db, NULL,
+        "INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2::bigint, $3::bytea)",
+        name, tid, salt_hex);
+    if (rc) {
+        OPENSSL_cleanse(token, AUTH_TOKEN_LEN);
+        return rc;
+    }
+    auth_courier_secret(master, name, salt, secret);
+    return 0;
+}
+
+int auth_courier_secret_of(struct db *db, const uint8_t master[32], long token_id,
+                           char out[AUTH_SECRET_HEX_LEN + 1])
+{
+    struct db_res *res = NULL;
+    uint8_t salt[16];
+    char tid[24];
+    snprintf(tid, sizeof(tid), "%ld", token_id);
+    int rc = db_query(db, &res,
+                      "SELECT name, encode(secret_salt, 'hex') FROM couriers"
+                      " WHERE token_id = $1::bigint",
+                      tid);
+    if (!rc && db_rows(res) != 1)
+        rc = -ENOENT;
+    if (!rc && auth_hex_decode(db_get(res, 0, 1), salt, sizeof(salt)) != 0)
+        rc = -EIO;
+    if (!rc)
+        auth_courier_secret(master, db_get(res, 0, 0), salt, out);
+    db_res_free(res);
+    return rc;
+}
+
 void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
                           char out[AUTH_SECRET_HEX_LEN + 1])
 {

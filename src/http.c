@@ -362,31 +362,21 @@ static bool authenticate(struct conn_state *cs, const struct http_route *route)
 static bool verify_signature(struct conn_state *cs)
 {
     struct http_req *rq = &cs->rq;
-    struct db_res *res = NULL;
     char secret[AUTH_SECRET_HEX_LEN + 1];
     bool ok = false;
     if (!rq->app->have_master_key) {
         http_internal_error(rq, "no master key: courier signatures cannot be checked");
         return false;
     }
-    char tid[24];
-    snprintf(tid, sizeof(tid), "%ld", rq->who.token_id);
-    int rc = db_query(rq->db, &res,
-                      "SELECT encode(secret_salt, 'hex') FROM couriers WHERE token_id = $1::bigint",
-                      tid);
+    int rc = auth_courier_secret_of(rq->db, rq->app->master_key, rq->who.token_id, secret);
+    if (rc == -ENOENT) {
+        http_problem(rq, 403, "forbidden", "Forbidden", "This token belongs to no courier.", NULL);
+        goto out;
+    }
     if (rc) {
         http_internal_error(rq, "courier look-up failed");
         goto out;
     }
-    if (db_rows(res) != 1) {
-        http_problem(rq, 403, "forbidden", "Forbidden", "This token belongs to no courier.", NULL);
-        goto out;
-    }
-    uint8_t salt[16];
-    const char *hex = db_get(res, 0, 0);
-    for (int i = 0; i < 16; i++)
-        sscanf(hex + 2 * i, "%2hhx", &salt[i]);
-    auth_courier_secret(rq->app->master_key, rq->who.name, salt, secret);
     size_t signed_len = 0;
     char *signed_text = auth_signed_text(rq->method, rq->path, rq->body, rq->body_len, &signed_len);
     rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
@@ -409,7 +399,6 @@ static bool verify_signature(struct conn_state *cs)
     }
 out:
     OPENSSL_cleanse(secret, sizeof(secret));
-    db_res_free(res);
     return ok;
 }
 
