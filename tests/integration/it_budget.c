@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,7 +72,7 @@ static size_t discard(char *data, size_t size, size_t nmemb, void *userp)
     return size * nmemb;
 }
 
-static volatile int flooding;
+static atomic_int flooding;
 
 struct flooder {
     long ok, refused, other, failed;
