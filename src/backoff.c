@@ -30,6 +30,14 @@ void backoff_reset(struct backoff *b)
     b->cur_ms = 0;
 }
 
+long backoff_after(int attempts, long first_ms, long cap)
+{
+    long wait = first_ms;
+    for (int i = 1; i < attempts && wait < cap; i++)
+        wait *= 2;
+    return wait > cap ? cap : wait;
+}
+
 bool condition_set(struct condition *c, const char *who, const char *fmt, ...)
 {
     char text[sizeof(c->text)];

@@ -37,6 +37,12 @@ int backoff_next(struct backoff *b);
 /* The condition went away: the next delay starts again from min_ms. */
 void backoff_reset(struct backoff *b);
 
+/* The delay before retrying a thing that failed `attempts` times (a
+ * notification, a platform callback): first_ms after the first failure,
+ * doubling after each, never over cap (attempts below 1 count as 1; no
+ * overflow however many). The caller adds its own jitter. */
+long backoff_after(int attempts, long first_ms, long cap);
+
 /* A condition a worker logs on change only. what names it in the log
  * ("station st1"); the text of the current condition is kept. */
 struct condition {

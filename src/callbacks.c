@@ -1,5 +1,6 @@
 /* callbacks.c — the callback outbox and its worker (see callbacks.h). */
 #include "callbacks.h"
+#include "backoff.h"
 #include "audit.h"
 #include "app.h"
 #include "claim.h"
@@ -55,12 +56,7 @@ int callbacks_enqueue(struct db *db, const char *request_id, const char *status,
 
 long callbacks_backoff_ms(int attempts, int max_s, double jitter, long retry_after_s)
 {
-    if (attempts < 1)
-        attempts = 1;
-    long cap = (long)max_s * 1000;
-    long base = attempts > 30 ? cap : 1000L << (attempts - 1);
-    if (base > cap)
-        base = cap;
+    long base = backoff_after(attempts, 1000, (long)max_s * 1000);
     if (jitter < 0 || jitter >= 1)
         jitter = 0;
     long wait = base - (long)(jitter * (double)(base / 2));

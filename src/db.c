@@ -20,7 +20,14 @@ struct db {
     char constraint[128];
     char message[256];
     char sqlstate[6]; /* of the last failed statement; "" if none */
+    /* The named statements prepared on this session, known by address.
+     * A new or reset session has none: the server forgot them. */
+    const struct db_stmt **prepared;
+    size_t nprepared, capprepared;
 };
+
+/* The server knows no prepared statement of that name. */
+#define SQLSTATE_UNDEFINED_PSTATEMENT "26000"
 
 /* undefined_table: the server's words for it depend on its lc_messages. */
 #define SQLSTATE_UNDEFINED_TABLE "42P01"
@@ -91,6 +98,7 @@ void db_close(struct db *db)
     if (!db)
         return;
     PQfinish(db->conn);
+    free(db->prepared);
     free(db);
 }
 
@@ -120,15 +128,56 @@ static bool safe_to_repeat(const char *sql)
     return strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "SELECT", 6) == 0;
 }
 
-static int exec_once(struct db *db, struct db_res **res, const char *sql, int nparams,
-                     const char *const *params)
+static bool is_prepared(const struct db *db, const struct db_stmt *stmt)
+{
+    for (size_t i = 0; i < db->nprepared; i++)
+        if (db->prepared[i] == stmt)
+            return true;
+    return false;
+}
+
+/* Room to note one more prepared statement; false when memory ran out. */
+static bool room_for_one(struct db *db)
+{
+    if (db->nprepared < db->capprepared)
+        return true;
+    size_t cap = db->capprepared ? db->capprepared * 2 : 8;
+    const struct db_stmt **p = realloc(db->prepared, cap * sizeof(*p));
+    if (!p)
+        return false;
+    db->prepared = p;
+    db->capprepared = cap;
+    return true;
+}
+
+/* Runs stmt by name, preparing it on this session first when it is not
+ * yet: one parse and plan per session, not one per call. */
+static PGresult *run_prepared(struct db *db, const struct db_stmt *stmt, const char *const *params)
+{
+    if (!is_prepared(db, stmt)) {
+        /* Without room to note it, it runs unprepared rather than not. */
+        if (!room_for_one(db))
+            return PQexecParams(db->conn, stmt->sql, stmt->nparams, NULL, params, NULL, NULL, 0);
+        PGresult *p = PQprepare(db->conn, stmt->name, stmt->sql, stmt->nparams, NULL);
+        if (PQresultStatus(p) != PGRES_COMMAND_OK)
+            return p;
+        PQclear(p);
+        db->prepared[db->nprepared++] = stmt;
+    }
+    return PQexecPrepared(db->conn, stmt->name, stmt->nparams, params, NULL, NULL, 0);
+}
+
+/* Runs sql, or stmt when sql is NULL. */
+static int exec_once(struct db *db, struct db_res **res, const char *sql,
+                     const struct db_stmt *stmt, int nparams, const char *const *params)
 {
     if (res)
         *res = NULL;
     db->constraint[0] = '\0';
     db->message[0] = '\0';
     db->sqlstate[0] = '\0';
-    PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *r = sql ? PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                      : run_prepared(db, stmt, params);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (res) {
@@ -157,20 +206,43 @@ static int exec_once(struct db *db, struct db_res **res, const char *sql, int np
     return rc;
 }
 
-int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
-            const char *const *params)
+/* db_exec and db_exec_stmt: sql, or stmt when sql is NULL. */
+static int exec_retrying(struct db *db, struct db_res **res, const char *sql,
+                         const struct db_stmt *stmt, int nparams, const char *const *params)
 {
+    const char *text = sql ? sql : stmt->sql;
     bool outside = PQtransactionStatus(db->conn) == PQTRANS_IDLE;
-    int rc = exec_once(db, res, sql, nparams, params);
+    int rc = exec_once(db, res, sql, stmt, nparams, params);
     /* The connection died under a statement that may run again (outside
-     * a transaction, nothing half done): once more, on a fresh one. */
-    if (rc == DB_EDOWN && outside && safe_to_repeat(sql) && PQstatus(db->conn) != CONNECTION_OK) {
+     * a transaction, nothing half done): once more, on a fresh one, which
+     * has no prepared statements yet. */
+    if (rc == DB_EDOWN && outside && safe_to_repeat(text) && PQstatus(db->conn) != CONNECTION_OK) {
         PQreset(db->conn);
+        db->nprepared = 0;
         if (PQstatus(db->conn) == CONNECTION_OK)
-            rc = exec_once(db, res, sql, nparams, params);
+            rc = exec_once(db, res, sql, stmt, nparams, params);
+    } else if (rc && stmt && strcmp(db->sqlstate, SQLSTATE_UNDEFINED_PSTATEMENT) == 0) {
+        /* The session's prepared statements were discarded behind our
+         * back (DISCARD ALL, DEALLOCATE): prepared anew next time, and
+         * now when nothing was half done. */
+        db->nprepared = 0;
+        if (outside)
+            rc = exec_once(db, res, sql, stmt, nparams, params);
     }
     db->last_rc = rc;
     return rc;
+}
+
+int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
+            const char *const *params)
+{
+    return exec_retrying(db, res, sql, NULL, nparams, params);
+}
+
+int db_exec_stmt(struct db *db, struct db_res **res, const struct db_stmt *stmt,
+                 const char *const *params)
+{
+    return exec_retrying(db, res, NULL, stmt, stmt->nparams, params);
 }
 
 bool db_unavailable(const struct db *db)

@@ -43,6 +43,31 @@ int db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
             (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
             (const char *[]){ __VA_ARGS__ })
 
+/* A statement run often enough to be parsed and planned once per session:
+ * declared once, static, beside its caller, e.g.
+ *     static const struct db_stmt by_no = {
+ *         "request_by_no", "SELECT ... WHERE request_no = $1", 1 };
+ * name must be unique in the program (it names the statement on the
+ * server); the struct's address tells statements apart on a connection. */
+struct db_stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+/* Runs stmt as db_exec runs sql, with stmt->nparams text parameters. The
+ * statement is prepared on the connection the first time it runs there
+ * (PQprepare), then only executed (PQexecPrepared). A connection that was
+ * replaced or reset has none prepared, and a statement the server has
+ * forgotten is prepared again; a read outside a transaction is retried on a
+ * fresh connection as db_exec retries it. Returns as db_exec. */
+int db_exec_stmt(struct db *db, struct db_res **res, const struct db_stmt *stmt,
+                 const char *const *params);
+
+/* db_query_stmt(db, res, &stmt, p1, p2, ...) with stmt->nparams parameters. */
+#define db_query_stmt(db, res, stmt, ...) \
+    db_exec_stmt((db), (res), (stmt), (const char *[]){ __VA_ARGS__ })
+
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 /* Rolls back; safe to call when no transaction is open. */

@@ -28,12 +28,7 @@ struct notifier {
 
 int notify_backoff_s(int attempts, int max_s)
 {
-    if (attempts < 1)
-        attempts = 1;
-    if (attempts > 30)
-        return max_s;
-    long s = 1L << (attempts - 1);
-    return s > max_s ? max_s : (int)s;
+    return (int)backoff_after(attempts, 1, max_s);
 }
 
 json_t *notify_body(const char *notification_id, const char *phone, const char *text_ar,

@@ -320,53 +320,54 @@ out:
 
 /* ---- tracking ---- */
 
+/* The request, its address, parcel and branch, and its timeline: the
+ * request's status changes (those that a courier event made are left out:
+ * the events themselves stand for them) and its parcel's courier events.
+ * One row even when nothing matches, so that the holder's ID is compared
+ * either way. */
+static const struct db_stmt tracking_stmt = {
+    "request_tracking",
+    "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
+    " to_char(r.estimated_earliest, 'YYYY-MM-DD'), to_char(r.estimated_latest, 'YYYY-MM-DD'),"
+    " a.city, a.district,"
+    " coalesce(p.failed_attempts, 0) + CASE WHEN r.status IN ('out_for_delivery','delivered')"
+    "  THEN 1 ELSE 0 END, to_char(p.collect_by, 'YYYY-MM-DD'),"
+    " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text, r.national_id,"
+    " t.source, t.at_us, rfc3339(t.at), t.status, t.event_id, t.ord"
+    " FROM (SELECT $1::text AS no) q"
+    " LEFT JOIN requests r ON r.request_no = q.no"
+    " LEFT JOIN request_addresses a ON a.request_id = r.id"
+    " LEFT JOIN parcels p ON p.request_id = r.id"
+    " LEFT JOIN branches b ON b.branch_id = p.branch_id"
+    " LEFT JOIN LATERAL ("
+    "  SELECT 0 AS source, (extract(epoch FROM e.at) * 1000000)::bigint AS at_us, e.at,"
+    "   e.status, NULL::text AS event_id, e.id AS ord"
+    "  FROM request_events e WHERE e.request_id = r.id AND e.status IS NOT NULL"
+    "   AND NOT (e.detail ? 'event_id' AND e.detail ? 'code')"
+    "  UNION ALL"
+    "  SELECT 1, extract(epoch FROM ce.at)::bigint * 1000000, ce.at, ce.code, ce.event_id,"
+    "   0::bigint"
+    "  FROM courier_events ce WHERE ce.parcel_id = p.id) t ON true",
+    1,
+};
+
 int request_tracking(struct db *db, const char *request_no, const char *national_id,
-                     struct db_res **row)
+                     struct db_res **rows)
 {
-    *row = NULL;
-    int rc = db_query(
-        db, row,
-        "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
-        " to_char(r.estimated_earliest, 'YYYY-MM-DD'), to_char(r.estimated_latest, 'YYYY-MM-DD'),"
-        " a.city, a.district,"
-        " coalesce(p.failed_attempts, 0) + CASE WHEN r.status IN ('out_for_delivery','delivered')"
-        "  THEN 1 ELSE 0 END, to_char(p.collect_by, 'YYYY-MM-DD'),"
-        " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text, r.national_id"
-        " FROM (SELECT $1::text AS no) q"
-        " LEFT JOIN requests r ON r.request_no = q.no"
-        " LEFT JOIN request_addresses a ON a.request_id = r.id"
-        " LEFT JOIN parcels p ON p.request_id = r.id"
-        " LEFT JOIN branches b ON b.branch_id = p.branch_id",
-        request_no);
+    *rows = NULL;
+    int rc = db_query_stmt(db, rows, &tracking_stmt, request_no);
     if (rc)
         return rc;
-    const char *stored = db_get(*row, 0, 18);
+    const char *stored = db_get(*rows, 0, TRACK_COL_HOLDER);
     const char *compare = stored ? stored : "0000000000";
     bool match =
         strlen(national_id) == 10 && CRYPTO_memcmp(compare, national_id, 10) == 0 && stored != NULL;
     if (!match) {
-        db_res_free(*row);
-        *row = NULL;
+        db_res_free(*rows);
+        *rows = NULL;
         return -ENOENT;
     }
     return 0;
-}
-
-int request_timeline(struct db *db, const char *request_id, struct db_res **res)
-{
-    /* Status changes that a courier event made are left out: the events
-     * themselves stand for them. */
-    return db_query(
-        db, res,
-        "SELECT 0, (extract(epoch FROM at) * 1000000)::bigint, rfc3339(at), status, NULL, NULL, id"
-        " FROM request_events WHERE request_id = $1::bigint AND status IS NOT NULL"
-        " AND NOT (detail ? 'event_id' AND detail ? 'code')"
-        " UNION ALL"
-        " SELECT 1, extract(epoch FROM ce.at)::bigint * 1000000, rfc3339(ce.at), ce.code,"
-        " ce.event_id, CASE WHEN p.branch_id IS NULL THEN 'f' ELSE 't' END, 0::bigint"
-        " FROM courier_events ce JOIN parcels p ON p.id = ce.parcel_id"
-        " WHERE p.request_id = $1::bigint",
-        request_id);
 }
 
 /* ---- the promise at risk ---- */

@@ -80,7 +80,10 @@ int request_cancel(struct db *db, const char *request_no, const char *actor,
 
 /* ---- tracking ---- */
 
-/* The columns of request_tracking()'s row, in order. */
+/* The columns of request_tracking()'s rows, in order. Every row repeats
+ * the request's columns (TRACK_COL_ID to the branch's); each row holds one
+ * entry of its timeline, unordered (TRACK_COL_TL_*, all NULL on the one
+ * row of a request without any). */
 enum track_col {
     TRACK_COL_ID,
     TRACK_COL_REQUEST_NO,
@@ -95,23 +98,26 @@ enum track_col {
     TRACK_COL_ATTEMPTS,   /* delivery attempts made: failed ones, and the one under way or done */
     TRACK_COL_COLLECT_BY, /* YYYY-MM-DD or NULL */
     TRACK_COL_BRANCH,     /* branch_id, name_en, name_ar, city, lat, lon; NULL when none */
+    /* The timeline's entry: a status change that no courier event made
+     * (source 0) or a courier event of the request's parcel (source 1). */
+    TRACK_COL_HOLDER = TRACK_COL_BRANCH + 6, /* the holder's national ID: compared, not shown */
+    TRACK_COL_TL_SOURCE,
+    TRACK_COL_TL_AT_US,    /* at, in Unix microseconds */
+    TRACK_COL_TL_AT,       /* at, RFC 3339 */
+    TRACK_COL_TL_STATUS,   /* the status, or the courier's code */
+    TRACK_COL_TL_EVENT_ID, /* the courier's event_id; NULL for source 0 */
+    TRACK_COL_TL_ORDER,    /* ties: the status change's row id; 0 */
 };
 
 /* What the citizen may see of a request, when national_id is its
- * holder's: *row (enum track_col), the caller's to free. The same
+ * holder's: its rows (enum track_col), the caller's to free, read in one
+ * round trip by one statement prepared once per connection. The same
  * statement runs whether or not the request exists, and the national ID
  * is compared in constant time against the stored one or a stand-in, so
  * the time taken says nothing. Returns 0, -ENOENT (no such request, or
  * not this holder's) or a DB_* code. */
 int request_tracking(struct db *db, const char *request_no, const char *national_id,
-                     struct db_res **row);
-
-/* The rows of a request's timeline, unordered: its status changes that no
- * courier event made (source 0) and its parcel's courier events (source
- * 1). Columns: source, at in Unix microseconds, at (RFC 3339), status or
- * courier code, event_id, whether the parcel has a branch ("t"/"f"), the
- * event row's id. *res is the caller's to free. */
-int request_timeline(struct db *db, const char *request_id, struct db_res **res);
+                     struct db_res **rows);
 
 /* ---- the promise at risk ---- */
 

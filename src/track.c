@@ -73,46 +73,45 @@ static int entry_cmp(const void *pa, const void *pb)
     return (a->order > b->order) - (a->order < b->order);
 }
 
-/* The citizen's timeline: the request's own status changes and every
- * courier event of its parcel — those that did not move the status too —
- * ordered by `at`. The courier's part is worked out from the set of events
- * (parcel_timeline), never from the order they arrived in, so a late, a
- * shuffled or a repeated event gives the same timeline as the same events
- * sent in order. */
-static int timeline_build(struct db *db, const char *request_id, int max_failed, json_t **out)
+/* The citizen's timeline from the rows of request_tracking(): the
+ * request's own status changes and every courier event of its parcel —
+ * those that did not move the status too — ordered by `at`. The courier's
+ * part is worked out from the set of events (parcel_timeline), never from
+ * the order they arrived in, so a late, a shuffled or a repeated event
+ * gives the same timeline as the same events sent in order. */
+static int timeline_build(struct db_res *res, int max_failed, json_t **out)
 {
-    struct db_res *res = NULL;
     struct entry *entries = NULL;
     struct courier_row *rows = NULL;
     struct parcel_event *events = NULL;
     const char **statuses = NULL;
+    int rc = 0;
     *out = NULL;
-    int rc = request_timeline(db, request_id, &res);
-    if (rc)
-        return rc;
-    size_t n = db_rows(res), nev = 0;
-    entries = calloc(n ? n : 1, sizeof(*entries));
-    rows = calloc(n ? n : 1, sizeof(*rows));
-    events = calloc(n ? n : 1, sizeof(*events));
-    statuses = calloc(n ? n : 1, sizeof(*statuses));
+    size_t nrows = db_rows(res), n = 0, nev = 0;
+    entries = calloc(nrows ? nrows : 1, sizeof(*entries));
+    rows = calloc(nrows ? nrows : 1, sizeof(*rows));
+    events = calloc(nrows ? nrows : 1, sizeof(*events));
+    statuses = calloc(nrows ? nrows : 1, sizeof(*statuses));
     if (!entries || !rows || !events || !statuses) {
         rc = -ENOMEM;
         goto out;
     }
-    bool branch_available = false;
-    for (size_t i = 0; i < n; i++) {
-        entries[i].at_us = db_get_long(res, i, 1, 0);
-        entries[i].source = (int)db_get_long(res, i, 0, 0);
-        entries[i].row = i;
-        entries[i].order = db_get_long(res, i, 6, 0);
-        entries[i].status = db_get(res, i, 3);
-        if (entries[i].source == 1) {
-            int code = parcel_code_parse(db_get(res, i, 3));
+    bool branch_available = !db_is_null(res, 0, TRACK_COL_BRANCH);
+    for (size_t i = 0; i < nrows; i++) {
+        if (db_is_null(res, i, TRACK_COL_TL_SOURCE))
+            continue; /* the one row of a request without a timeline */
+        struct entry *e = &entries[n++];
+        e->at_us = db_get_long(res, i, TRACK_COL_TL_AT_US, 0);
+        e->source = (int)db_get_long(res, i, TRACK_COL_TL_SOURCE, 0);
+        e->row = i;
+        e->order = db_get_long(res, i, TRACK_COL_TL_ORDER, 0);
+        e->status = db_get(res, i, TRACK_COL_TL_STATUS);
+        if (e->source == 1) {
+            int code = parcel_code_parse(e->status);
             rows[nev].ev.code = code < 0 ? PARCEL_CODE_COUNT : (enum parcel_code)code;
-            rows[nev].ev.at = (time_t)(entries[i].at_us / 1000000);
-            rows[nev].ev.event_id = db_get(res, i, 4);
-            rows[nev].row = i;
-            branch_available = strcmp(db_get(res, i, 5), "t") == 0;
+            rows[nev].ev.at = (time_t)(e->at_us / 1000000);
+            rows[nev].ev.event_id = db_get(res, i, TRACK_COL_TL_EVENT_ID);
+            rows[nev].row = n - 1; /* the entry's index */
             nev++;
         }
     }
@@ -129,8 +128,8 @@ static int timeline_build(struct db *db, const char *request_id, int max_failed,
 
     json_t *timeline = json_array();
     for (size_t i = 0; timeline && i < n; i++) {
-        json_t *e = json_pack("{s:s, s:s, s:o}", "at", db_get(res, entries[i].row, 2), "status",
-                              entries[i].status, "label", label(entries[i].status));
+        json_t *e = json_pack("{s:s, s:s, s:o}", "at", db_get(res, entries[i].row, TRACK_COL_TL_AT),
+                              "status", entries[i].status, "label", label(entries[i].status));
         if (!e || json_array_append_new(timeline, e)) {
             json_decref(timeline);
             timeline = NULL;
@@ -144,11 +143,10 @@ out:
     free(rows);
     free(events);
     free(statuses);
-    db_res_free(res);
     return rc;
 }
 
-/* The answer to a look-up that matched: the row of request_tracking() and
+/* The answer to a look-up that matched: the rows of request_tracking() and
  * the timeline (its reference is taken). */
 static json_t *track_reply(struct db_res *res, json_t *timeline)
 {
@@ -211,8 +209,7 @@ void track_lookup(struct http_req *rq)
     json_t *timeline = NULL, *reply = NULL;
     int rc = request_tracking(db, request_no, national_id, &res);
     if (!rc)
-        rc = timeline_build(db, db_get(res, 0, TRACK_COL_ID), rq->app->cfg->delivery_attempts,
-                            &timeline);
+        rc = timeline_build(res, rq->app->cfg->delivery_attempts, &timeline);
     if (!rc)
         reply = track_reply(res, timeline);
     if (rc == -ENOENT)

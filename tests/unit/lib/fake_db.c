@@ -26,6 +26,8 @@ static int nanswers;
 
 int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
                    const char *const *params);
+int __wrap_db_exec_stmt(struct db *db, struct db_res **res, const struct db_stmt *stmt,
+                        const char *const *params);
 size_t __wrap_db_rows(const struct db_res *res);
 const char *__wrap_db_get(const struct db_res *res, size_t row, int col);
 void __wrap_db_res_free(struct db_res *res);
@@ -104,6 +106,13 @@ int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int npar
         break;
     }
     return 0;
+}
+
+/* A prepared statement is logged and answered as its text would be. */
+int __wrap_db_exec_stmt(struct db *db, struct db_res **res, const struct db_stmt *stmt,
+                        const char *const *params)
+{
+    return __wrap_db_exec(db, res, stmt->sql, stmt->nparams, params);
 }
 
 size_t __wrap_db_rows(const struct db_res *res)

@@ -1,8 +1,9 @@
 /* fake_db.h — a database replaced at link time for the store modules'
  * transition tests: a test's .wrap file names db_exec, db_rows, db_get and
- * db_res_free. Every statement is logged with its parameters; a statement
- * whose text contains a part given to fake_db_answer() gets that one row,
- * any other gets no rows. */
+ * db_res_free (and db_exec_stmt when the module runs prepared statements:
+ * they are logged and answered by their text). Every statement is logged
+ * with its parameters; a statement whose text contains a part given to
+ * fake_db_answer() gets that one row, any other gets no rows. */
 #ifndef CARDD_TEST_FAKE_DB_H
 #define CARDD_TEST_FAKE_DB_H
 
