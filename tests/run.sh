@@ -47,11 +47,13 @@ free_pg_port() {
 }
 
 run_binary() {
-    local bin=$1 name log rc p f
+    local bin=$1 name log rc p f start secs
     name=$(basename "$bin")
     log=$logdir/$name.log
+    start=$SECONDS
     "${vg[@]}" "$bin" >"$log" 2>&1
     rc=$?
+    secs=$((SECONDS - start))
     p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
     f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
     p=${p:-0}; f=${f:-0}
@@ -72,10 +74,10 @@ run_binary() {
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$f" -ne 0 ]; then
         failed_names+=("$name")
-        printf '  FAIL %-28s (%s passed, %s failed) — log: %s\n' "$name" "$p" "$f" "$log"
+        printf '  FAIL %-28s (%s passed, %s failed, %s s) — log: %s\n' "$name" "$p" "$f" "$secs" "$log"
         tail -n 40 "$log" | sed 's/^/      /'
     else
-        printf '  ok   %-28s %s tests\n' "$name" "$p"
+        printf '  ok   %-28s %s tests (%s s)\n' "$name" "$p" "$secs"
     fi
 }
 
