@@ -13,7 +13,8 @@ PACKAGES="make gcc clang pkg-config ca-certificates curl openssl procps iproute2
   valgrind libtsan2 jq clang-format locales
   libclang-rt-14-dev llvm
   chromium chromium-driver python3-selenium
-  softhsm2 libp11-kit-dev opensc"
+  softhsm2 libp11-kit-dev opensc
+  wrk"
 
 missing=""
 for p in $PACKAGES; do

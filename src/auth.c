@@ -78,7 +78,9 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
     hex_encode(hash, 32, hex + 2);
     struct db_res *res = NULL;
     /* The use is noted in the same statement, at most once a minute, so
-     * that a busy token costs no extra round trip and no extra write. */
+     * that a busy token costs no extra round trip and no extra write; a
+     * courier's token brings its courier and salt along, which its signed
+     * call needs next. */
     int rc = db_query(db, &res,
                       "WITH t AS (SELECT id, role, name, branch, last_used_at FROM api_tokens"
                       "  WHERE token_hash = $1::bytea AND revoked_at IS NULL"
@@ -86,7 +88,9 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
                       " u AS (UPDATE api_tokens a SET last_used_at = now() FROM t"
                       "  WHERE a.id = t.id AND (t.last_used_at IS NULL"
                       "  OR t.last_used_at < now() - interval '1 minute'))"
-                      " SELECT id, role, name, coalesce(branch, '') FROM t",
+                      " SELECT t.id, t.role, t.name, coalesce(t.branch, ''), c.id,"
+                      "  encode(c.secret_salt, 'hex')"
+                      " FROM t LEFT JOIN couriers c ON c.token_id = t.id",
                       hex);
     if (rc)
         return rc;
@@ -99,6 +103,9 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
     who->role = auth_role_bit(db_get(res, 0, 1));
     snprintf(who->name, sizeof(who->name), "%s", db_get(res, 0, 2));
     snprintf(who->branch, sizeof(who->branch), "%s", db_get(res, 0, 3) ? db_get(res, 0, 3) : "");
+    if (db_get(res, 0, 4) &&
+        auth_hex_decode(db_get(res, 0, 5), who->courier_salt, sizeof(who->courier_salt)) == 0)
+        snprintf(who->courier_id, sizeof(who->courier_id), "%s", db_get(res, 0, 4));
     db_res_free(res);
     return 0;
 }
@@ -331,27 +338,6 @@ int auth_courier_create(struct db *db, const uint8_t master[32], const char *nam
     }
     auth_courier_secret(master, name, salt, secret);
     return 0;
-}
-
-int auth_courier_secret_of(struct db *db, const uint8_t master[32], long token_id,
-                           char out[AUTH_SECRET_HEX_LEN + 1])
-{
-    struct db_res *res = NULL;
-    uint8_t salt[16];
-    char tid[24];
-    snprintf(tid, sizeof(tid), "%ld", token_id);
-    int rc = db_query(db, &res,
-                      "SELECT name, encode(secret_salt, 'hex') FROM couriers"
-                      " WHERE token_id = $1::bigint",
-                      tid);
-    if (!rc && db_rows(res) != 1)
-        rc = -ENOENT;
-    if (!rc && auth_hex_decode(db_get(res, 0, 1), salt, sizeof(salt)) != 0)
-        rc = -EIO;
-    if (!rc)
-        auth_courier_secret(master, db_get(res, 0, 0), salt, out);
-    db_res_free(res);
-    return rc;
 }
 
 void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],

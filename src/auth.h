@@ -109,12 +109,6 @@ void auth_courier_secret(const uint8_t master[32], const char *courier, const ui
 int auth_courier_create(struct db *db, const uint8_t master[32], const char *name,
                         char token[AUTH_TOKEN_LEN + 1], char secret[AUTH_SECRET_HEX_LEN + 1]);
 
-/* The signing secret of the courier that holds token token_id, derived from
- * master and its stored salt. Returns 0, -ENOENT when the token is no
- * courier's, -EIO for a stored salt that is not one, or a DB_* code. */
-int auth_courier_secret_of(struct db *db, const uint8_t master[32], long token_id,
-                           char out[AUTH_SECRET_HEX_LEN + 1]);
-
 /* The approval platform's signing secret, for status callbacks:
  * hex HMAC-SHA256(master, "platform-secret:" salt). */
 void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],

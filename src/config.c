@@ -55,7 +55,19 @@ static const struct config_key keys[] = {
       "rest stay for authenticated calls and the station workers" },
     { "max_connections", CT_INT, S(max_connections), "512", 1, 65536, "HTTP connections at once" },
     { "per_ip_connections", CT_INT, S(per_ip_connections), "16", 1, 65536,
-      "HTTP connections at once from one client address" },
+      "HTTP connections at once from one client address (an IPv4 address or an IPv6 /64)" },
+    { "per_ip_held_connections", CT_INT, S(per_ip_held_connections), "16", 0, 65536,
+      "connections past per_ip_connections from one client address that are answered 429 "
+      "after refusal_delay_ms and closed; past these, further ones are closed at once" },
+    { "public_rate", CT_INT, S(public_rate), "10", 0, 100000,
+      "calls without a token (no Authorization header: tracking, health, readiness, pages) per "
+      "second from one client address; past it (and public_burst) they are answered 429 with "
+      "Retry-After before any work; 0: no limit" },
+    { "public_burst", CT_INT, S(public_burst), "30", 1, 100000,
+      "calls without a token one client address may make at once before public_rate applies" },
+    { "refusal_delay_ms", CT_INT, S(refusal_delay_ms), "250", 0, 5000,
+      "a call refused past public_rate or per_ip_connections is answered after this long, so "
+      "that a client ignoring Retry-After costs a sleeping thread rather than a busy core" },
     { "connection_timeout_s", CT_INT, S(connection_timeout_s), "30", 1, 3600,
       "idle HTTP connections are closed after this many seconds" },
     { "log_level", CT_STRING, S(log_level), "info", 0, 0, "debug, info, warn or error" },

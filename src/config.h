@@ -32,6 +32,10 @@ struct config {
     int db_public_connections;   /* of those, most that anonymous calls may hold */
     int max_connections;
     int per_ip_connections;
+    int per_ip_held_connections; /* past those, answered 429 and closed; past these, closed */
+    int public_rate;             /* calls without a token per second and client address (0: any) */
+    int public_burst;            /* ... in bursts of at most this many */
+    int refusal_delay_ms;        /* a refusal past the rate is answered after this long */
     int connection_timeout_s;
     char *log_level;
     char *sql_dir;

@@ -110,22 +110,19 @@ static json_t *apply_event(struct http_req *rq, struct db *db, const char *couri
                            const struct courier_event *ev, const char *prefix,
                            enum parcel_result *outcome)
 {
-    char parcel_id[24];
     int rc = 0;
     const struct parcel_rules rules = { .actor = rq->who.name,
                                         .max_failed = rq->app->cfg->delivery_attempts,
                                         .collection_days = rq->app->cfg->collection_days };
-    enum parcel_result o = parcel_apply_event(db, courier_id, ev, &rules, parcel_id, &rc);
-    json_t *r = json_pack("{s:s, s:s}", "event_id", ev->event_id, "result", result_names[o]);
-    if (r && (o == PARCEL_APPLIED || o == PARCEL_RECORDED || o == PARCEL_DUPLICATE) &&
-        parcel_id[0]) {
-        int vrc = parcel_view(db, parcel_id, r);
-        if (vrc) {
-            log_error("courier event %s: parcel view failed (%d)", ev->event_id, vrc);
-            o = PARCEL_FAILED;
-            json_object_set_new(r, "result", json_string(result_names[o]));
-        }
-    }
+    json_t *r = json_pack("{s:s}", "event_id", ev->event_id);
+    json_t *view = json_object();
+    enum parcel_result o =
+        r && view ? parcel_apply_event(db, courier_id, ev, &rules, view, &rc) : PARCEL_FAILED;
+    if (r && (o == PARCEL_APPLIED || o == PARCEL_RECORDED || o == PARCEL_DUPLICATE))
+        json_object_update(r, view);
+    json_decref(view);
+    if (r)
+        json_object_set_new(r, "result", json_string(result_names[o]));
     if (r && o == PARCEL_BEFORE_DISPATCH) {
         char field[48];
         snprintf(field, sizeof(field), "%sat", prefix);
@@ -138,15 +135,16 @@ static json_t *apply_event(struct http_req *rq, struct db *db, const char *couri
     return r;
 }
 
-/* The courier behind the token; answers and returns false when none. */
-static bool courier_self(struct http_req *rq, struct db *db, char id[24])
+/* The courier behind the token (auth_lookup read it); answers and returns
+ * false when none. */
+static bool courier_self(struct http_req *rq, char id[24])
 {
-    int rc = parcel_courier_of_token(db, rq->who.token_id, id);
-    if (rc == -ENOENT)
+    if (!rq->who.courier_id[0]) {
         http_problem(rq, 403, "forbidden", "Forbidden", "This token belongs to no courier.", NULL);
-    else if (rc)
-        http_internal_error(rq, db_error_message(db));
-    return rc == 0;
+        return false;
+    }
+    snprintf(id, 24, "%s", rq->who.courier_id);
+    return true;
 }
 
 static void post_single(struct http_req *rq, struct db *db, const char *courier_id, time_t now)
@@ -179,6 +177,28 @@ static void post_single(struct http_req *rq, struct db *db, const char *courier_
     }
 }
 
+/* The result object of one batch event once applied. */
+static json_t *batch_result(const struct parcel_batch_item *it, const char *prefix)
+{
+    json_t *r = json_pack("{s:s}", "event_id", it->ev->event_id);
+    if (!r)
+        return NULL;
+    if (it->result == PARCEL_APPLIED || it->result == PARCEL_RECORDED ||
+        it->result == PARCEL_DUPLICATE)
+        json_object_update(r, it->view);
+    json_object_set_new(r, "result", json_string(result_names[it->result]));
+    if (it->result == PARCEL_BEFORE_DISPATCH) {
+        char field[48];
+        snprintf(field, sizeof(field), "%sat", prefix);
+        json_object_set_new(r, "errors",
+                            json_pack("[{s:s, s:s}]", "field", field, "code", "before_dispatch"));
+    }
+    return r;
+}
+
+/* Every event is checked first; the valid ones are applied together, in
+ * one transaction (parcel_apply_batch), with the outcome each would have
+ * had alone in the order sent. */
 static void post_batch(struct http_req *rq, struct db *db, const char *courier_id, time_t now)
 {
     json_t *events = json_object_get(rq->json, "events");
@@ -191,38 +211,67 @@ static void post_batch(struct http_req *rq, struct db *db, const char *courier_i
                      json_pack("[{s:s, s:s}]", "field", "events", "code", why));
         return;
     }
+    size_t n = json_array_size(events);
+    struct courier_event *evs = calloc(n, sizeof(*evs));
+    struct parcel_batch_item *items = calloc(n, sizeof(*items));
+    json_t **invalid = calloc(n, sizeof(*invalid));
     json_t *results = json_array();
-    bool any_failed = false;
+    bool any_failed = !evs || !items || !invalid || !results;
     size_t i;
     json_t *obj;
     json_array_foreach(events, i, obj)
     {
+        if (any_failed)
+            break;
         char prefix[32];
         snprintf(prefix, sizeof(prefix), "events[%zu].", i);
-        struct courier_event ev;
         json_t *errors = json_array();
-        json_t *r;
-        if (event_validate(obj, prefix, now, &ev, errors) > 0) {
+        if (event_validate(obj, prefix, now, &evs[i], errors) > 0) {
             const char *id =
                 json_is_object(obj) ? json_string_value(json_object_get(obj, "event_id")) : NULL;
-            r = json_pack("{s:s?, s:s, s:o}", "event_id", id && strlen(id) <= 64 ? id : NULL,
+            invalid[i] =
+                json_pack("{s:s?, s:s, s:o}", "event_id", id && strlen(id) <= 64 ? id : NULL,
                           "result", "invalid", "errors", errors);
+            any_failed |= !invalid[i];
         } else {
             json_decref(errors);
-            enum parcel_result o;
-            r = apply_event(rq, db, courier_id, &ev, prefix, &o);
-            any_failed |= o == PARCEL_FAILED;
+            items[i].ev = &evs[i];
+            items[i].view = json_object();
+            any_failed |= !items[i].view;
         }
-        if (!r)
-            any_failed = true;
-        else
-            json_array_append_new(results, r);
     }
+    if (!any_failed) {
+        const struct parcel_rules rules = { .actor = rq->who.name,
+                                            .max_failed = rq->app->cfg->delivery_attempts,
+                                            .collection_days = rq->app->cfg->collection_days };
+        int rc = parcel_apply_batch(db, courier_id, items, n, &rules);
+        if (rc)
+            log_error("courier batch of %zu events failed (%d): %s", n, rc, db_error_message(db));
+        for (i = 0; i < n; i++) {
+            char prefix[32];
+            snprintf(prefix, sizeof(prefix), "events[%zu].", i);
+            json_t *r = invalid[i];
+            invalid[i] = NULL;
+            if (!r)
+                r = batch_result(&items[i], prefix);
+            any_failed |= !r || (items[i].ev && items[i].result == PARCEL_FAILED);
+            if (r)
+                json_array_append_new(results, r);
+        }
+    }
+    for (i = 0; items && i < n; i++) {
+        json_decref(items[i].view);
+        if (invalid)
+            json_decref(invalid[i]);
+    }
+    free(evs);
+    free(items);
+    free(invalid);
     if (any_failed) {
         http_problem(rq, 503, "unavailable", "Service unavailable",
                      "Some events could not be applied; send them again.", NULL);
         snprintf(rq->retry_after, sizeof(rq->retry_after), "5");
-        json_object_set_new(rq->reply, "results", results);
+        json_object_set_new(rq->reply, "results", results ? results : json_array());
         return;
     }
     http_json(rq, 200, json_pack("{s:o}", "results", results));
@@ -232,7 +281,7 @@ void courier_events_post(struct http_req *rq)
 {
     struct db *db = http_db(rq);
     char courier_id[24];
-    if (!db || !courier_self(rq, db, courier_id))
+    if (!db || !courier_self(rq, courier_id))
         return;
     time_t now = time(NULL);
     if (json_object_get(rq->json, "events"))
@@ -246,7 +295,7 @@ void courier_parcel_get(struct http_req *rq)
     const char *tracking_no = rq->param[0];
     char courier_id[24], parcel_id[24];
     struct db *db = http_db(rq);
-    if (!db || !courier_self(rq, db, courier_id))
+    if (!db || !courier_self(rq, courier_id))
         return;
     int rc = s10_valid(tracking_no) ? parcel_find(db, tracking_no, courier_id, parcel_id) : -ENOENT;
     if (rc == -ENOENT) {

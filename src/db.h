@@ -128,7 +128,7 @@ bool db_alive(struct db *db);
 int db_migrate(struct db *db, const char *dir, char *msg, size_t msglen);
 
 /* The schema version this build expects: the highest migration it ships. */
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 
 /* The database's schema version (0 when none), or a negative code. */
 int db_schema_version(struct db *db);

@@ -10,8 +10,10 @@
 #include "app.h"
 #include "auth.h"
 #include "db.h"
+#include "clientaddr.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "web.h"
 
 #include <arpa/inet.h>
@@ -32,6 +34,13 @@
  * ThreadSanitizer keeps about 800 KiB of per-thread state in static TLS,
  * which glibc takes out of the same allocation: its builds ask for more. */
 #define CONN_STACK_SIZE ((size_t)512 * 1024)
+
+/* Each connection's memory pool in libmicrohttpd: the request's headers
+ * and the read and write buffers (bodies are copied out, append_body).
+ * libmicrohttpd zeroes the whole pool between two requests of a
+ * connection, so its size is paid on every call: 32 KiB (its default)
+ * holds headers of 16 KiB and more. */
+#define CONN_MEMORY ((size_t)32 * 1024)
 #if defined(__SANITIZE_THREAD__)
 #define CONN_STACK_EXTRA ((size_t)1024 * 1024)
 #elif defined(__has_feature)
@@ -52,13 +61,37 @@ struct http_server {
      * at most db_public_connections of the pool, so that however many come,
      * authenticated calls and the station workers always find one. */
     pthread_mutex_t public_lock;
-    pthread_cond_t public_freed;
+    struct slot_waiter *public_head, *public_tail; /* waiting, first come first */
     int public_in_use, public_max;
+    /* Calls without a token, per client address (NULL: not limited): past
+     * the rate they are refused before any work. */
+    struct ratelimit *public_rate;
+    /* Connections open per client address (an IPv4 address or an IPv6 /64):
+     * per_ip_connections served, per_ip_held_connections more answered 429,
+     * any further one closed at once. */
+    struct ratelimit *conns;
+    /* Repeated messages of libmicrohttpd (a flood of refused connections)
+     * are counted, not written one line each. */
+    pthread_mutex_t mhd_log_lock;
+    char mhd_last[256];
+    long long mhd_last_ms;
+    long mhd_repeats;
+};
+
+/* A call waiting for an anonymous slot. A slot given back goes to the
+ * longest waiting call, never to one that came later: under a flood every
+ * call waits its turn, and none waits the whole time-out while others pass. */
+struct slot_waiter {
+    pthread_cond_t cond;
+    bool granted;
+    struct slot_waiter *next;
 };
 
 struct conn_state {
     struct http_req rq;
     bool public_slot; /* holds one of the anonymous calls' connections */
+    bool throttled;   /* over its address's rate: answered 429 once the body is read */
+    bool close_after; /* the connection is closed after the answer */
     struct MHD_Connection *conn;
     struct http_server *srv;
     char request_id[65];
@@ -68,6 +101,30 @@ struct conn_state {
     struct timespec started;
     int route;                     /* index for metrics, -1 when no route matched */
     const struct web_asset *asset; /* a page's file to answer with, or NULL */
+};
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The text of a peer's address ("" when it is neither IPv4 nor IPv6). */
+static void peer_text(const struct sockaddr *sa, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+/* A connection's own state, from its start to its close. */
+struct conn_ctx {
+    char key[CLIENT_KEY_LEN]; /* its client address, for the connection limit */
+    bool counted;             /* counted in srv->conns */
+    enum rl_conn what;        /* served, or past its address's limit */
 };
 
 /* ---- answers ---- */
@@ -137,7 +194,7 @@ void http_internal_error(struct http_req *rq, const char *what)
 }
 
 /* Takes one of the anonymous calls' connection slots, waiting up to
- * timeout_ms. */
+ * timeout_ms in line behind the calls that came first. */
 static bool public_slot_take(struct http_server *srv, int timeout_ms)
 {
     struct timespec deadline;
@@ -148,26 +205,56 @@ static bool public_slot_take(struct http_server *srv, int timeout_ms)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
-    bool ok = true;
     pthread_mutex_lock(&srv->public_lock);
-    while (srv->public_in_use >= srv->public_max && ok)
-        ok = pthread_cond_timedwait(&srv->public_freed, &srv->public_lock, &deadline) == 0 ||
-             srv->public_in_use < srv->public_max;
-    if (ok)
+    if (!srv->public_head && srv->public_in_use < srv->public_max) {
         srv->public_in_use++;
+        pthread_mutex_unlock(&srv->public_lock);
+        return true;
+    }
+    struct slot_waiter me = { .granted = false, .next = NULL };
+    pthread_cond_init(&me.cond, NULL);
+    if (srv->public_tail)
+        srv->public_tail->next = &me;
+    else
+        srv->public_head = &me;
+    srv->public_tail = &me;
+    while (!me.granted) {
+        if (pthread_cond_timedwait(&me.cond, &srv->public_lock, &deadline) == ETIMEDOUT &&
+            !me.granted) {
+            /* Out of line; a slot is never handed to a call that left. */
+            struct slot_waiter **pp = &srv->public_head, *prev = NULL;
+            while (*pp != &me)
+                prev = *pp, pp = &(*pp)->next;
+            *pp = me.next;
+            if (srv->public_tail == &me)
+                srv->public_tail = prev;
+            break;
+        }
+    }
     pthread_mutex_unlock(&srv->public_lock);
-    return ok;
+    pthread_cond_destroy(&me.cond);
+    return me.granted;
 }
 
+/* Hands the slot to the longest waiting call, or frees it. */
 static void public_slot_give(struct conn_state *cs)
 {
     if (!cs->public_slot)
         return;
     cs->public_slot = false;
-    pthread_mutex_lock(&cs->srv->public_lock);
-    cs->srv->public_in_use--;
-    pthread_cond_signal(&cs->srv->public_freed);
-    pthread_mutex_unlock(&cs->srv->public_lock);
+    struct http_server *srv = cs->srv;
+    pthread_mutex_lock(&srv->public_lock);
+    struct slot_waiter *w = srv->public_head;
+    if (w) {
+        srv->public_head = w->next;
+        if (!srv->public_head)
+            srv->public_tail = NULL;
+        w->granted = true;
+        pthread_cond_signal(&w->cond);
+    } else {
+        srv->public_in_use--;
+    }
+    pthread_mutex_unlock(&srv->public_lock);
 }
 
 /* Gives the request's connection back to the pool. */
@@ -358,48 +445,42 @@ static bool authenticate(struct conn_state *cs, const struct http_route *route)
     return true;
 }
 
-/* Verifies a courier's X-Signature with the secret derived for its name. */
+/* Verifies a courier's X-Signature with the secret derived for its name
+ * and salt (read with its token, auth_lookup). */
 static bool verify_signature(struct conn_state *cs)
 {
     struct http_req *rq = &cs->rq;
     char secret[AUTH_SECRET_HEX_LEN + 1];
-    bool ok = false;
     if (!rq->app->have_master_key) {
         http_internal_error(rq, "no master key: courier signatures cannot be checked");
         return false;
     }
-    int rc = auth_courier_secret_of(rq->db, rq->app->master_key, rq->who.token_id, secret);
-    if (rc == -ENOENT) {
+    if (!rq->who.courier_id[0]) {
         http_problem(rq, 403, "forbidden", "Forbidden", "This token belongs to no courier.", NULL);
-        goto out;
+        return false;
     }
-    if (rc) {
-        http_internal_error(rq, "courier look-up failed");
-        goto out;
-    }
+    auth_courier_secret(rq->app->master_key, rq->who.name, rq->who.courier_salt, secret);
     size_t signed_len = 0;
     char *signed_text = auth_signed_text(rq->method, rq->path, rq->body, rq->body_len, &signed_len);
-    rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
-                                             signed_len, secret, (long)time(NULL))
-                     : -ENOMEM;
+    int rc = signed_text ? auth_verify_signature(http_header(rq, "X-Signature"), signed_text,
+                                                 signed_len, secret, (long)time(NULL))
+                         : -ENOMEM;
     free(signed_text);
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (rc == -ENOMEM) {
         http_internal_error(rq, "out of memory");
-        goto out;
+        return false;
     }
-    if (rc == 0) {
-        ok = true;
-    } else {
+    if (rc != 0) {
         rq->www_authenticate = false;
         http_problem(rq, 401, "bad_signature", "Unauthorized",
                      rc == -EINVAL  ? "X-Signature is missing or malformed."
                      : rc == -ETIME ? "The signature's timestamp is outside the allowed window."
                                     : "The signature does not match.",
                      NULL);
+        return false;
     }
-out:
-    OPENSSL_cleanse(secret, sizeof(secret));
-    return ok;
+    return true;
 }
 
 static void dispatch(struct conn_state *cs)
@@ -509,6 +590,8 @@ static enum MHD_Result send_reply(struct conn_state *cs)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->allow);
     if (rq->www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (cs->close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result r = MHD_queue_response(cs->conn, (unsigned)rq->status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -522,13 +605,63 @@ static void too_large(struct conn_state *cs)
                  NULL);
 }
 
-/* The body limit of the route that method and path name (64 KiB when none). */
-static size_t body_limit(struct http_server *srv, const char *method, const char *path)
+/* The body limit of route idx (64 KiB when none). */
+static size_t body_limit(struct http_server *srv, int idx)
 {
-    char param[2][128], allow[64];
-    int idx = route_find(srv, method, path, param, allow, sizeof(allow));
     return idx >= 0 && srv->routes[idx].flags & ROUTE_LARGE_BODY ? HTTP_MAX_LARGE_BODY
                                                                  : HTTP_MAX_BODY;
+}
+
+/* A call without a token (no Authorization header: tracking, health,
+ * readiness, the pages, or any path called without one) from an address
+ * past its rate: its 429 is made ready before any work is done for it, and
+ * sent once the body is read (on_request). */
+static bool over_public_rate(struct conn_state *cs)
+{
+    struct http_server *srv = cs->srv;
+    if (!srv->public_rate || http_header(&cs->rq, MHD_HTTP_HEADER_AUTHORIZATION))
+        return false;
+    char client[CLIENT_KEY_LEN];
+    clientaddr_of(&cs->rq, client);
+    long wait_ms = ratelimit_take(srv->public_rate, client, monotonic_ms());
+    if (wait_ms == 0)
+        return false;
+    struct http_req *rq = &cs->rq;
+    http_problem(rq, 429, "too_many_requests", "Too many requests",
+                 "Too many calls from this address; try again later.", NULL);
+    int secs = wait_ms >= 3600000 ? 3600 : (int)((wait_ms + 999) / 1000);
+    snprintf(rq->retry_after, sizeof(rq->retry_after), "%d", secs);
+    return true;
+}
+
+/* A connection past its address's per_ip_connections (one of the
+ * per_ip_held_connections more): answered 429 and closed, whoever calls. */
+static bool over_connection_limit(struct conn_state *cs)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(cs->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const struct conn_ctx *ctx = ci ? ci->socket_context : NULL;
+    if (!ctx || ctx->what != RL_CONN_HOLD)
+        return false;
+    struct http_req *rq = &cs->rq;
+    http_problem(rq, 429, "too_many_connections", "Too many requests",
+                 "Too many connections from this address at once; try again later.", NULL);
+    snprintf(rq->retry_after, sizeof(rq->retry_after), "1");
+    cs->close_after = true;
+    return true;
+}
+
+/* A refused call's answer is held this long (its own connection's thread
+ * sleeps, nothing else waits), so that a client that ignores Retry-After
+ * costs a sleeping thread, not a busy core. */
+static void hold_refusal(const struct http_server *srv)
+{
+    int ms = srv->app->cfg->refusal_delay_ms;
+    if (ms <= 0)
+        return;
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 /* Refuses framing that two parsers could read differently. */
@@ -572,15 +705,7 @@ static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connect
     rq->request_id = cs->request_id;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->client_ip,
-                      sizeof(rq->client_ip));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->client_ip,
-                      sizeof(rq->client_ip));
-    }
+    peer_text(ci ? ci->client_addr : NULL, rq->client_ip, sizeof(rq->client_ip));
     log_set_request_id(cs->request_id);
 
     /* Early refusals answer at once and close the connection. */
@@ -596,7 +721,9 @@ static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connect
                      "Send the body with Content-Length; chunked bodies are not accepted.", NULL);
         return send_reply(cs);
     }
-    cs->max_body = body_limit(srv, method, url);
+    char param[2][128], allow[64];
+    int idx = route_find(srv, method, url, param, allow, sizeof(allow));
+    cs->max_body = body_limit(srv, idx);
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -608,6 +735,7 @@ static enum MHD_Result start_request(struct http_server *srv, struct MHD_Connect
             return send_reply(cs);
         }
     }
+    cs->throttled = over_connection_limit(cs) || over_public_rate(cs);
     return MHD_YES;
 }
 
@@ -648,7 +776,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!cs)
         return start_request(srv, conn, url, method, con_cls);
     log_set_request_id(cs->request_id);
-    if (cs->rq.status != 0) {
+    if (cs->rq.status != 0 && !cs->throttled) {
         /* Already answered early: discard whatever still arrives. */
         *upload_data_size = 0;
         return MHD_YES;
@@ -656,7 +784,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        return append_body(cs, upload_data, n);
+        /* A refused call's body is read (the connection stays usable) and dropped. */
+        return cs->throttled ? MHD_YES : append_body(cs, upload_data, n);
+    }
+    if (cs->throttled) {
+        hold_refusal(srv);
+        return send_reply(cs);
     }
     dispatch(cs);
     release_db(cs);
@@ -689,13 +822,81 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* A new connection from an address whose connections fill its limit and
+ * the held ones is closed at once, before a thread is made for it. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    struct http_server *srv = cls;
+    char peer[64], key[CLIENT_KEY_LEN];
+    peer_text(addr, peer, sizeof(peer));
+    clientaddr_key(peer, NULL, NULL, key);
+    return ratelimit_conn_full(srv->conns, key) ? MHD_NO : MHD_YES;
+}
+
+/* Counts each connection of an address from its start to its close. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    struct conn_ctx *ctx = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+            return; /* served, not counted */
+        char peer[64];
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        peer_text(ci ? ci->client_addr : NULL, peer, sizeof(peer));
+        clientaddr_key(peer, NULL, NULL, ctx->key);
+        ctx->what = ratelimit_conn_open(srv->conns, ctx->key, time(NULL), &ctx->counted);
+        *socket_context = ctx;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && ctx) {
+        if (ctx->counted)
+            ratelimit_conn_close(srv->conns, ctx->key);
+        free(ctx);
+        *socket_context = NULL;
+    }
+}
+
+/* libmicrohttpd's messages; the same message again within a second of its
+ * last line (a flood of connections refused over an address's limit) is
+ * counted, and the count written as a line of its own once the second is
+ * over or another message comes. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
-    char line[512];
+    struct http_server *srv = cls;
+    char line[256], prev[256];
     vsnprintf(line, sizeof(line), fmt, ap);
     line[strcspn(line, "\n")] = '\0';
+    long long now = monotonic_ms();
+    long repeats = 0;
+    pthread_mutex_lock(&srv->mhd_log_lock);
+    bool same = strcmp(line, srv->mhd_last) == 0 && now - srv->mhd_last_ms < 1000;
+    if (same) {
+        srv->mhd_repeats++;
+    } else {
+        repeats = srv->mhd_repeats;
+        memcpy(prev, srv->mhd_last, sizeof(prev));
+        srv->mhd_repeats = 0;
+        srv->mhd_last_ms = now;
+        snprintf(srv->mhd_last, sizeof(srv->mhd_last), "%s", line);
+    }
+    pthread_mutex_unlock(&srv->mhd_log_lock);
+    if (same)
+        return;
+    if (repeats > 0)
+        log_warn("http: %s (%ld more times)", prev, repeats);
     log_warn("http: %s", line);
+}
+
+static void server_free(struct http_server *srv)
+{
+    pthread_mutex_destroy(&srv->public_lock);
+    pthread_mutex_destroy(&srv->mhd_log_lock);
+    ratelimit_free(srv->public_rate);
+    ratelimit_free(srv->conns);
+    free(srv);
 }
 
 int http_start(struct http_server **out, struct app *app, const struct http_route *routes,
@@ -709,7 +910,18 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
     srv->routes = routes;
     srv->nroutes = nroutes;
     pthread_mutex_init(&srv->public_lock, NULL);
-    pthread_cond_init(&srv->public_freed, NULL);
+    pthread_mutex_init(&srv->mhd_log_lock, NULL);
+    /* Calls without a token, per address (public_rate 0: no limit). */
+    if (app->cfg->public_rate > 0 &&
+        ratelimit_new_rate(&srv->public_rate, app->cfg->public_rate, app->cfg->public_burst) != 0) {
+        server_free(srv);
+        return -ENOMEM;
+    }
+    if (ratelimit_new_conns(&srv->conns, app->cfg->per_ip_connections,
+                            app->cfg->per_ip_held_connections) != 0) {
+        server_free(srv);
+        return -ENOMEM;
+    }
     /* Anonymous calls never hold the whole pool. */
     srv->public_max = app->cfg->db_public_connections;
     if (srv->public_max >= app->cfg->db_pool_size)
@@ -730,21 +942,21 @@ int http_start(struct http_server **out, struct app *app, const struct http_rout
         addr = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
-        free(srv);
+        server_free(srv);
         return -EINVAL;
     }
+    /* The per-address connection limit is accept_policy's and on_connection's,
+     * by client address (IPv6 by /64), not libmicrohttpd's by exact address. */
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)app->cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_SOCK_ADDR, addr,
+        flags, (uint16_t)app->cfg->port, accept_policy, srv, on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)app->cfg->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
         CONN_STACK_SIZE + CONN_STACK_EXTRA, MHD_OPTION_END);
     if (!srv->daemon) {
-        pthread_mutex_destroy(&srv->public_lock);
-        pthread_cond_destroy(&srv->public_freed);
-        free(srv);
+        server_free(srv);
         return -EADDRINUSE;
     }
     *out = srv;
@@ -762,7 +974,5 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
-    pthread_mutex_destroy(&srv->public_lock);
-    pthread_cond_destroy(&srv->public_freed);
-    free(srv);
+    server_free(srv);
 }

@@ -44,6 +44,10 @@ struct identity {
     unsigned role; /* one ROLE_* bit */
     char name[65];
     char branch[33]; /* a branch token's branch; "" for every other role */
+    /* The courier whose token this is ("" for none) and the salt its
+     * signing secret is derived with (not a secret: see auth.h). */
+    char courier_id[24];
+    unsigned char courier_salt[16];
 };
 
 struct http_req {

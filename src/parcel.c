@@ -113,17 +113,38 @@ static void fold_step(struct fold *f, const struct parcel_event *e, int max_fail
     }
 }
 
+static void fold_out(const struct fold *f, struct parcel_state *out)
+{
+    out->status = stage_status[f->stage];
+    out->failed_attempts = f->failed;
+    out->needs_branch = f->stage == REDIRECTED || f->stage == READY;
+    out->status_at = f->stage_at;
+    out->ready_at = f->stage == READY ? f->ready_at : 0;
+}
+
 void parcel_fold(const struct parcel_event *events, size_t n, int max_failed, bool branch_available,
                  struct parcel_state *out)
 {
     struct fold f = { DISPATCHED, 0, 0, 0 };
     for (size_t i = 0; i < n && f.stage != DELIVERED; i++)
         fold_step(&f, &events[i], max_failed, branch_available);
-    out->status = stage_status[f.stage];
-    out->failed_attempts = f.failed;
-    out->needs_branch = f.stage == REDIRECTED || f.stage == READY;
-    out->status_at = f.stage_at;
-    out->ready_at = f.stage == READY ? f.ready_at : 0;
+    fold_out(&f, out);
+}
+
+int parcel_step(struct parcel_state *st, const struct parcel_event *e, int max_failed,
+                bool branch_available)
+{
+    struct fold f = { DISPATCHED, st->failed_attempts, st->status_at, st->ready_at };
+    size_t i = 0;
+    while (i < sizeof(stage_status) / sizeof(stage_status[0]) &&
+           strcmp(stage_status[i], st->status) != 0)
+        i++;
+    if (i == sizeof(stage_status) / sizeof(stage_status[0]) || st->failed_attempts < 0)
+        return -1;
+    f.stage = (enum stage)i;
+    fold_step(&f, e, max_failed, branch_available);
+    fold_out(&f, st);
+    return 0;
 }
 
 const char *parcel_code_status(enum parcel_code code)

@@ -65,6 +65,15 @@ int parcel_event_cmp(const void *a, const void *b);
 void parcel_fold(const struct parcel_event *events, size_t n, int max_failed, bool branch_available,
                  struct parcel_state *out);
 
+/* The state after one more event that comes after every event st was
+ * folded from in canonical order: then parcel_fold over all of them gives
+ * the same state, so a parcel's stored state moves without reading its
+ * events again. st->status is a status parcel_fold gives; status_at and
+ * ready_at may be 0 when not known (they are set from e when it changes
+ * the status). Returns 0, or -1 when st->status is none of the fold's. */
+int parcel_step(struct parcel_state *st, const struct parcel_event *e, int max_failed,
+                bool branch_available);
+
 /* The status an event's code leads to, as API.md names it
  * (`arrived_at_branch` → `ready_for_collection`). */
 const char *parcel_code_status(enum parcel_code code);

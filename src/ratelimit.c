@@ -1,8 +1,10 @@
 /* ratelimit.c — a fixed table of client addresses, each with the times of
  * its last failures (at most `limit` of them, in no order: a slot is free
- * when it is 0 or older than the window). The table is bounded: when full, the entry whose last
- * failure is oldest is reused, so memory never grows with the number of
- * addresses that try. */
+ * when it is 0 or older than the window), for a rate (ratelimit_new_rate)
+ * a token bucket, or for connections (ratelimit_new_conns) a count of those
+ * open. The table is bounded: when full, the entry used least recently is
+ * reused (never one with connections open), so memory never grows with the
+ * number of addresses that try. */
 #include "ratelimit.h"
 
 #include <errno.h>
@@ -26,32 +28,74 @@ struct rl_entry {
     time_t fails[RL_MAX_LIMIT];          /* failure times, any order; 0 is free */
     unsigned char pending[RL_MAX_LIMIT]; /* reserved, the attempt not yet settled */
     time_t last;
+    /* A rate's token bucket: calls it may make now, as of at_ms (0: new). */
+    double tokens;
+    long long at_ms;
+    int conns; /* connections open (ratelimit_new_conns) */
 };
 
 struct ratelimit {
     pthread_mutex_t lock;
     pthread_cond_t settled; /* a reservation was given back or kept */
     int limit, window;
+    double per_s, burst; /* a rate (ratelimit_new_rate); 0 for failures */
+    int held;            /* connections: past limit, this many more are held */
     struct rl_entry *entries;
 };
+
+static struct ratelimit *table_new(void)
+{
+    struct ratelimit *rl = calloc(1, sizeof(*rl));
+    if (!rl)
+        return NULL;
+    rl->entries = calloc(RL_SLOTS, sizeof(*rl->entries));
+    if (!rl->entries) {
+        free(rl);
+        return NULL;
+    }
+    pthread_mutex_init(&rl->lock, NULL);
+    pthread_cond_init(&rl->settled, NULL);
+    return rl;
+}
 
 int ratelimit_new(struct ratelimit **out, int limit, int window_s)
 {
     *out = NULL;
     if (limit < 1 || limit > RL_MAX_LIMIT || window_s < 1)
         return -EINVAL;
-    struct ratelimit *rl = calloc(1, sizeof(*rl));
+    struct ratelimit *rl = table_new();
     if (!rl)
         return -ENOMEM;
-    rl->entries = calloc(RL_SLOTS, sizeof(*rl->entries));
-    if (!rl->entries) {
-        free(rl);
-        return -ENOMEM;
-    }
-    pthread_mutex_init(&rl->lock, NULL);
-    pthread_cond_init(&rl->settled, NULL);
     rl->limit = limit;
     rl->window = window_s;
+    *out = rl;
+    return 0;
+}
+
+int ratelimit_new_conns(struct ratelimit **out, int limit, int held)
+{
+    *out = NULL;
+    if (limit < 1 || held < 0)
+        return -EINVAL;
+    struct ratelimit *rl = table_new();
+    if (!rl)
+        return -ENOMEM;
+    rl->limit = limit;
+    rl->held = held;
+    *out = rl;
+    return 0;
+}
+
+int ratelimit_new_rate(struct ratelimit **out, int per_s, int burst)
+{
+    *out = NULL;
+    if (per_s < 1 || burst < 1)
+        return -EINVAL;
+    struct ratelimit *rl = table_new();
+    if (!rl)
+        return -ENOMEM;
+    rl->per_s = per_s;
+    rl->burst = burst;
     *out = rl;
     return 0;
 }
@@ -93,10 +137,11 @@ static struct rl_entry *lookup(struct ratelimit *rl, const char *key, bool creat
         struct rl_entry *e = &rl->entries[(h + (unsigned long)probe) % RL_SLOTS];
         if (strcmp(e->key, key) == 0)
             return e;
-        if (!victim || e->last < victim->last)
+        if (e->conns == 0 && (!victim || e->last < victim->last))
             victim = e;
     }
-    if (!create)
+    /* Only a table of connections can have every slot of a probe in use. */
+    if (!create || !victim)
         return NULL;
     /* Reuse the stalest slot of the probe: an entry idle past the window holds nothing. */
     memset(victim, 0, sizeof(*victim));
@@ -245,4 +290,61 @@ void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket)
 void ratelimit_keep(struct ratelimit *rl, struct rl_ticket *ticket)
 {
     settle(rl, ticket, true);
+}
+
+long ratelimit_take(struct ratelimit *rl, const char *key, long long now_ms)
+{
+    long wait_ms = 0;
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, true, (time_t)(now_ms / 1000));
+    if (e->at_ms == 0) {
+        e->tokens = rl->burst;
+    } else if (now_ms > e->at_ms) {
+        e->tokens += (double)(now_ms - e->at_ms) * rl->per_s / 1000.0;
+        if (e->tokens > rl->burst)
+            e->tokens = rl->burst;
+    }
+    if (now_ms > e->at_ms)
+        e->at_ms = now_ms;
+    e->last = (time_t)(now_ms / 1000);
+    if (e->tokens >= 1.0)
+        e->tokens -= 1.0;
+    else
+        wait_ms = (long)((1.0 - e->tokens) * 1000.0 / rl->per_s) + 1;
+    pthread_mutex_unlock(&rl->lock);
+    return wait_ms;
+}
+
+bool ratelimit_conn_full(struct ratelimit *rl, const char *key)
+{
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, false, 0);
+    bool full = e && e->conns >= rl->limit + rl->held;
+    pthread_mutex_unlock(&rl->lock);
+    return full;
+}
+
+enum rl_conn ratelimit_conn_open(struct ratelimit *rl, const char *key, time_t now, bool *counted)
+{
+    enum rl_conn what = RL_CONN_SERVE;
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, true, now);
+    *counted = e != NULL;
+    if (e) {
+        e->conns++;
+        e->last = now;
+        if (e->conns > rl->limit)
+            what = RL_CONN_HOLD;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return what;
+}
+
+void ratelimit_conn_close(struct ratelimit *rl, const char *key)
+{
+    pthread_mutex_lock(&rl->lock);
+    struct rl_entry *e = lookup(rl, key, false, 0);
+    if (e && e->conns > 0)
+        e->conns--;
+    pthread_mutex_unlock(&rl->lock);
 }

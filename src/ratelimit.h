@@ -1,7 +1,10 @@
-/* ratelimit.h — failures per client address in a sliding window. */
+/* ratelimit.h — failures per client address in a sliding window, calls per
+ * client address at a steady rate with bursts (a token bucket), or
+ * connections open at once per client address. */
 #ifndef CARDD_RATELIMIT_H
 #define CARDD_RATELIMIT_H
 
+#include <stdbool.h>
 #include <time.h>
 
 struct ratelimit;
@@ -36,5 +39,34 @@ int ratelimit_reserve(struct ratelimit *rl, const char *key, time_t now, struct 
 /* Settle a reservation. NULL-safe; a ticket is settled once. */
 void ratelimit_release(struct ratelimit *rl, struct rl_ticket *ticket);
 void ratelimit_keep(struct ratelimit *rl, struct rl_ticket *ticket);
+
+/* A rate: per_s calls a second for each key, in bursts of at most burst
+ * (both at least 1; anything else is -EINVAL). */
+int ratelimit_new_rate(struct ratelimit **out, int per_s, int burst);
+
+/* Takes one call of key's at now_ms (a monotonic clock, in ms): 0 when it
+ * may make it, else the milliseconds until it may (nothing is taken). Only
+ * for a rate. */
+long ratelimit_take(struct ratelimit *rl, const char *key, long long now_ms);
+
+/* Connections open at once for each key: limit of them are served; past
+ * them, held more are counted and answered a refusal (http.c); past those,
+ * further ones are refused at once (ratelimit_conn_full). limit at least 1,
+ * held at least 0; anything else is -EINVAL. */
+int ratelimit_new_conns(struct ratelimit **out, int limit, int held);
+
+enum rl_conn {
+    RL_CONN_SERVE, /* within the limit */
+    RL_CONN_HOLD,  /* past it: to be refused */
+};
+
+/* Whether key's connections already fill the limit and the held ones. */
+bool ratelimit_conn_full(struct ratelimit *rl, const char *key);
+/* Counts a connection of key open. *counted is false when the table had no
+ * room for key (every slot of its probe has connections open): the
+ * connection is served and not counted, and must not be closed here. */
+enum rl_conn ratelimit_conn_open(struct ratelimit *rl, const char *key, time_t now, bool *counted);
+/* A counted connection of key closed. */
+void ratelimit_conn_close(struct ratelimit *rl, const char *key);
 
 #endif

@@ -3,7 +3,9 @@
  * (courier_events). The only module that writes those tables.
  *
  * A parcel has no state column of its own: its state is worked out from
- * all of its courier events (parcel_fold, src/parcel.c), and moves the
+ * all of its courier events (parcel_fold, src/parcel.c) — kept as its
+ * request's status and its failed attempts, which an event later than all
+ * the others moves by one step (parcel_step) — and moves the
  * request's status through request_apply() with the courier events of
  * request_transitions[] (store_request.c), which write the status, its
  * event, the holder's notification and the audit entry. The handover at a
@@ -73,20 +75,35 @@ enum parcel_result {
 
 /* Applies one event in its own transaction (retried on a serialisation
  * failure): stored once, added to the request's history, and the parcel
- * and its request moved to what all of its events say. parcel_id (24
- * bytes) receives the parcel, "" when none. */
+ * and its request moved to what all of its events say. view (may be NULL)
+ * receives what parcel_view() gives, for an applied, recorded or duplicate
+ * event. */
 enum parcel_result parcel_apply_event(struct db *db, const char *courier_id,
                                       const struct courier_event *ev,
-                                      const struct parcel_rules *rules, char parcel_id[24],
-                                      int *rc);
+                                      const struct parcel_rules *rules, json_t *view, int *rc);
+
+/* One event of a batch (ev NULL: it failed its checks, and is skipped)
+ * and what became of it; view (may be NULL) as parcel_apply_event's. */
+struct parcel_batch_item {
+    const struct courier_event *ev;
+    enum parcel_result result;
+    json_t *view;
+};
+
+/* Applies a courier's batch of events in one transaction (retried on a
+ * serialisation failure), with the outcome each event would have had,
+ * applied one after the other in the order given: its parcels locked at
+ * once, its new events stored with one statement, their history entries
+ * with another, every change of status through the request's transition
+ * table in the order the events made it, and each parcel's new state
+ * written once. Returns 0, or a negative code when nothing was applied
+ * (every item is then PARCEL_FAILED). */
+int parcel_apply_batch(struct db *db, const char *courier_id, struct parcel_batch_item *items,
+                       size_t n, const struct parcel_rules *rules);
 
 /* Adds tracking_no, status, failed_attempts, action, branch and collect_by
  * of a parcel to obj. Returns 0 or a negative code. */
 int parcel_view(struct db *db, const char *parcel_id, json_t *obj);
-
-/* The courier whose token is token_id (id: 24 bytes). Returns 0, -ENOENT
- * or a DB_* code. */
-int parcel_courier_of_token(struct db *db, long token_id, char id[24]);
 
 /* The courier named name (id: 24 bytes). Returns 0, -ENOENT or a DB_* code. */
 int parcel_courier_by_name(struct db *db, const char *name, char id[24]);

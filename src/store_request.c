@@ -107,27 +107,32 @@ static int record_change(struct db *db, const char *request_id, const char *requ
     char ar[512], en[512];
     status_notification_text(t->to, request_no, kind, ar, sizeof(ar), en, sizeof(en));
     int rc = branch_text(db, request_id, t->to, ar, sizeof(ar), en, sizeof(en));
+    /* The status, its event and the notification: one statement. */
     if (!rc)
         rc = db_query(db, NULL,
-                      "UPDATE requests SET status = $2, updated_at = now() WHERE id = $1::bigint",
-                      request_id, t->to);
-    if (!rc)
-        rc = db_query(db, NULL,
-                      "INSERT INTO request_events (request_id, at, status, actor, detail)"
-                      " VALUES ($1::bigint, coalesce($2::timestamptz, now()), $3, $4,"
-                      " coalesce($5::jsonb, '{}'::jsonb))",
-                      request_id, ch->at, t->to, ch->actor, ch->detail_json);
-    if (!rc)
-        rc = db_query(db, NULL,
-                      "INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
-                      " VALUES ($1::bigint, $2, $3, $4, $5)",
-                      request_id, t->to, phone, ar, en);
+                      "WITH u AS (UPDATE requests SET status = $2, updated_at = now()"
+                      "  WHERE id = $1::bigint),"
+                      " e AS (INSERT INTO request_events (request_id, at, status, actor, detail)"
+                      "  VALUES ($1::bigint, coalesce($3::timestamptz, now()), $2, $4,"
+                      "  coalesce($5::jsonb, '{}'::jsonb)))"
+                      " INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
+                      " VALUES ($1::bigint, $2, $6, $7, $8)",
+                      request_id, t->to, ch->at, ch->actor, ch->detail_json, phone, ar, en);
     if (!rc)
         rc = callbacks_enqueue(db, request_id, t->to, ch->at);
     if (!rc)
         rc = audit_append(db, ch->actor, t->audit_action, request_no, ch->card_serial,
                           ch->station_id, ch->detail_json);
     return rc;
+}
+
+int request_apply_locked(struct db *db, const struct request_row *row, const char *event,
+                         const struct change *ch)
+{
+    const struct transition *t = request_transition_find(row->status, event);
+    if (!t)
+        return -EPERM;
+    return record_change(db, row->id, row->request_no, row->kind, row->phone, t, ch);
 }
 
 int request_apply(struct db *db, const char *request_id, const char *event, const struct change *ch)
@@ -142,12 +147,9 @@ int request_apply(struct db *db, const char *request_id, const char *event, cons
     if (db_rows(res) != 1) {
         rc = -ENOENT;
     } else {
-        const struct transition *t = request_transition_find(db_get(res, 0, 0), event);
-        if (!t)
-            rc = -EPERM;
-        else
-            rc = record_change(db, request_id, db_get(res, 0, 1), db_get(res, 0, 2),
-                               db_get(res, 0, 3), t, ch);
+        const struct request_row row = { request_id, db_get(res, 0, 0), db_get(res, 0, 1),
+                                         db_get(res, 0, 2), db_get(res, 0, 3) };
+        rc = request_apply_locked(db, &row, event, ch);
     }
     db_res_free(res);
     return rc;
@@ -160,6 +162,24 @@ int request_note(struct db *db, const char *request_id, const struct change *ch)
                     " VALUES ($1::bigint, coalesce($2::timestamptz, now()), NULL, $3,"
                     " coalesce($4::jsonb, '{}'::jsonb))",
                     request_id, ch->at, ch->actor, ch->detail_json);
+}
+
+int request_notes(struct db *db, const char *actor, json_t *notes)
+{
+    if (json_array_size(notes) == 0)
+        return 0;
+    char *text = json_dumps(notes, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
+    int rc = db_query(db, NULL,
+                      "INSERT INTO request_events (request_id, at, status, actor, detail)"
+                      " SELECT x.request_id, x.at, NULL, $1, x.detail"
+                      " FROM ROWS FROM (jsonb_to_recordset($2::jsonb)"
+                      "  AS (request_id bigint, at timestamptz, detail jsonb))"
+                      " WITH ORDINALITY AS x(request_id, at, detail, n) ORDER BY x.n",
+                      actor, text);
+    free(text);
+    return rc;
 }
 
 /* ---- intake ---- */
@@ -323,8 +343,9 @@ out:
 /* The request, its address, parcel and branch, and its timeline: the
  * request's status changes (those that a courier event made are left out:
  * the events themselves stand for them) and its parcel's courier events.
- * One row even when nothing matches, so that the holder's ID is compared
- * either way. */
+ * An unknown request number reads a stand-in (the first request) the same
+ * way, whose holder's ID comes back NULL, so that a miss costs the
+ * database what a match costs. */
 static const struct db_stmt tracking_stmt = {
     "request_tracking",
     "SELECT r.id, r.request_no, r.kind, r.reason, r.status, rfc3339(r.updated_at),"
@@ -332,10 +353,12 @@ static const struct db_stmt tracking_stmt = {
     " a.city, a.district,"
     " coalesce(p.failed_attempts, 0) + CASE WHEN r.status IN ('out_for_delivery','delivered')"
     "  THEN 1 ELSE 0 END, to_char(p.collect_by, 'YYYY-MM-DD'),"
-    " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text, r.national_id,"
+    " b.branch_id, b.name_en, b.name_ar, b.city, b.lat::text, b.lon::text,"
+    " CASE WHEN r.request_no = $1::text THEN r.national_id END,"
     " t.source, t.at_us, rfc3339(t.at), t.status, t.event_id, t.ord"
-    " FROM (SELECT $1::text AS no) q"
-    " LEFT JOIN requests r ON r.request_no = q.no"
+    " FROM (SELECT coalesce((SELECT id FROM requests WHERE request_no = $1::text),"
+    "  (SELECT min(id) FROM requests)) AS id) q"
+    " LEFT JOIN requests r ON r.id = q.id"
     " LEFT JOIN request_addresses a ON a.request_id = r.id"
     " LEFT JOIN parcels p ON p.request_id = r.id"
     " LEFT JOIN branches b ON b.branch_id = p.branch_id"
@@ -362,12 +385,7 @@ int request_tracking(struct db *db, const char *request_no, const char *national
     const char *compare = stored ? stored : "0000000000";
     bool match =
         strlen(national_id) == 10 && CRYPTO_memcmp(compare, national_id, 10) == 0 && stored != NULL;
-    if (!match) {
-        db_res_free(*rows);
-        *rows = NULL;
-        return -ENOENT;
-    }
-    return 0;
+    return match ? 0 : -ENOENT;
 }
 
 /* ---- the promise at risk ---- */

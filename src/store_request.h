@@ -45,8 +45,24 @@ const char *request_courier_event(const char *status);
 int request_apply(struct db *db, const char *request_id, const char *event,
                   const struct change *ch);
 
+/* What request_apply() reads of the request it locks. */
+struct request_row {
+    const char *id, *status, *request_no, *kind, *phone;
+};
+
+/* request_apply() for a caller that has locked the request in this
+ * transaction (SELECT ... FOR UPDATE) and read row with it: the same
+ * writes, without looking the request up again. */
+int request_apply_locked(struct db *db, const struct request_row *row, const char *event,
+                         const struct change *ch);
+
 /* Appends an event that does not change the status (a late courier scan). */
 int request_note(struct db *db, const char *request_id, const struct change *ch);
+
+/* request_note() for many, by one actor, in one statement: notes is an
+ * array of {"request_id", "at" (RFC 3339), "detail" (an object)}, written
+ * in its order. */
+int request_notes(struct db *db, const char *actor, json_t *notes);
 
 /* ---- intake ---- */
 
@@ -112,10 +128,14 @@ enum track_col {
 /* What the citizen may see of a request, when national_id is its
  * holder's: its rows (enum track_col), the caller's to free, read in one
  * round trip by one statement prepared once per connection. The same
- * statement runs whether or not the request exists, and the national ID
- * is compared in constant time against the stored one or a stand-in, so
- * the time taken says nothing. Returns 0, -ENOENT (no such request, or
- * not this holder's) or a DB_* code. */
+ * statement does the same work whether or not the request exists (an
+ * unknown one reads a stand-in request), and the national ID is compared
+ * in constant time against the stored one or a stand-in, so the time taken
+ * says nothing. Returns 0, -ENOENT (no such request, or not this
+ * holder's) or a DB_* code. On -ENOENT *rows holds rows that are not the
+ * caller's to show (another request's, or none): the caller builds its
+ * answer from them all the same and drops it, so that a miss costs what a
+ * match costs, then frees them. */
 int request_tracking(struct db *db, const char *request_no, const char *national_id,
                      struct db_res **rows);
 

@@ -170,6 +170,15 @@ static json_t *track_reply(struct db_res *res, json_t *timeline)
     return reply;
 }
 
+/* The answer from request_tracking()'s rows; NULL when it cannot be built. */
+static json_t *answer_build(struct db_res *res, int max_failed)
+{
+    json_t *timeline = NULL;
+    if (timeline_build(res, max_failed, &timeline) != 0)
+        return NULL;
+    return track_reply(res, timeline);
+}
+
 void track_lookup(struct http_req *rq)
 {
     /* A failure is reserved before the look-up and given back only when it
@@ -206,20 +215,22 @@ void track_lookup(struct http_req *rq)
         return;
     }
     struct db_res *res = NULL;
-    json_t *timeline = NULL, *reply = NULL;
     int rc = request_tracking(db, request_no, national_id, &res);
-    if (!rc)
-        rc = timeline_build(res, rq->app->cfg->delivery_attempts, &timeline);
-    if (!rc)
-        reply = track_reply(res, timeline);
-    if (rc == -ENOENT)
+    /* A miss builds an answer from the rows it read too, and drops it: the
+     * same work as a match. */
+    json_t *reply =
+        rc == 0 || rc == -ENOENT ? answer_build(res, rq->app->cfg->delivery_attempts) : NULL;
+    if (rc == -ENOENT) {
+        free(json_dumps(reply, JSON_COMPACT));
+        json_decref(reply);
         not_found(rq);
-    else if (rc)
+    } else if (rc) {
         http_internal_error(rq, db_error_message(db));
-    else if (!reply)
+    } else if (!reply) {
         http_internal_error(rq, "reply could not be built");
-    else
+    } else {
         http_json(rq, 200, reply);
+    }
     /* Only a wrong look-up counts; a success or a server fault does not. */
     if (rq->status == 200 || rq->status >= 500)
         ratelimit_release(rq->app->track_limit, &ticket);

@@ -94,7 +94,10 @@ static int group_setup(void **state)
 {
     (void)state;
     char path[512], out[256];
-    if (harness_setup(&svc, NULL) != 0)
+    /* test_arrival_order_does_not_matter reads 200 timelines through
+     * tracking from one address at once: past the per-address rate of calls
+     * without a token, which it_budget shows. */
+    if (harness_setup(&svc, "public_rate = 0\n") != 0)
         return -1;
     if (harness_ctl(&svc, out, sizeof(out), "cities", "import",
                     harness_src("../shared/reference/cities.csv", path, sizeof(path)), NULL) != 0 ||

@@ -222,6 +222,50 @@ static void test_timeline(void **state)
     assert_string_equal(got[5], "delivery_failed");
 }
 
+/* An event later than all the others moves the stored state by one step
+ * (parcel_step) to exactly what folding all of them gives: for every
+ * sequence of up to five events in time order, after one or two allowed
+ * attempts, with and without a branch. The status stored is all the store
+ * keeps besides the count of failures, so the step is given nothing else. */
+static void test_step_is_fold(void **state)
+{
+    (void)state;
+    const int codes = PARCEL_CODE_COUNT;
+    long checked = 0;
+    for (int run = 0; run < 4; run++) {
+        int max_failed = run % 2 + 1;
+        bool branch = run < 2;
+        for (long x = 0, total = (long)codes * codes * codes * codes * codes; x < total; x++) {
+            struct parcel_event ev[5];
+            long y = x;
+            for (int i = 0; i < 5; i++, y /= codes)
+                ev[i] = (struct parcel_event){ (enum parcel_code)(y % codes), T0 + i * 60, "e" };
+            struct parcel_state stepped = { .status = "dispatched" };
+            for (size_t n = 1; n <= 5; n++) {
+                struct parcel_state folded;
+                parcel_fold(ev, n, max_failed, branch, &folded);
+                struct parcel_state from = { .status = stepped.status,
+                                             .failed_attempts = stepped.failed_attempts };
+                assert_int_equal(parcel_step(&from, &ev[n - 1], max_failed, branch), 0);
+                assert_string_equal(from.status, folded.status);
+                assert_int_equal(from.failed_attempts, folded.failed_attempts);
+                assert_int_equal(from.needs_branch, folded.needs_branch);
+                if (strcmp(from.status, stepped.status) != 0) {
+                    /* a change of status is dated by its event */
+                    assert_int_equal(from.status_at, folded.status_at);
+                    assert_int_equal(from.ready_at, folded.ready_at);
+                }
+                stepped = from;
+                checked++;
+            }
+        }
+    }
+    assert_true(checked > 10000);
+    struct parcel_state bad = { .status = "collected" };
+    const struct parcel_event e = { PARCEL_DELIVERED, T0, "x" };
+    assert_int_equal(parcel_step(&bad, &e, 2, true), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_delivered_before_redirect_wins),
         cmocka_unit_test(test_order_independent),
         cmocka_unit_test(test_timeline),
+        cmocka_unit_test(test_step_is_fold),
     };
     return cmocka_run_group_tests_name("parcel", tests, NULL, NULL);
 }

@@ -249,10 +249,121 @@ static void a_success_under_way_refuses_no_one(void **state)
     assert_int_equal(ratelimit_blocked(rl, "192.0.2.7", T0), 60);
 }
 
+/* ---- a rate: calls per second with bursts ---- */
+
+#define MS0 1000000LL /* any monotonic instant */
+
+static void rate_bad_arguments(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = (struct ratelimit *)&rl;
+    assert_int_equal(ratelimit_new_rate(&rl, 0, 10), -EINVAL);
+    assert_null(rl);
+    assert_int_equal(ratelimit_new_rate(&rl, 10, 0), -EINVAL);
+    assert_null(rl);
+}
+
+static void rate_allows_a_burst_then_the_rate(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = NULL;
+    assert_int_equal(ratelimit_new_rate(&rl, 10, 30), 0);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(ratelimit_take(rl, "10.0.0.1", MS0), 0);
+    /* The 31st waits for one call's worth: 100 ms at 10 a second. */
+    long wait = ratelimit_take(rl, "10.0.0.1", MS0);
+    assert_in_range(wait, 99, 101);
+    /* A refusal takes nothing: still one call after 100 ms, not two. */
+    assert_int_equal(ratelimit_take(rl, "10.0.0.1", MS0 + 100), 0);
+    assert_true(ratelimit_take(rl, "10.0.0.1", MS0 + 100) > 0);
+    /* Over ten seconds, a hundred calls and no more. */
+    int allowed = 0;
+    for (long long t = MS0 + 101; t <= MS0 + 10100; t += 5)
+        allowed += ratelimit_take(rl, "10.0.0.1", t) == 0;
+    assert_in_range(allowed, 99, 101);
+    /* Idle, the bucket fills up to the burst, never past it. */
+    int burst = 0;
+    while (ratelimit_take(rl, "10.0.0.1", MS0 + 3600000) == 0)
+        burst++;
+    assert_int_equal(burst, 30);
+    ratelimit_free(rl);
+}
+
+static void rate_counts_addresses_apart(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = NULL;
+    assert_int_equal(ratelimit_new_rate(&rl, 1, 2), 0);
+    assert_int_equal(ratelimit_take(rl, "10.0.0.1", MS0), 0);
+    assert_int_equal(ratelimit_take(rl, "10.0.0.1", MS0), 0);
+    assert_true(ratelimit_take(rl, "10.0.0.1", MS0) > 0);
+    assert_int_equal(ratelimit_take(rl, "10.0.0.2", MS0), 0);
+    assert_int_equal(ratelimit_take(rl, "2001:db8:1:2::/64", MS0), 0);
+    /* A clock read late by another thread changes nothing. */
+    assert_true(ratelimit_take(rl, "10.0.0.1", MS0 - 500) > 0);
+    ratelimit_free(rl);
+}
+
+/* ---- connections open at once ---- */
+
+static void conns_serve_hold_then_refuse(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = (struct ratelimit *)&rl;
+    assert_int_equal(ratelimit_new_conns(&rl, 0, 2), -EINVAL);
+    assert_int_equal(ratelimit_new_conns(&rl, 2, -1), -EINVAL);
+    assert_int_equal(ratelimit_new_conns(&rl, 2, 1), 0);
+    bool counted = false;
+    assert_false(ratelimit_conn_full(rl, "10.0.0.1"));
+    assert_int_equal(ratelimit_conn_open(rl, "10.0.0.1", T0, &counted), RL_CONN_SERVE);
+    assert_true(counted);
+    assert_int_equal(ratelimit_conn_open(rl, "10.0.0.1", T0, &counted), RL_CONN_SERVE);
+    assert_false(ratelimit_conn_full(rl, "10.0.0.1"));
+    assert_int_equal(ratelimit_conn_open(rl, "10.0.0.1", T0, &counted), RL_CONN_HOLD);
+    assert_true(ratelimit_conn_full(rl, "10.0.0.1"));
+    assert_false(ratelimit_conn_full(rl, "10.0.0.2"));
+    /* One closes: room for one more, past the limit again. */
+    ratelimit_conn_close(rl, "10.0.0.1");
+    assert_false(ratelimit_conn_full(rl, "10.0.0.1"));
+    assert_int_equal(ratelimit_conn_open(rl, "10.0.0.1", T0, &counted), RL_CONN_HOLD);
+    /* Two close: one of the limit is free again. */
+    ratelimit_conn_close(rl, "10.0.0.1");
+    ratelimit_conn_close(rl, "10.0.0.1");
+    assert_int_equal(ratelimit_conn_open(rl, "10.0.0.1", T0, &counted), RL_CONN_SERVE);
+    ratelimit_free(rl);
+}
+
+/* Addresses with connections open keep their entries however many others
+ * come and go; with every slot of a probe in use a connection is served and
+ * not counted. */
+static void conns_keep_open_addresses(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = NULL;
+    assert_int_equal(ratelimit_new_conns(&rl, 1, 0), 0);
+    bool counted = false;
+    assert_int_equal(ratelimit_conn_open(rl, "10.0.0.1", T0, &counted), RL_CONN_SERVE);
+    char key[32];
+    int uncounted = 0;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof(key), "10.%d.%d.%d", 1 + i / 65536, (i / 256) % 256, i % 256);
+        ratelimit_conn_open(rl, key, T0 + 1, &counted);
+        uncounted += !counted;
+    }
+    assert_true(uncounted > 0);
+    assert_true(ratelimit_conn_full(rl, "10.0.0.1"));
+    ratelimit_free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(rate_bad_arguments),
+        cmocka_unit_test(rate_allows_a_burst_then_the_rate),
+        cmocka_unit_test(rate_counts_addresses_apart),
+        cmocka_unit_test(conns_serve_hold_then_refuse),
+        cmocka_unit_test(conns_keep_open_addresses),
         cmocka_unit_test(every_configurable_limit_is_honoured),
         cmocka_unit_test_setup_teardown(unknown_address_is_free, setup_10_per_minute, teardown),
         cmocka_unit_test_setup_teardown(tenth_failure_blocks_until_the_first_ages_out,
