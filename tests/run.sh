@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs the test binaries that `make tests-build` produced and prints one
 # closing line "N passed, N failed" over every test case.
-#   tests/run.sh unit|integration|all|bench
+#   tests/run.sh unit|integration|all|bench   (ONLY=it_x or ONLY=bench_x: that binary)
 # Integration tests run inside a throw-away PostgreSQL cluster (pg_virtualenv);
 # each test binary creates its own database in it and starts its own cardd,
 # pcscd and emulators, so binaries do not depend on one another.
@@ -141,6 +141,8 @@ case "$mode" in
         exit 0 ;;
     bench)
         for b in "$BUILD"/tests/bench_*; do
+            # ONLY=bench_x runs that one bench.
+            [ -n "${ONLY:-}" ] && [ "$(basename "$b")" != "$ONLY" ] && continue
             [ -x "$b" ] || continue
             echo "== $(basename "$b")"
             if [ -z "${PGHOST:-}" ]; then
