@@ -319,6 +319,31 @@ void auth_courier_secret(const uint8_t master[32], const char *courier, const ui
     derived_secret(master, label, salt, out);
 }
 
+int auth_courier_create(struct db *db, const uint8_t master[32], const char *name,
+                        char token[AUTH_TOKEN_LEN + 1], char secret[AUTH_SECRET_HEX_LEN + 1])
+{
+    uint8_t salt[16];
+    char salt_hex[2 + 33] = "\\x", tid[24];
+    long token_id = 0;
+    if (RAND_bytes(salt, sizeof(salt)) != 1)
+        return -EIO;
+    hex_encode(salt, sizeof(salt), salt_hex + 2);
+    int rc = auth_token_create(db, "courier", name, token, &token_id);
+    if (rc)
+        return rc;
+    snprintf(tid, sizeof(tid), "%ld", token_id);
+    rc = db_query(
+        db, NULL,
+        "INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2::bigint, $3::bytea)",
+        name, tid, salt_hex);
+    if (rc) {
+        OPENSSL_cleanse(token, AUTH_TOKEN_LEN);
+        return rc;
+    }
+    auth_courier_secret(master, name, salt, secret);
+    return 0;
+}
+
 void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],
                           char out[AUTH_SECRET_HEX_LEN + 1])
 {

@@ -126,6 +126,21 @@ def click(d, css):
     raise RuntimeError("cannot click " + css)
 
 
+def settled(fn):
+    """fn()'s value, read again when the dashboard redrew what it read
+    (its tables are redrawn every few seconds); None if it never settles."""
+    for _ in range(10):
+        try:
+            return fn()
+        except (StaleElementReferenceException, AttributeError):
+            time.sleep(0.1)
+    return None
+
+
+def row_text(d, sid):
+    return settled(lambda: station_row(d, sid).text)
+
+
 def text(d, css):
     els = d.find_elements(By.CSS_SELECTOR, css)
     return els[0].text if els else ""
@@ -343,9 +358,9 @@ def ops():
                                " && localStorage.length === 0 && document.cookie === ''"))
         check("every station shown", wait_for(lambda: station_row(d, "st1") and station_row(d, "st2")))
 
-        row = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, f'#held tr[data-request="{held}"]'))
-        check("the held request is listed with its reason", row and "spoil" in row[0].text.lower(),
-              row and row[0].text)
+        row = wait_for(lambda: [r.text for r in
+                                d.find_elements(By.CSS_SELECTOR, f'#held tr[data-request="{held}"]')])
+        check("the held request is listed with its reason", row and "spoil" in row[0].lower(), row)
         click(d, f'#held button[data-request="{held}"]')
         check("released from the page: it leaves the held list", wait_for(
             lambda: not d.find_elements(By.CSS_SELECTOR, f'#held tr[data-request="{held}"]'), 15))
@@ -354,39 +369,40 @@ def ops():
             lambda: all(summary_value(d, k) == 0 for k in ("waiting", "held", "in_production")), 60),
             text(d, "#summary"))
         check("the station is idle first", wait_for(lambda: station_is(d, sid, "idle"), 30),
-              station_row(d, sid) and station_row(d, sid).text)
+              row_text(d, sid))
         check("printer reports ribbon out", printer("fault ribbon_out").startswith("ok"))
         check("the dashboard shows the station in error, ribbon_out, by itself",
               wait_for(lambda: station_is(d, sid, "error", "ribbon_out"), 30),
-              station_row(d, sid) and station_row(d, sid).text)
+              row_text(d, sid))
         screenshot(d, "ops-desktop.png", DESKTOP)
         check("a new ribbon (emulator cleared)", printer("clear").startswith("ok"))
         click(d, f'#stations button[data-station="{sid}"][data-action="resume"]')
         check("after resume, the station is idle again",
               wait_for(lambda: station_is(d, sid, "idle") or station_is(d, sid, "busy"), 30),
-              station_row(d, sid) and station_row(d, sid).text)
+              row_text(d, sid))
 
         click(d, '#stations button[data-station="st2"][data-action="pause"]')
         check("pause from the page: the station shows paused",
               wait_for(lambda: station_is(d, "st2", "paused"), 15),
-              station_row(d, "st2") and station_row(d, "st2").text)
+              row_text(d, "st2"))
         click(d, '#stations button[data-station="st2"][data-action="resume"]')
         check("resume from the page: the station works again",
               wait_for(lambda: station_is(d, "st2", "idle") or station_is(d, "st2", "busy"), 15),
-              station_row(d, "st2") and station_row(d, "st2").text)
+              row_text(d, "st2"))
 
-        row = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, f'#atrisk tr[data-request="{late}"]'))
-        check("at risk: the request whose window has passed",
-              row and row[0].get_attribute("data-overdue") == "yes", row and row[0].text)
+        row = wait_for(lambda: [(r.get_attribute("data-overdue"), r.text) for r in
+                                d.find_elements(By.CSS_SELECTOR, f'#atrisk tr[data-request="{late}"]')])
+        check("at risk: the request whose window has passed", row and row[0][0] == "yes", row)
         check("at risk: not the request on time",
               not d.find_elements(By.CSS_SELECTOR, f'#atrisk tr[data-request="{ENV["PAGES_ON_TIME"]}"]'))
-        rows = d.find_elements(By.CSS_SELECTOR, "#stock tbody tr")
-        check("stock per batch, adding up", rows and all(
-            r.get_attribute("data-adds-up") == "yes" for r in rows), [r.text for r in rows])
-        bars = d.find_elements(By.CSS_SELECTOR, "#chart svg rect.bar-produced")
-        total = int(d.find_element(By.ID, "chart").get_attribute("data-total") or 0)
-        check("cards an hour: 24 bars drawn, the cards made in them", len(bars) == 24 and total >= 4,
-              (len(bars), total))
+        rows = settled(lambda: [(r.get_attribute("data-adds-up"), r.text) for r in
+                                d.find_elements(By.CSS_SELECTOR, "#stock tbody tr")])
+        check("stock per batch, adding up", rows and all(a == "yes" for a, _ in rows), rows)
+        bars, total = settled(lambda: (
+            len(d.find_elements(By.CSS_SELECTOR, "#chart svg rect.bar-produced")),
+            int(d.find_element(By.ID, "chart").get_attribute("data-total") or 0))) or (0, 0)
+        check("cards an hour: 24 bars drawn, the cards made in them", bars == 24 and total >= 4,
+              (bars, total))
         summary = text(d, "#summary")
         check("summary counts at risk", "At risk" in summary, summary)
         screenshot(d, "ops-phone.png", PHONE)

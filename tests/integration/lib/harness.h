@@ -16,6 +16,7 @@ struct service {
     char config[300];
     char log[300];
     char base[64]; /* "http://127.0.0.1:PORT" */
+    long log_seen; /* how much of the log was looked at for sanitizer reports */
 };
 
 struct reply {
