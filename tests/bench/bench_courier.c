@@ -95,6 +95,7 @@ static char *sql_file(const char *rel, long n)
         fprintf(stderr, "bench: cannot read %s\n", path);
         return NULL;
     }
+    text[len] = '\0'; /* harness_slurp leaves a byte for it */
     snprintf(num, sizeof(num), "%ld", n);
     const char *key = "BENCH_REQUESTS";
     size_t out_len = len + 1, hits = 0;
