@@ -155,8 +155,10 @@ unsigned char *harness_slurp(const char *path, size_t *len)
         buf = NULL;
     }
     fclose(f);
-    if (buf)
+    if (buf) {
+        buf[n] = '\0'; /* a text file can be read as a string */
         *len = (size_t)n;
+    }
     return buf;
 }
 
