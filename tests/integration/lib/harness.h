@@ -93,7 +93,7 @@ bool harness_wait_sql(int seconds, const char *fmt, ...) __attribute__((format(p
  * instance with stations needs to be ready. Returns 0 or -1. */
 int harness_ds_files(const char *keys_dir);
 
-/* A whole file in a malloc'd buffer (*len its size), or NULL. */
+/* A whole file in a malloc'd buffer (*len its size, a NUL after it), or NULL. */
 unsigned char *harness_slurp(const char *path, size_t *len);
 
 /* Looks through the service's log for personal data: a national ID (ten
