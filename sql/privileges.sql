@@ -41,8 +41,5 @@ BEGIN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', rel.relname, svc);
         END IF;
     END LOOP;
-    -- A courier event is recorded first and its outcome (did it move the
-    -- parcel?) set in the same transaction: that one flag, nothing else.
-    EXECUTE format('GRANT UPDATE (moved_status) ON courier_events TO %I', svc);
     EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', svc);
 END $$;

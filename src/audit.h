@@ -5,6 +5,7 @@
 #ifndef CARDD_AUDIT_H
 #define CARDD_AUDIT_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 struct db;
@@ -38,6 +39,11 @@ const struct transition *transition_find(const struct transition *table, size_t 
  * detail_json may be NULL. Returns 0 or a DB_* code. */
 int audit_append(struct db *db, const char *actor, const char *action, const char *request_no,
                  const char *card_serial, const char *station_id, const char *detail_json);
+
+/* Many entries in one statement: entries is an array of {"actor",
+ * "action", "request_no", "card_serial", "station_id", "detail" (JSON
+ * text)}, any but the first two null, appended in its order. */
+int audit_append_many(struct db *db, json_t *entries);
 
 /* The same, naming what ch names. */
 int audit_change(struct db *db, const char *action, const struct change *ch);

@@ -68,6 +68,20 @@ static void hex_encode(const uint8_t *in, size_t len, char *out)
         sprintf(out + 2 * i, "%02x", in[i]);
 }
 
+static const struct db_stmt auth_lookup_stmt = {
+    "auth_lookup_stmt",
+    "WITH t AS (SELECT id, role, name, branch, last_used_at FROM api_tokens"
+    "  WHERE token_hash = $1::bytea AND revoked_at IS NULL"
+    "  AND (expires_at IS NULL OR expires_at > now())),"
+    " u AS (UPDATE api_tokens a SET last_used_at = now() FROM t"
+    "  WHERE a.id = t.id AND (t.last_used_at IS NULL"
+    "  OR t.last_used_at < now() - interval '1 minute'))"
+    " SELECT t.id, t.role, t.name, coalesce(t.branch, ''), c.id,"
+    "  encode(c.secret_salt, 'hex')"
+    " FROM t LEFT JOIN couriers c ON c.token_id = t.id",
+    1,
+};
+
 int auth_lookup(struct db *db, const char *token, struct identity *who)
 {
     if (strlen(token) != AUTH_TOKEN_LEN)
@@ -81,17 +95,7 @@ int auth_lookup(struct db *db, const char *token, struct identity *who)
      * that a busy token costs no extra round trip and no extra write; a
      * courier's token brings its courier and salt along, which its signed
      * call needs next. */
-    int rc = db_query(db, &res,
-                      "WITH t AS (SELECT id, role, name, branch, last_used_at FROM api_tokens"
-                      "  WHERE token_hash = $1::bytea AND revoked_at IS NULL"
-                      "  AND (expires_at IS NULL OR expires_at > now())),"
-                      " u AS (UPDATE api_tokens a SET last_used_at = now() FROM t"
-                      "  WHERE a.id = t.id AND (t.last_used_at IS NULL"
-                      "  OR t.last_used_at < now() - interval '1 minute'))"
-                      " SELECT t.id, t.role, t.name, coalesce(t.branch, ''), c.id,"
-                      "  encode(c.secret_salt, 'hex')"
-                      " FROM t LEFT JOIN couriers c ON c.token_id = t.id",
-                      hex);
+    int rc = db_query_stmt(db, &res, &auth_lookup_stmt, hex);
     if (rc)
         return rc;
     if (db_rows(res) != 1) {
@@ -313,6 +317,31 @@ void auth_courier_secret(const uint8_t master[32], const char *courier, const ui
     char label[256];
     snprintf(label, sizeof(label), "courier-secret:%s:", courier);
     derived_secret(master, label, salt, out);
+}
+
+int auth_courier_create(struct db *db, const uint8_t master[32], const char *name,
+                        char token[AUTH_TOKEN_LEN + 1], char secret[AUTH_SECRET_HEX_LEN + 1])
+{
+    uint8_t salt[16];
+    char salt_hex[2 + 33] = "\\x", tid[24];
+    long token_id = 0;
+    if (RAND_bytes(salt, sizeof(salt)) != 1)
+        return -EIO;
+    hex_encode(salt, sizeof(salt), salt_hex + 2);
+    int rc = auth_token_create(db, "courier", name, token, &token_id);
+    if (rc)
+        return rc;
+    snprintf(tid, sizeof(tid), "%ld", token_id);
+    rc = db_query(
+        db, NULL,
+        "INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2::bigint, $3::bytea)",
+        name, tid, salt_hex);
+    if (rc) {
+        OPENSSL_cleanse(token, AUTH_TOKEN_LEN);
+        return rc;
+    }
+    auth_courier_secret(master, name, salt, secret);
+    return 0;
 }
 
 void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],

@@ -101,6 +101,14 @@ int auth_create_master_key(const char *path);
 void auth_courier_secret(const uint8_t master[32], const char *courier, const uint8_t salt[16],
                          char out[AUTH_SECRET_HEX_LEN + 1]);
 
+/* Adds a courier, in the caller's transaction: its token (role courier,
+ * named name) and the salt of its signing secret. token and secret receive
+ * the token and the secret derived from master, to be shown once; neither is
+ * stored. Returns 0, DB_ECONFLICT when a courier or token has that name,
+ * -EINVAL for a bad name, -EIO, or a DB_* code. */
+int auth_courier_create(struct db *db, const uint8_t master[32], const char *name,
+                        char token[AUTH_TOKEN_LEN + 1], char secret[AUTH_SECRET_HEX_LEN + 1]);
+
 /* The approval platform's signing secret, for status callbacks:
  * hex HMAC-SHA256(master, "platform-secret:" salt). */
 void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],

@@ -21,37 +21,67 @@
 
 #define POLL_MS 200 /* how often the worker looks for due callbacks */
 
-int callbacks_enqueue(struct db *db, const char *request_id, const char *status, const char *at)
+/* One callback for each of many changes, one per request, in the order
+ * given ($1: [{"request_id", "status", "at", "ar", "en"}]). */
+static const struct db_stmt callbacks_enqueue_stmt = {
+    "callbacks_enqueue",
+    "WITH x AS (SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (request_id bigint,"
+    "  status text, at timestamptz, ar text, en text))"
+    "  WITH ORDINALITY AS x(request_id, status, at, ar, en, ord)),"
+    " n AS (SELECT x.*, gen_random_uuid() AS u,"
+    "  coalesce((SELECT max(sequence) FROM callbacks c WHERE c.request_id = x.request_id), 0)"
+    "  + 1 AS seq, coalesce(x.at, now()) AS at_ FROM x),"
+    " r AS (SELECT n.ord, r.id, r.request_no, r.national_id,"
+    "  coalesce(p.failed_attempts, 0) + CASE WHEN n.status IN ('out_for_delivery','delivered')"
+    "   THEN 1 ELSE 0 END AS attempts, to_char(p.collect_by, 'YYYY-MM-DD') AS collect_by,"
+    "  CASE WHEN b.branch_id IS NULL THEN 'null'::jsonb ELSE jsonb_build_object("
+    "   'branch_id', b.branch_id, 'name', jsonb_build_object('ar', b.name_ar, 'en', b.name_en),"
+    "   'city', b.city, 'lat', b.lat, 'lon', b.lon) END AS branch"
+    "  FROM n JOIN requests r ON r.id = n.request_id LEFT JOIN parcels p ON p.request_id = r.id"
+    "  LEFT JOIN branches b ON b.branch_id = p.branch_id)"
+    " INSERT INTO callbacks (callback_id, request_id, sequence, status, payload)"
+    " SELECT n.u, r.id, n.seq, n.status, jsonb_build_object('callback_id', n.u,"
+    "  'request_no', r.request_no, 'national_id', r.national_id, 'status', n.status,"
+    "  'status_label', jsonb_build_object('ar', n.ar, 'en', n.en),"
+    "  'at', rfc3339(n.at_), 'sequence', n.seq,"
+    "  'delivery', jsonb_build_object("
+    "   'method', CASE WHEN r.branch = 'null'::jsonb THEN 'home' ELSE 'branch' END,"
+    "   'attempts', r.attempts, 'branch', r.branch, 'collect_by', r.collect_by))"
+    " FROM n JOIN r ON r.ord = n.ord ORDER BY n.ord",
+    1,
+};
+
+int callbacks_enqueue_many(struct db *db, json_t *changes)
 {
-    const struct status_label *l = status_find(status);
-    if (!l)
-        return -EINVAL;
+    size_t i;
+    json_t *c;
+    if (json_array_size(changes) == 0)
+        return 0;
+    json_array_foreach(changes, i, c)
+    {
+        const char *status = json_string_value(json_object_get(c, "status"));
+        const struct status_label *l = status ? status_find(status) : NULL;
+        if (!l)
+            return -EINVAL;
+        json_object_set_new(c, "ar", json_string(l->ar));
+        json_object_set_new(c, "en", json_string(l->en));
+    }
     /* The payload is what the citizen would see at this change; the
      * delivery part is read as track.c reads it. The caller's status update
      * holds the request's row, so the next sequence cannot be taken twice. */
-    return db_query(
-        db, NULL,
-        "WITH n AS (SELECT gen_random_uuid() AS u,"
-        "  coalesce((SELECT max(sequence) FROM callbacks WHERE request_id = $1::bigint), 0) + 1"
-        "  AS seq, coalesce($3::timestamptz, now()) AS at),"
-        " r AS (SELECT r.id, r.request_no, r.national_id,"
-        "  coalesce(p.failed_attempts, 0) + CASE WHEN $2 IN ('out_for_delivery','delivered')"
-        "   THEN 1 ELSE 0 END AS attempts, to_char(p.collect_by, 'YYYY-MM-DD') AS collect_by,"
-        "  CASE WHEN b.branch_id IS NULL THEN 'null'::jsonb ELSE jsonb_build_object("
-        "   'branch_id', b.branch_id, 'name', jsonb_build_object('ar', b.name_ar, 'en', b.name_en),"
-        "   'city', b.city, 'lat', b.lat, 'lon', b.lon) END AS branch"
-        "  FROM requests r LEFT JOIN parcels p ON p.request_id = r.id"
-        "  LEFT JOIN branches b ON b.branch_id = p.branch_id WHERE r.id = $1::bigint)"
-        " INSERT INTO callbacks (callback_id, request_id, sequence, status, payload)"
-        " SELECT n.u, r.id, n.seq, $2, jsonb_build_object('callback_id', n.u,"
-        "  'request_no', r.request_no, 'national_id', r.national_id, 'status', $2,"
-        "  'status_label', jsonb_build_object('ar', $4::text, 'en', $5::text),"
-        "  'at', rfc3339(n.at), 'sequence', n.seq,"
-        "  'delivery', jsonb_build_object("
-        "   'method', CASE WHEN r.branch = 'null'::jsonb THEN 'home' ELSE 'branch' END,"
-        "   'attempts', r.attempts, 'branch', r.branch, 'collect_by', r.collect_by))"
-        " FROM n, r",
-        request_id, status, at, l->ar, l->en);
+    char *text = json_dumps(changes, JSON_COMPACT);
+    int rc = text ? db_query_stmt(db, NULL, &callbacks_enqueue_stmt, text) : -ENOMEM;
+    free(text);
+    return rc;
+}
+
+int callbacks_enqueue(struct db *db, const char *request_id, const char *status, const char *at)
+{
+    json_t *one =
+        json_pack("[{s:s, s:s, s:s?}]", "request_id", request_id, "status", status, "at", at);
+    int rc = one ? callbacks_enqueue_many(db, one) : -ENOMEM;
+    json_decref(one);
+    return rc;
 }
 
 long callbacks_backoff_ms(int attempts, int max_s, double jitter, long retry_after_s)

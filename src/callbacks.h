@@ -23,6 +23,7 @@
 #ifndef CARDD_CALLBACKS_H
 #define CARDD_CALLBACKS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +40,11 @@ struct callback_worker;
  * transaction, which must already hold the request's row lock (the status
  * update takes it). at: RFC 3339 or NULL for now. Returns 0 or a DB_* code. */
 int callbacks_enqueue(struct db *db, const char *request_id, const char *status, const char *at);
+
+/* The same for many changes, at most one per request, in one statement:
+ * changes is an array of {"request_id", "status", "at" (or null)}, written
+ * in its order (the status labels are added to it). */
+int callbacks_enqueue_many(struct db *db, json_t *changes);
 
 /* Starts and stops the worker thread (it idles while platform_callback_url
  * is empty, no platform secret was made or the master key is missing). Stop aborts sends in flight; their

@@ -897,9 +897,11 @@ bool stations_stop(struct stations *all, long deadline_ms)
         bool done = s->done;
         pthread_mutex_unlock(&s->done_lock);
         if (!done) {
-            /* Stuck in a device call: left to the process's exit; its job
-             * stays in progress for start-up recovery. */
+            /* Stuck in a device call: left to the process's exit (detached,
+             * as nobody joins it); its job stays in progress for start-up
+             * recovery. */
             log_warn("%s: still in a device call at the stop deadline; left behind", s->who);
+            pthread_detach(s->thread);
             all_done = false;
             continue;
         }

@@ -170,15 +170,18 @@ static int view_fill(struct db *db, const char *tracking_no, const char *status,
     return 0;
 }
 
+static const struct db_stmt parcel_view_stmt = {
+    "parcel_view_stmt",
+    "SELECT p.tracking_no, r.status, p.failed_attempts, p.branch_id,"
+    " to_char(p.collect_by, 'YYYY-MM-DD')"
+    " FROM parcels p JOIN requests r ON r.id = p.request_id WHERE p.id = $1::bigint",
+    1,
+};
+
 int parcel_view(struct db *db, const char *parcel_id, json_t *obj)
 {
     struct db_res *res = NULL;
-    int rc =
-        db_query(db, &res,
-                 "SELECT p.tracking_no, r.status, p.failed_attempts, p.branch_id,"
-                 " to_char(p.collect_by, 'YYYY-MM-DD')"
-                 " FROM parcels p JOIN requests r ON r.id = p.request_id WHERE p.id = $1::bigint",
-                 parcel_id);
+    int rc = db_query_stmt(db, &res, &parcel_view_stmt, parcel_id);
     if (rc)
         return rc;
     if (db_rows(res) != 1)
@@ -248,6 +251,13 @@ struct unstored {
     size_t n;
 };
 
+static const struct db_stmt parcel_events_stmt = {
+    "parcel_events_stmt",
+    "SELECT code, extract(epoch FROM at)::bigint, event_id FROM courier_events"
+    " WHERE parcel_id = $1::bigint",
+    1,
+};
+
 /* Folds every stored event of the parcel, the unstored ones and ev: for an
  * event that comes before one already there, or a parcel whose stored
  * state is not its events' fold. */
@@ -256,10 +266,7 @@ static int fold_all(struct db *db, const struct stored *p, const struct unstored
                     struct parcel_state *st)
 {
     struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT code, extract(epoch FROM at)::bigint, event_id FROM courier_events"
-                      " WHERE parcel_id = $1::bigint",
-                      p->parcel_id);
+    int rc = db_query_stmt(db, &res, &parcel_events_stmt, p->parcel_id);
     if (rc)
         return rc;
     size_t n = db_rows(res), m = more ? more->n : 0;
@@ -432,6 +439,19 @@ static void stored_read(struct db_res *res, size_t row, int col, struct stored *
 
 /* ---- one event ---- */
 
+static const struct db_stmt parcel_lock_stmt = {
+    "parcel_lock_stmt",
+    "WITH p AS (SELECT" STORED_COLS ","
+    "  $3::timestamptz < p.created_at - make_interval(secs => $4::integer)"
+    "  AS early FROM parcels p JOIN requests r ON r.id = p.request_id"
+    "  WHERE p.tracking_no = $1 AND p.courier_id = $2::bigint"
+    "  FOR UPDATE OF p, r)"
+    " SELECT (SELECT parcel_id FROM courier_events"
+    "  WHERE courier_id = $2::bigint AND event_id = $5), p.*"
+    " FROM (SELECT 1) one LEFT JOIN p ON true",
+    5,
+};
+
 /* Locks the parcel and its request, and says in the same statement whether
  * the courier sent this event before. -ENOENT when the courier has no such
  * parcel and the event is new. A concurrent copy of the same event that
@@ -443,16 +463,8 @@ static int lock_parcel(struct db *db, const char *courier_id, const struct couri
     char skew[16];
     snprintf(skew, sizeof(skew), "%d", PARCEL_FUTURE_SKEW_S);
     memset(p, 0, sizeof(*p));
-    int rc = db_query(db, &res,
-                      "WITH p AS (SELECT" STORED_COLS ","
-                      "  $3::timestamptz < p.created_at - make_interval(secs => $4::integer)"
-                      "  AS early FROM parcels p JOIN requests r ON r.id = p.request_id"
-                      "  WHERE p.tracking_no = $1 AND p.courier_id = $2::bigint"
-                      "  FOR UPDATE OF p, r)"
-                      " SELECT (SELECT parcel_id FROM courier_events"
-                      "  WHERE courier_id = $2::bigint AND event_id = $5), p.*"
-                      " FROM (SELECT 1) one LEFT JOIN p ON true",
-                      ev->tracking_no, courier_id, ev->at_text, skew, ev->event_id);
+    int rc = db_query_stmt(db, &res, &parcel_lock_stmt, ev->tracking_no, courier_id, ev->at_text,
+                           skew, ev->event_id);
     if (rc)
         return rc;
     if (!db_is_null(res, 0, 0))
@@ -467,6 +479,18 @@ static int lock_parcel(struct db *db, const char *courier_id, const struct couri
     return 0;
 }
 
+static const struct db_stmt parcel_store_event_stmt = {
+    "parcel_store_event_stmt",
+    "WITH e AS (INSERT INTO courier_events (courier_id, event_id, parcel_id, code, at, reason,"
+    "  location, moved_status) VALUES ($1::bigint, $2, $3::bigint, $4, $5::timestamptz, $6,"
+    "  $7, $8::boolean) ON CONFLICT (courier_id, event_id) DO NOTHING RETURNING id)"
+    " UPDATE parcels SET failed_attempts = $9::integer, branch_id = $10,"
+    "  collect_by = $11::date, last_event_at = greatest(last_event_at, $5::timestamptz),"
+    "  state_folded = $12::boolean"
+    " FROM e WHERE parcels.id = $3::bigint RETURNING e.id",
+    12,
+};
+
 /* Stores the event and the parcel's new state in one statement. -EEXIST
  * when the same event was stored since the look-up (sent twice at once). */
 static int store_event(struct db *db, const char *courier_id, const struct courier_event *ev,
@@ -475,18 +499,11 @@ static int store_event(struct db *db, const char *courier_id, const struct couri
     struct db_res *res = NULL;
     char nfailed[16];
     snprintf(nfailed, sizeof(nfailed), "%d", o->st.failed_attempts);
-    int rc = db_query(
-        db, &res,
-        "WITH e AS (INSERT INTO courier_events (courier_id, event_id, parcel_id, code, at, reason,"
-        "  location, moved_status) VALUES ($1::bigint, $2, $3::bigint, $4, $5::timestamptz, $6,"
-        "  $7, $8::boolean) ON CONFLICT (courier_id, event_id) DO NOTHING RETURNING id)"
-        " UPDATE parcels SET failed_attempts = $9::integer, branch_id = $10,"
-        "  collect_by = $11::date, last_event_at = greatest(last_event_at, $5::timestamptz),"
-        "  state_folded = $12::boolean"
-        " FROM e WHERE parcels.id = $3::bigint RETURNING e.id",
-        courier_id, ev->event_id, p->parcel_id, parcel_code_name(ev->code), ev->at_text, ev->reason,
-        ev->location, o->moved ? "true" : "false", nfailed, o->branch_id[0] ? o->branch_id : NULL,
-        o->collect_by[0] ? o->collect_by : NULL, o->folded ? "true" : "false");
+    int rc =
+        db_query_stmt(db, &res, &parcel_store_event_stmt, courier_id, ev->event_id, p->parcel_id,
+                      parcel_code_name(ev->code), ev->at_text, ev->reason, ev->location,
+                      o->moved ? "true" : "false", nfailed, o->branch_id[0] ? o->branch_id : NULL,
+                      o->collect_by[0] ? o->collect_by : NULL, o->folded ? "true" : "false");
     if (!rc && db_rows(res) != 1)
         rc = -EEXIST;
     db_res_free(res);
@@ -631,6 +648,22 @@ static void batch_free(struct batch *b)
     memset(b, 0, sizeof(*b));
 }
 
+static const struct db_stmt parcel_batch_lock_stmt = {
+    "parcel_batch_lock_stmt",
+    "SELECT" STORED_COLS ", extract(epoch FROM p.created_at), p.tracking_no"
+    " FROM parcels p JOIN requests r ON r.id = p.request_id"
+    " WHERE p.tracking_no IN (SELECT jsonb_array_elements_text($1::jsonb))"
+    " AND p.courier_id = $2::bigint ORDER BY p.id FOR UPDATE OF p, r",
+    2,
+};
+
+static const struct db_stmt parcel_batch_seen_stmt = {
+    "parcel_batch_seen_stmt",
+    "SELECT event_id, parcel_id FROM courier_events WHERE courier_id = $1::bigint"
+    " AND event_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+    2,
+};
+
 /* Locks the courier's parcels that the batch names, in id order (so that
  * two batches never deadlock), then reads which of its events were stored
  * before: after the locks, so that an event another call stored for one of
@@ -648,17 +681,9 @@ static int batch_lock(struct db *db, const char *courier_id, struct parcel_batch
     struct db_res *res = NULL, *sres = NULL;
     int rc = nos_text && ids_text ? 0 : -ENOMEM;
     if (!rc)
-        rc = db_query(db, &res,
-                      "SELECT" STORED_COLS ", extract(epoch FROM p.created_at), p.tracking_no"
-                      " FROM parcels p JOIN requests r ON r.id = p.request_id"
-                      " WHERE p.tracking_no IN (SELECT jsonb_array_elements_text($1::jsonb))"
-                      " AND p.courier_id = $2::bigint ORDER BY p.id FOR UPDATE OF p, r",
-                      nos_text, courier_id);
+        rc = db_query_stmt(db, &res, &parcel_batch_lock_stmt, nos_text, courier_id);
     if (!rc)
-        rc = db_query(db, &sres,
-                      "SELECT event_id, parcel_id FROM courier_events WHERE courier_id = $1::bigint"
-                      " AND event_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
-                      courier_id, ids_text);
+        rc = db_query_stmt(db, &sres, &parcel_batch_seen_stmt, courier_id, ids_text);
     if (!rc) {
         b->nheld = db_rows(res);
         b->held = calloc(b->nheld + 1, sizeof(*b->held));
@@ -778,6 +803,13 @@ static int batch_event(struct db *db, struct batch *b, struct parcel_batch_item 
     return batch_view(db, b, h, it->view);
 }
 
+static const struct db_stmt parcel_row_stmt = {
+    "parcel_row_stmt",
+    "UPDATE parcels SET failed_attempts = $2::integer, branch_id = $3,"
+    " collect_by = $4::date WHERE id = $1::bigint",
+    4,
+};
+
 /* The parcel's row as a change's callback must find it. */
 static int batch_parcel_row(struct db *db, struct held *h, const struct outcome *o)
 {
@@ -786,11 +818,9 @@ static int batch_parcel_row(struct db *db, struct held *h, const struct outcome 
         return 0;
     char failed[16];
     snprintf(failed, sizeof(failed), "%d", o->st.failed_attempts);
-    int rc = db_query(db, NULL,
-                      "UPDATE parcels SET failed_attempts = $2::integer, branch_id = $3,"
-                      " collect_by = $4::date WHERE id = $1::bigint",
-                      h->now.parcel_id, failed, o->branch_id[0] ? o->branch_id : NULL,
-                      o->collect_by[0] ? o->collect_by : NULL);
+    int rc = db_query_stmt(db, NULL, &parcel_row_stmt, h->now.parcel_id, failed,
+                           o->branch_id[0] ? o->branch_id : NULL,
+                           o->collect_by[0] ? o->collect_by : NULL);
     if (!rc) {
         h->w_failed = o->st.failed_attempts;
         snprintf(h->w_branch, sizeof(h->w_branch), "%s", o->branch_id);
@@ -799,11 +829,96 @@ static int batch_parcel_row(struct db *db, struct held *h, const struct outcome 
     return rc;
 }
 
+static const struct db_stmt parcel_batch_events_stmt = {
+    "parcel_batch_events_stmt",
+    "INSERT INTO courier_events (courier_id, event_id, parcel_id, code, at,"
+    " reason, location, moved_status)"
+    " SELECT $1::bigint, x.event_id, x.parcel_id, x.code, x.at, x.reason,"
+    " x.location, x.moved FROM ROWS FROM (jsonb_to_recordset($2::jsonb)"
+    "  AS (event_id text, parcel_id bigint, code text, at timestamptz,"
+    "  reason text, location text, moved boolean))"
+    " WITH ORDINALITY AS x(event_id, parcel_id, code, at, reason, location,"
+    "  moved, n) ORDER BY x.n"
+    " ON CONFLICT (courier_id, event_id) DO NOTHING RETURNING id",
+    2,
+};
+
+static const struct db_stmt parcel_batch_states_stmt = {
+    "parcel_batch_states_stmt",
+    "UPDATE parcels p SET failed_attempts = x.failed, branch_id = x.branch_id,"
+    " collect_by = x.collect_by,"
+    " last_event_at = greatest(p.last_event_at, to_timestamp(x.last_at)),"
+    " state_folded = x.folded FROM jsonb_to_recordset($1::jsonb) AS x(id bigint,"
+    " failed integer, branch_id text, collect_by date, last_at bigint,"
+    " folded boolean) WHERE p.id = x.id",
+    1,
+};
+
+/* One round of changes (at most one per request) through the request's
+ * transition table, the rows of their parcels first as the changes'
+ * callbacks must find them. */
+static int batch_round(struct db *db, struct pending_change **round, size_t m,
+                       const struct parcel_rules *rules)
+{
+    struct request_move *moves = calloc(m, sizeof(*moves));
+    char(*ats)[21] = calloc(m, sizeof(*ats));
+    char **details = calloc(m, sizeof(*details));
+    int rc = moves && ats && details ? 0 : -ENOMEM;
+    for (size_t i = 0; !rc && i < m; i++) {
+        const struct pending_change *c = round[i];
+        details[i] = json_dumps(c->o.detail, JSON_COMPACT);
+        if (c->o.st.status_at)
+            timestamp_format(c->o.st.status_at, ats[i]);
+        const char *event = request_courier_event(c->o.st.status);
+        rc = !details[i] ? -ENOMEM : !event ? -EPERM : batch_parcel_row(db, c->h, &c->o);
+        moves[i] = (struct request_move){ { c->before.request_id, c->before.status,
+                                            c->before.request_no, c->before.kind, c->before.phone },
+                                          event,
+                                          { .actor = rules->actor,
+                                            .at = c->o.st.status_at ? ats[i] : NULL,
+                                            .detail_json = details[i] } };
+    }
+    if (!rc)
+        rc = request_apply_many(db, moves, m);
+    for (size_t i = 0; !rc && i < m; i++)
+        if (strcmp(round[i]->o.st.status, "redirected_to_branch") == 0)
+            log_info("parcel %s goes back to branch %s after %d failed attempts",
+                     round[i]->tracking_no, round[i]->o.branch_id, round[i]->o.st.failed_attempts);
+    for (size_t i = 0; details && i < m; i++)
+        free(details[i]);
+    free(details);
+    free(ats);
+    free(moves);
+    return rc;
+}
+
+/* The batch's changes of status in rounds, in the order the events made
+ * them: each parcel's first change, then its second, and so on. */
+static int batch_changes(struct db *db, struct batch *b, const struct parcel_rules *rules)
+{
+    size_t n = b->nchanges;
+    struct pending_change **round = calloc(n + 1, sizeof(*round));
+    int rc = round ? 0 : -ENOMEM;
+    for (size_t r = 0, m = 1; !rc && m > 0; r++) {
+        m = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t earlier = 0;
+            for (size_t j = 0; j < i; j++)
+                earlier += b->changes[j].h == b->changes[i].h;
+            if (earlier == r)
+                round[m++] = &b->changes[i];
+        }
+        if (m)
+            rc = batch_round(db, round, m, rules);
+    }
+    free(round);
+    return rc;
+}
+
 /* Writes what the batch's events did: every new event in one statement,
- * their history entries in one, each change of status in the order the
- * events made it (through the request's transition table, the parcel's
- * row first as the change's callback reads it), then every parcel's state
- * in one statement. -EEXIST when an event was stored meanwhile (sent
+ * their history entries in one, the changes of status in rounds (through
+ * the request's transition table, a few statements a round), then every
+ * parcel's state in one statement. -EEXIST when an event was stored meanwhile (sent
  * twice at once): the batch is worked out again. */
 static int batch_write(struct db *db, const char *courier_id, struct batch *b,
                        const struct parcel_rules *rules)
@@ -815,31 +930,15 @@ static int batch_write(struct db *db, const char *courier_id, struct batch *b,
     char *rows = json_dumps(b->rows, JSON_COMPACT);
     int rc = rows ? 0 : -ENOMEM;
     if (!rc)
-        rc = db_query(db, &res,
-                      "INSERT INTO courier_events (courier_id, event_id, parcel_id, code, at,"
-                      " reason, location, moved_status)"
-                      " SELECT $1::bigint, x.event_id, x.parcel_id, x.code, x.at, x.reason,"
-                      " x.location, x.moved FROM ROWS FROM (jsonb_to_recordset($2::jsonb)"
-                      "  AS (event_id text, parcel_id bigint, code text, at timestamptz,"
-                      "  reason text, location text, moved boolean))"
-                      " WITH ORDINALITY AS x(event_id, parcel_id, code, at, reason, location,"
-                      "  moved, n) ORDER BY x.n"
-                      " ON CONFLICT (courier_id, event_id) DO NOTHING RETURNING id",
-                      courier_id, rows);
+        rc = db_query_stmt(db, &res, &parcel_batch_events_stmt, courier_id, rows);
     free(rows);
     if (!rc && db_rows(res) != nrows)
         rc = -EEXIST;
     db_res_free(res);
     if (!rc)
         rc = request_notes(db, rules->actor, b->notes);
-    for (size_t i = 0; !rc && i < b->nchanges; i++) {
-        struct pending_change *c = &b->changes[i];
-        char *detail = json_dumps(c->o.detail, JSON_COMPACT);
-        rc = detail ? batch_parcel_row(db, c->h, &c->o) : -ENOMEM;
-        if (!rc)
-            rc = change_request(db, &c->before, &c->o, detail, rules, c->tracking_no);
-        free(detail);
-    }
+    if (!rc)
+        rc = batch_changes(db, b, rules);
     json_t *states = json_array();
     for (size_t i = 0; states && i < b->nheld; i++) {
         const struct held *h = &b->held[i];
@@ -856,14 +955,7 @@ static int batch_write(struct db *db, const char *courier_id, struct batch *b,
     if (!rc && !text)
         rc = -ENOMEM;
     if (!rc)
-        rc = db_query(db, NULL,
-                      "UPDATE parcels p SET failed_attempts = x.failed, branch_id = x.branch_id,"
-                      " collect_by = x.collect_by,"
-                      " last_event_at = greatest(p.last_event_at, to_timestamp(x.last_at)),"
-                      " state_folded = x.folded FROM jsonb_to_recordset($1::jsonb) AS x(id bigint,"
-                      " failed integer, branch_id text, collect_by date, last_at bigint,"
-                      " folded boolean) WHERE p.id = x.id",
-                      text);
+        rc = db_query_stmt(db, NULL, &parcel_batch_states_stmt, text);
     free(text);
     return rc;
 }

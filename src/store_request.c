@@ -73,6 +73,14 @@ const char *request_courier_event(const char *status)
     return NULL;
 }
 
+static const struct db_stmt request_branch_text_stmt = {
+    "request_branch_text_stmt",
+    "SELECT b.name_ar, b.name_en, to_char(p.collect_by, 'YYYY-MM-DD')"
+    " FROM parcels p JOIN branches b ON b.branch_id = p.branch_id"
+    " WHERE p.request_id = $1::bigint",
+    1,
+};
+
 /* For a card sent to or waiting at a branch: the branch and the last day
  * to collect, in the notification's texts. */
 static int branch_text(struct db *db, const char *request_id, const char *status, char *ar,
@@ -81,11 +89,7 @@ static int branch_text(struct db *db, const char *request_id, const char *status
     if (strcmp(status, "redirected_to_branch") != 0 && strcmp(status, "ready_for_collection") != 0)
         return 0;
     struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT b.name_ar, b.name_en, to_char(p.collect_by, 'YYYY-MM-DD')"
-                      " FROM parcels p JOIN branches b ON b.branch_id = p.branch_id"
-                      " WHERE p.request_id = $1::bigint",
-                      request_id);
+    int rc = db_query_stmt(db, &res, &request_branch_text_stmt, request_id);
     if (rc)
         return rc;
     if (db_rows(res) == 1) {
@@ -97,33 +101,78 @@ static int branch_text(struct db *db, const char *request_id, const char *status
     return 0;
 }
 
-/* Writes a move the table allows: the status, its event, the holder's
- * notification, the approval platform's callback (callbacks.h) and the
- * audit entry. The one place a status is written. */
+/* The moves' statuses, their events and the holder's notifications, for
+ * any number of moves, one statement ($1: [{"id", "status", "at", "actor",
+ * "detail", "phone", "ar", "en"}], at most one per request). */
+static const struct db_stmt request_moves_stmt = {
+    "request_moves",
+    "WITH x AS (SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id bigint,"
+    "  status text, at timestamptz, actor text, detail text, phone text, ar text, en text))"
+    "  WITH ORDINALITY AS x(id, status, at, actor, detail, phone, ar, en, ord)),"
+    " u AS (UPDATE requests r SET status = x.status, updated_at = now() FROM x"
+    "  WHERE r.id = x.id),"
+    " e AS (INSERT INTO request_events (request_id, at, status, actor, detail)"
+    "  SELECT id, coalesce(at, now()), status, actor, coalesce(detail::jsonb, '{}'::jsonb)"
+    "  FROM x ORDER BY ord)"
+    " INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
+    " SELECT id, status, phone, ar, en FROM x ORDER BY ord",
+    1,
+};
+
+/* Writes moves the table allows (ts[i] is moves[i]'s row): the statuses,
+ * their events, the holders' notifications, the approval platform's
+ * callbacks (callbacks.h) and the audit entries, a statement each
+ * whatever their number. The one place a status is written. */
+static int record_changes(struct db *db, const struct request_move *moves,
+                          const struct transition *const *ts, size_t n)
+{
+    json_t *rows = json_array(), *calls = json_array(), *audits = json_array();
+    int rc = rows && calls && audits ? 0 : -ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const struct request_row *row = &moves[i].row;
+        const struct change *ch = &moves[i].ch;
+        const char *to = ts[i]->to;
+        char ar[512], en[512];
+        status_notification_text(to, row->request_no, row->kind, ar, sizeof(ar), en, sizeof(en));
+        rc = branch_text(db, row->id, to, ar, sizeof(ar), en, sizeof(en));
+        if (rc)
+            break;
+        json_array_append_new(rows,
+                              json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s, s:s, s:s}", "id", row->id,
+                                        "status", to, "at", ch->at, "actor", ch->actor, "detail",
+                                        ch->detail_json, "phone", row->phone, "ar", ar, "en", en));
+        json_array_append_new(calls, json_pack("{s:s, s:s, s:s?}", "request_id", row->id, "status",
+                                               to, "at", ch->at));
+        json_array_append_new(audits,
+                              json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?}", "actor", ch->actor,
+                                        "action", ts[i]->audit_action, "request_no",
+                                        row->request_no, "card_serial", ch->card_serial,
+                                        "station_id", ch->station_id, "detail", ch->detail_json));
+    }
+    if (!rc &&
+        (json_array_size(rows) != n || json_array_size(calls) != n || json_array_size(audits) != n))
+        rc = -ENOMEM;
+    char *text = rc ? NULL : json_dumps(rows, JSON_COMPACT);
+    if (!rc)
+        rc = text ? db_query_stmt(db, NULL, &request_moves_stmt, text) : -ENOMEM;
+    free(text);
+    if (!rc)
+        rc = callbacks_enqueue_many(db, calls);
+    if (!rc)
+        rc = audit_append_many(db, audits);
+    json_decref(rows);
+    json_decref(calls);
+    json_decref(audits);
+    return rc;
+}
+
+/* Writes one move the table allows (see record_changes). */
 static int record_change(struct db *db, const char *request_id, const char *request_no,
                          const char *kind, const char *phone, const struct transition *t,
                          const struct change *ch)
 {
-    char ar[512], en[512];
-    status_notification_text(t->to, request_no, kind, ar, sizeof(ar), en, sizeof(en));
-    int rc = branch_text(db, request_id, t->to, ar, sizeof(ar), en, sizeof(en));
-    /* The status, its event and the notification: one statement. */
-    if (!rc)
-        rc = db_query(db, NULL,
-                      "WITH u AS (UPDATE requests SET status = $2, updated_at = now()"
-                      "  WHERE id = $1::bigint),"
-                      " e AS (INSERT INTO request_events (request_id, at, status, actor, detail)"
-                      "  VALUES ($1::bigint, coalesce($3::timestamptz, now()), $2, $4,"
-                      "  coalesce($5::jsonb, '{}'::jsonb)))"
-                      " INSERT INTO notifications (request_id, status, phone, text_ar, text_en)"
-                      " VALUES ($1::bigint, $2, $6, $7, $8)",
-                      request_id, t->to, ch->at, ch->actor, ch->detail_json, phone, ar, en);
-    if (!rc)
-        rc = callbacks_enqueue(db, request_id, t->to, ch->at);
-    if (!rc)
-        rc = audit_append(db, ch->actor, t->audit_action, request_no, ch->card_serial,
-                          ch->station_id, ch->detail_json);
-    return rc;
+    const struct request_move move = { { request_id, "", request_no, kind, phone }, "", *ch };
+    return record_changes(db, &move, &t, 1);
 }
 
 int request_apply_locked(struct db *db, const struct request_row *row, const char *event,
@@ -135,13 +184,37 @@ int request_apply_locked(struct db *db, const struct request_row *row, const cha
     return record_change(db, row->id, row->request_no, row->kind, row->phone, t, ch);
 }
 
+int request_apply_many(struct db *db, const struct request_move *moves, size_t n)
+{
+    const struct transition **ts = calloc(n ? n : 1, sizeof(*ts));
+    if (!ts)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        ts[i] = request_transition_find(moves[i].row.status, moves[i].event);
+        if (!ts[i])
+            rc = -EPERM;
+        for (size_t j = 0; !rc && j < i; j++)
+            if (strcmp(moves[j].row.id, moves[i].row.id) == 0)
+                rc = -EINVAL;
+    }
+    if (!rc && n)
+        rc = record_changes(db, moves, ts, n);
+    free(ts);
+    return rc;
+}
+
+static const struct db_stmt request_lock_stmt = {
+    "request_lock_stmt",
+    "SELECT status, request_no, kind, phone FROM requests"
+    " WHERE id = $1::bigint FOR UPDATE",
+    1,
+};
+
 int request_apply(struct db *db, const char *request_id, const char *event, const struct change *ch)
 {
     struct db_res *res = NULL;
-    int rc = db_query(db, &res,
-                      "SELECT status, request_no, kind, phone FROM requests"
-                      " WHERE id = $1::bigint FOR UPDATE",
-                      request_id);
+    int rc = db_query_stmt(db, &res, &request_lock_stmt, request_id);
     if (rc)
         return rc;
     if (db_rows(res) != 1) {
@@ -155,14 +228,29 @@ int request_apply(struct db *db, const char *request_id, const char *event, cons
     return rc;
 }
 
+static const struct db_stmt request_note_stmt = {
+    "request_note_stmt",
+    "INSERT INTO request_events (request_id, at, status, actor, detail)"
+    " VALUES ($1::bigint, coalesce($2::timestamptz, now()), NULL, $3,"
+    " coalesce($4::jsonb, '{}'::jsonb))",
+    4,
+};
+
 int request_note(struct db *db, const char *request_id, const struct change *ch)
 {
-    return db_query(db, NULL,
-                    "INSERT INTO request_events (request_id, at, status, actor, detail)"
-                    " VALUES ($1::bigint, coalesce($2::timestamptz, now()), NULL, $3,"
-                    " coalesce($4::jsonb, '{}'::jsonb))",
-                    request_id, ch->at, ch->actor, ch->detail_json);
+    return db_query_stmt(db, NULL, &request_note_stmt, request_id, ch->at, ch->actor,
+                         ch->detail_json);
 }
+
+static const struct db_stmt request_notes_stmt = {
+    "request_notes_stmt",
+    "INSERT INTO request_events (request_id, at, status, actor, detail)"
+    " SELECT x.request_id, x.at, NULL, $1, x.detail"
+    " FROM ROWS FROM (jsonb_to_recordset($2::jsonb)"
+    "  AS (request_id bigint, at timestamptz, detail jsonb))"
+    " WITH ORDINALITY AS x(request_id, at, detail, n) ORDER BY x.n",
+    2,
+};
 
 int request_notes(struct db *db, const char *actor, json_t *notes)
 {
@@ -171,13 +259,7 @@ int request_notes(struct db *db, const char *actor, json_t *notes)
     char *text = json_dumps(notes, JSON_COMPACT);
     if (!text)
         return -ENOMEM;
-    int rc = db_query(db, NULL,
-                      "INSERT INTO request_events (request_id, at, status, actor, detail)"
-                      " SELECT x.request_id, x.at, NULL, $1, x.detail"
-                      " FROM ROWS FROM (jsonb_to_recordset($2::jsonb)"
-                      "  AS (request_id bigint, at timestamptz, detail jsonb))"
-                      " WITH ORDINALITY AS x(request_id, at, detail, n) ORDER BY x.n",
-                      actor, text);
+    int rc = db_query_stmt(db, NULL, &request_notes_stmt, actor, text);
     free(text);
     return rc;
 }

@@ -56,6 +56,20 @@ struct request_row {
 int request_apply_locked(struct db *db, const struct request_row *row, const char *event,
                          const struct change *ch);
 
+/* One move of request_apply_many(). */
+struct request_move {
+    struct request_row row; /* locked by the caller; row.status is the one it moves from */
+    const char *event;
+    struct change ch;
+};
+
+/* request_apply_locked() for many requests at once, at most one move each
+ * (a request that moves twice takes a second call): the same writes, in a
+ * few statements whatever their number. Returns 0, -EPERM when a move is
+ * not allowed or -EINVAL when a request moves twice (nothing written then),
+ * or a DB_* code. */
+int request_apply_many(struct db *db, const struct request_move *moves, size_t n);
+
 /* Appends an event that does not change the status (a late courier scan). */
 int request_note(struct db *db, const char *request_id, const struct change *ch);
 

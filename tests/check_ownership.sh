@@ -22,6 +22,13 @@ dispatches          ALL     src/store_parcel.c
 parcels             ALL     src/store_parcel.c
 courier_events      ALL     src/store_parcel.c
 audit_log           INSERT  src/audit.c
+api_tokens          ALL     src/auth.c
+couriers            ALL     src/auth.c
+callbacks           ALL     src/callbacks.c
+platform_secret     ALL     src/callbacks.c
+cities              ALL     src/refdata.c
+branches            ALL     src/refdata.c
+holidays            ALL     src/refdata.c
 '
 
 allowed() { # table verb file
@@ -56,15 +63,27 @@ scan() {
     [ "$found" -eq 0 ]
 }
 
-# The check must see a violation when there is one: a handler that
-# spoils a card itself, and one that writes a request's event.
+# Every table the migrations create has its module above.
+unowned=$(sed -nE 's/.*CREATE[[:space:]]+TABLE[[:space:]]+(IF[[:space:]]+NOT[[:space:]]+EXISTS[[:space:]]+)?([a-z_]+).*/\2/Ip' sql/*.sql \
+          | sort -u | grep -vxE "$owned_tables")
+if [ -n "$unowned" ]; then
+    echo "ownership: no module named for table(s): $unowned" >&2
+    exit 1
+fi
+
+# The check must see each violation when there are some: a handler that
+# spoils a card itself, one that writes a request's event, a tool that adds
+# a courier and one that revokes a token with SQL of their own.
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
-mkdir -p "$probe/src"
+mkdir -p "$probe/src" "$probe/tools"
 printf '%s\n' '"UPDATE cards SET state = '"'"'spoiled'"'"' WHERE serial = $1"' \
     '"insert into request_events (request_id) VALUES ($1)"' >"$probe/src/handler.c"
-if (cd "$probe" && scan src/handler.c 2>/dev/null); then
-    echo "ownership: the check does not see a table written outside its module" >&2
+printf '%s\n' '"INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2, $3)"' \
+    '"UPDATE api_tokens SET revoked_at = now() WHERE name = $1"' >"$probe/tools/ctl.c"
+scan "$probe/src/handler.c" "$probe/tools/ctl.c" 2>/dev/null
+if [ "$found" -ne 4 ]; then
+    echo "ownership: the check saw $found of 4 tables written outside their module" >&2
     exit 1
 fi
 

@@ -251,8 +251,8 @@ static int cmd_token_revoke(struct ctl *ctl, int argc, char **argv)
 }
 
 /* A courier: its token (role courier) and the salt of its signing secret,
- * in one transaction. The token and the secret are printed once; neither is
- * stored (the secret is derived from the master key and the salt). */
+ * in one transaction (src/auth.c). The token and the secret are printed once;
+ * neither is stored (the secret is derived from the master key and the salt). */
 static int cmd_courier_add(struct ctl *ctl, int argc, char **argv)
 {
     if (argc != 2 || !argv[1][0] || strlen(argv[1]) > 64) {
@@ -260,45 +260,34 @@ static int cmd_courier_add(struct ctl *ctl, int argc, char **argv)
         return 2;
     }
     const char *name = argv[1];
-    uint8_t master[32], salt[16];
-    char token[AUTH_TOKEN_LEN + 1], secret[AUTH_SECRET_HEX_LEN + 1], salt_hex[2 + 33] = "\\x";
-    long token_id = 0;
+    uint8_t master[32];
+    char token[AUTH_TOKEN_LEN + 1], secret[AUTH_SECRET_HEX_LEN + 1];
     int rc = auth_load_master_key(ctl->cfg.master_key_file, master);
     if (rc) {
         fprintf(stderr, "cardctl: cannot read the master key %s (%s); run cardctl keys init\n",
                 ctl->cfg.master_key_file, rc == -EPERM ? "readable by others" : strerror(-rc));
         return 1;
     }
-    if (RAND_bytes(salt, sizeof(salt)) != 1 || need_db(ctl)) {
+    if (need_db(ctl)) {
         OPENSSL_cleanse(master, sizeof(master));
         return 1;
     }
-    for (int i = 0; i < 16; i++)
-        sprintf(salt_hex + 2 + 2 * i, "%02x", salt[i]);
-    char tid[24];
     rc = db_begin(ctl->db);
     if (!rc)
-        rc = auth_token_create(ctl->db, "courier", name, token, &token_id);
-    snprintf(tid, sizeof(tid), "%ld", token_id);
-    if (!rc)
-        rc = db_query(
-            ctl->db, NULL,
-            "INSERT INTO couriers (name, token_id, secret_salt) VALUES ($1, $2::bigint, $3::bytea)",
-            name, tid, salt_hex);
+        rc = auth_courier_create(ctl->db, master, name, token, secret);
     if (!rc)
         rc = db_commit(ctl->db);
+    OPENSSL_cleanse(master, sizeof(master));
     if (rc) {
         db_rollback(ctl->db);
-        OPENSSL_cleanse(master, sizeof(master));
+        OPENSSL_cleanse(secret, sizeof(secret));
         if (rc == DB_ECONFLICT)
             fprintf(stderr, "cardctl: a courier or token named %s exists already\n", name);
         else
             fprintf(stderr, "cardctl: cannot add the courier (%d)\n", rc);
         return 1;
     }
-    auth_courier_secret(master, name, salt, secret);
     printf("token:  %s\nsecret: %s\n", token, secret);
-    OPENSSL_cleanse(master, sizeof(master));
     OPENSSL_cleanse(token, sizeof(token));
     OPENSSL_cleanse(secret, sizeof(secret));
     return 0;

@@ -8,7 +8,7 @@
  * by BENCH_COURIERS couriers, it runs for BENCH_SECONDS each:
  *   ceiling  pgbench -M prepared -c16 -j2, one INSERT per transaction;
  *   single   wrk -t2 -c64: one signed event per call;
- *   batch    the same with {"events": [...]} of 100, then of 500 events.
+ *   batch    wrk -t2 -c16 with {"events": [...]} of 100, then of 500 events.
  * Each parcel gets picked_up, in_transit, out_for_delivery and delivered in
  * that order (three of the four move its status, with the notification,
  * callback and audit entry that go with it). The calls are signed before
@@ -95,6 +95,7 @@ static char *sql_file(const char *rel, long n)
         fprintf(stderr, "bench: cannot read %s\n", path);
         return NULL;
     }
+    text[len] = '\0'; /* harness_slurp leaves a byte for it */
     snprintf(num, sizeof(num), "%ld", n);
     const char *key = "BENCH_REQUESTS";
     size_t out_len = len + 1, hits = 0;
@@ -533,6 +534,9 @@ int main(void)
     long requests = env_int("BENCH_REQUESTS", 1000000);
     int seconds = env_int("BENCH_SECONDS", 20);
     int conns = env_int("BENCH_CONNECTIONS", 64);
+    /* Batches: as many clients as the pool has connections (a courier's
+     * system sends a few at a time; more would wait for a connection). */
+    int bconns = env_int("BENCH_BATCH_CONNECTIONS", 16);
     ncouriers = env_int("BENCH_COURIERS", 4);
     if (ncouriers > MAX_COURIERS)
         ncouriers = MAX_COURIERS;
@@ -547,14 +551,15 @@ int main(void)
     /* Enough parcels that no run spends its calls before its time is up
      * (about 10,000 events/s), each run its own. */
     long per_run = (long)seconds * 2500;
-    if (per_run < block_for(conns, 500) * THREADS * ncouriers)
-        per_run = block_for(conns, 500) * THREADS * ncouriers;
+    if (per_run < block_for(bconns, 500) * THREADS * ncouriers)
+        per_run = block_for(bconns, 500) * THREADS * ncouriers;
     if (read_parcels(per_run * 3) != 0)
         goto out;
     if (nparcels < per_run * 3)
         per_run = nparcels / 3;
-    printf("cardd: db_pool_size 16; wrk -t%d -c%d, %d s a run; %d couriers; %ld parcels a run\n",
-           THREADS, conns, seconds, ncouriers, per_run);
+    printf("cardd: db_pool_size 16; wrk -t%d, -c%d for single events, -c%d for batches, %d s a"
+           " run; %d couriers; %ld parcels a run\n",
+           THREADS, conns, bconns, seconds, ncouriers, per_run);
 
     bool prof = getenv("BENCH_PROFILE") && atoi(getenv("BENCH_PROFILE")) > 0;
     if (prof && harness_sql(NULL, 0,
@@ -569,9 +574,9 @@ int main(void)
         goto out;
     long rss_single = rss_kib(svc.pid, "VmRSS:");
     if ((wanted("b100") &&
-         run_events(&svc, "b100", per_run, per_run, 100, seconds, conns, &b100) != 0) ||
+         run_events(&svc, "b100", per_run, per_run, 100, seconds, bconns, &b100) != 0) ||
         (wanted("b500") &&
-         run_events(&svc, "b500", 2 * per_run, per_run, 500, seconds, conns, &b500) != 0))
+         run_events(&svc, "b500", 2 * per_run, per_run, 500, seconds, bconns, &b500) != 0))
         goto out;
     long rss = rss_kib(svc.pid, "VmRSS:"), hwm = rss_kib(svc.pid, "VmHWM:");
     if (prof)
@@ -590,8 +595,9 @@ int main(void)
     long wrong = spot_check("s") + spot_check("b100") + spot_check("b500");
     printf("spot check: %ld events landed; %ld parcels or histories disagree with their events\n",
            single.events + b100.events + b500.events, wrong);
-    printf("reproduce: BENCH_REQUESTS=%ld BENCH_SECONDS=%d BENCH_CONNECTIONS=%d make bench\n",
-           requests, seconds, conns);
+    printf("reproduce: BENCH_REQUESTS=%ld BENCH_SECONDS=%d BENCH_CONNECTIONS=%d"
+           " BENCH_BATCH_CONNECTIONS=%d make bench\n",
+           requests, seconds, conns, bconns);
     rc = wrong == 0 && (single.events > 0 || !wanted("single")) &&
                  (b100.events > 0 || !wanted("b100")) && (b500.events > 0 || !wanted("b500")) &&
                  single.non2xx == 0 && b100.non2xx == 0 && b500.non2xx == 0

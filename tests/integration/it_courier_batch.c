@@ -90,8 +90,10 @@ static char *comparable(json_t *result, char tracking[PARCELS][14])
     json_object_set_new(r, "event_id", json_string(strchr(id, '-') ? strchr(id, '-') + 1 : id));
     const char *t = flow_str(r, "tracking_no");
     for (int p = 0; p < PARCELS; p++)
-        if (strcmp(t, tracking[p]) == 0)
-            json_object_set_new(r, "tracking_no", json_integer(p));
+        if (strcmp(t, tracking[p]) == 0) {
+            json_object_set_new(r, "tracking_no", json_integer(p)); /* frees t */
+            break;
+        }
     char *text = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(r);
     return text;

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,7 +55,7 @@ static long status_count[600];
 static long bad_503; /* 503 without Retry-After or problem details */
 static char accepted[MAX_ACCEPTED][40];
 static int n_accepted;
-static volatile int load_stop;
+static atomic_int load_stop;
 
 static int start(void)
 {

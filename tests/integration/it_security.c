@@ -317,6 +317,7 @@ static void test_service_role_cannot_rewrite_history(void **state)
         "DELETE FROM request_events",
         "TRUNCATE request_events",
         "UPDATE courier_events SET code = 'delivered'",
+        "UPDATE courier_events SET moved_status = NOT moved_status",
         "DELETE FROM courier_events",
         "TRUNCATE requests",
         "ALTER TABLE requests DROP CONSTRAINT requests_phone_check",

@@ -339,6 +339,15 @@ static struct {
 
 int __wrap_db_exec(struct db *db, struct db_res **res, const char *sql, int nparams,
                    const char *const *params);
+/* A prepared statement runs as its text would. */
+int __wrap_db_exec_stmt(struct db *db, struct db_res **res, const struct db_stmt *stmt,
+                        const char *const *params);
+int __wrap_db_exec_stmt(struct db *db, struct db_res **res, const struct db_stmt *stmt,
+                        const char *const *params)
+{
+    return __wrap_db_exec(db, res, stmt->sql, stmt->nparams, params);
+}
+
 size_t __wrap_db_rows(const struct db_res *res);
 const char *__wrap_db_get(const struct db_res *res, size_t row, int col);
 long __wrap_db_get_long(const struct db_res *res, size_t row, int col, long fallback);

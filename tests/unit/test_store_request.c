@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "fake_db.h"
 #include "status.h"
@@ -109,6 +110,14 @@ static const char *param(const struct fake_stmt *st, int k)
     return st->params[k];
 }
 
+/* A member of a JSON object as a string (NULL when absent). */
+static const char *field(json_t *obj, const char *key)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    assert_non_null(v);
+    return v;
+}
+
 /* Runs one (from, event) on a stored request and checks what was written. */
 static void run_one(const char *from, const char *event)
 {
@@ -129,36 +138,47 @@ static void run_one(const char *from, const char *event)
     if (rc != 0)
         fail_msg("%s --%s--> %s refused (%d)", from, event, allowed[e].to, rc);
     const char *to = allowed[e].to;
-    /* the status, its event and the notification, written by one statement:
-     * $1 the request, $2 the status, $3 when, $4 who, $5 the detail, $6 the
-     * phone, $7 and $8 the texts */
-    const struct fake_stmt *st = fake_db_find("UPDATE requests SET status");
+    /* the status, its event and the notification, written by one statement
+     * for any number of moves: its one parameter lists them (here one) */
+    const struct fake_stmt *st = fake_db_find("UPDATE requests r SET status");
     assert_ptr_equal(st, fake_db_find("INSERT INTO request_events"));
     assert_ptr_equal(st, fake_db_find("INSERT INTO notifications"));
-    assert_string_equal(param(st, 0), "7");
-    assert_string_equal(param(st, 1), to);
+    json_t *moves = json_loads(param(st, 0), 0, NULL);
+    assert_int_equal(json_array_size(moves), 1);
+    json_t *m = json_array_get(moves, 0);
+    assert_string_equal(field(m, "id"), "7");
+    assert_string_equal(field(m, "status"), to);
     /* its event, at the courier's time, by the actor, with the detail */
-    assert_string_equal(param(st, 2), "2026-11-29T08:00:00Z");
-    assert_string_equal(param(st, 3), "intake-1");
-    assert_string_equal(param(st, 4), "{\"k\":1}");
+    assert_string_equal(field(m, "at"), "2026-11-29T08:00:00Z");
+    assert_string_equal(field(m, "actor"), "intake-1");
+    assert_string_equal(field(m, "detail"), "{\"k\":1}");
     /* the holder's notification, in both languages */
-    assert_string_equal(param(st, 5), "+966512345678");
+    assert_string_equal(field(m, "phone"), "+966512345678");
     const struct status_label *l = status_find(to);
     assert_non_null(l);
-    assert_non_null(strstr(param(st, 6), l->ar));
-    assert_non_null(strstr(param(st, 7), l->en));
-    assert_non_null(strstr(param(st, 7), "REQ-7"));
+    assert_non_null(strstr(field(m, "ar"), l->ar));
+    assert_non_null(strstr(field(m, "en"), l->en));
+    assert_non_null(strstr(field(m, "en"), "REQ-7"));
+    json_decref(moves);
     /* the approval platform's callback, at the same time as the event */
     st = fake_db_find("INSERT INTO callbacks");
-    assert_string_equal(param(st, 0), "7");
-    assert_string_equal(param(st, 1), to);
-    assert_string_equal(param(st, 2), "2026-11-29T08:00:00Z");
+    json_t *calls = json_loads(param(st, 0), 0, NULL);
+    assert_int_equal(json_array_size(calls), 1);
+    m = json_array_get(calls, 0);
+    assert_string_equal(field(m, "request_id"), "7");
+    assert_string_equal(field(m, "status"), to);
+    assert_string_equal(field(m, "at"), "2026-11-29T08:00:00Z");
+    json_decref(calls);
     /* the audit entry */
     st = fake_db_find("INSERT INTO audit_log");
-    assert_string_equal(param(st, 0), "intake-1");
-    assert_string_equal(param(st, 1), allowed[e].audit);
-    assert_string_equal(param(st, 2), "REQ-7");
-    assert_string_equal(param(st, 5), "{\"k\":1}");
+    json_t *audits = json_loads(param(st, 0), 0, NULL);
+    assert_int_equal(json_array_size(audits), 1);
+    m = json_array_get(audits, 0);
+    assert_string_equal(field(m, "actor"), "intake-1");
+    assert_string_equal(field(m, "action"), allowed[e].audit);
+    assert_string_equal(field(m, "request_no"), "REQ-7");
+    assert_string_equal(field(m, "detail"), "{\"k\":1}");
+    json_decref(audits);
     assert_int_equal(fake_db_writes(), 3);
 }
 

@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ struct flooder {
 };
 
 struct flood {
-    volatile int running;
+    atomic_int running;
     char url[128], address[64], body[256];
     int clients;
     struct flooder fl[FLOOD_MAX_CLIENTS];

@@ -155,8 +155,10 @@ unsigned char *harness_slurp(const char *path, size_t *len)
         buf = NULL;
     }
     fclose(f);
-    if (buf)
+    if (buf) {
+        buf[n] = '\0'; /* a text file can be read as a string */
         *len = (size_t)n;
+    }
     return buf;
 }
 
@@ -408,17 +410,33 @@ int harness_start(struct service *svc)
     return -1;
 }
 
-/* Looks for what AddressSanitizer, LeakSanitizer and UBSan write. */
-static bool log_has_sanitizer_report(const char *path)
+/* Looks for what the sanitizers write in the part of the service's log not
+ * read yet, and copies their lines (the ones that are not the service's
+ * own, which start with a time stamp) to stderr, so that the test's output
+ * holds the report: a service under umockdev's preload writes its
+ * ThreadSanitizer reports there (usb_env.c says why), and tests/run.sh fails
+ * a test whose output holds one. */
+static bool log_has_sanitizer_report(struct service *svc)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(svc->log, "r");
     if (!f)
         return false;
     char line[1024];
     bool found = false;
+    if (fseek(f, svc->log_seen, SEEK_SET) != 0)
+        rewind(f);
     while (fgets(line, sizeof(line), f))
         if (strstr(line, "Sanitizer") || strstr(line, "runtime error:"))
             found = true;
+    if (found && fseek(f, svc->log_seen, SEEK_SET) == 0) {
+        fprintf(stderr, "harness: sanitizer report in %s:\n", svc->log);
+        while (fgets(line, sizeof(line), f))
+            if (!(line[0] >= '0' && line[0] <= '9'))
+                fputs(line, stderr);
+    }
+    long end = ftell(f);
+    if (end > 0)
+        svc->log_seen = end;
     fclose(f);
     return found;
 }
@@ -431,10 +449,8 @@ int harness_stop(struct service *svc, bool hard)
     int status = 0;
     waitpid(svc->pid, &status, 0);
     svc->pid = 0;
-    if (log_has_sanitizer_report(svc->log)) {
-        fprintf(stderr, "harness: sanitizer report in %s\n", svc->log);
+    if (log_has_sanitizer_report(svc))
         return -1;
-    }
     if (!hard && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         fprintf(stderr, "harness: cardd did not stop cleanly (status %d); see %s\n", status,
                 svc->log);

@@ -16,6 +16,7 @@ struct service {
     char config[300];
     char log[300];
     char base[64]; /* "http://127.0.0.1:PORT" */
+    long log_seen; /* how much of the log was looked at for sanitizer reports */
 };
 
 struct reply {
@@ -92,7 +93,7 @@ bool harness_wait_sql(int seconds, const char *fmt, ...) __attribute__((format(p
  * instance with stations needs to be ready. Returns 0 or -1. */
 int harness_ds_files(const char *keys_dir);
 
-/* A whole file in a malloc'd buffer (*len its size), or NULL. */
+/* A whole file in a malloc'd buffer (*len its size, a NUL after it), or NULL. */
 unsigned char *harness_slurp(const char *path, size_t *len);
 
 /* Looks through the service's log for personal data: a national ID (ten

@@ -349,14 +349,14 @@ int line_env_keys(const struct line_env *env, const char *keys_dir, const char *
 
 void line_env_export(const struct line_env *env, int h)
 {
-    setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
+    usb_env_preload_export();
     setenv("UMOCKDEV_DIR", env->host[h].usb.umockdev_dir, 1);
     setenv("PCSCLITE_CSOCK_NAME", env->host[h].csock, 1);
 }
 
 void line_env_unexport(void)
 {
-    unsetenv("LD_PRELOAD");
+    usb_env_preload_unexport();
     unsetenv("UMOCKDEV_DIR");
     unsetenv("PCSCLITE_CSOCK_NAME");
 }

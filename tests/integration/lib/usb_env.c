@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,68 @@
 
 extern char **environ;
 
+/* ThreadSanitizer's log_path and the preload do not mix. ThreadSanitizer
+ * starts before libc is initialised (from the program's .preinit_array), and
+ * with log_path it creates the path's folders with libc's mkdir(). The
+ * preload wraps mkdir() and, on its first call, dlopen()s libc.so.6 to find
+ * the real one; that dlopen() runs libc's initialisation then, with no
+ * arguments and no environment, and libc is not initialised a second time:
+ * the process runs with environ == NULL (a service started so connects to
+ * PostgreSQL's default socket, without the PG* settings). A process under
+ * the preload writes its reports to its stderr instead: the harness reads
+ * the service's log, and tests/run.sh the test's own output. */
+static char *saved_tsan_options;
+static bool tsan_options_saved;
+
+static void tsan_options_without_log_path(void)
+{
+    const char *cur = getenv("TSAN_OPTIONS");
+    char *copy, *out, *tok, *save = NULL;
+    size_t used = 0;
+
+    if (!cur || !strstr(cur, "log_path="))
+        return;
+    copy = strdup(cur);
+    out = calloc(1, strlen(cur) + 1);
+    if (!copy || !out)
+        goto out_free;
+    for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+        if (strncmp(tok, "log_path=", 9) == 0)
+            continue;
+        used += (size_t)sprintf(out + used, "%s%s", used ? ":" : "", tok);
+    }
+    setenv("TSAN_OPTIONS", out, 1);
+out_free:
+    free(copy);
+    free(out);
+}
+
+void usb_env_preload_export(void)
+{
+    const char *cur = getenv("TSAN_OPTIONS");
+
+    if (!tsan_options_saved) {
+        saved_tsan_options = cur ? strdup(cur) : NULL;
+        tsan_options_saved = true;
+    }
+    setenv("LD_PRELOAD", PRELOAD, 1);
+    tsan_options_without_log_path();
+}
+
+void usb_env_preload_unexport(void)
+{
+    unsetenv("LD_PRELOAD");
+    if (!tsan_options_saved)
+        return;
+    if (saved_tsan_options)
+        setenv("TSAN_OPTIONS", saved_tsan_options, 1);
+    else
+        unsetenv("TSAN_OPTIONS");
+    free(saved_tsan_options);
+    saved_tsan_options = NULL;
+    tsan_options_saved = false;
+}
+
 int usb_env_preload(char **argv)
 {
     const char *cur = getenv("LD_PRELOAD");
@@ -33,6 +96,7 @@ int usb_env_preload(char **argv)
         return -ENOMEM;
     setenv("LD_PRELOAD", value, 1);
     free(value);
+    tsan_options_without_log_path();
     execv("/proc/self/exe", argv);
     return -errno;
 }

@@ -26,6 +26,13 @@ struct usb_env {
  * 0 when already loaded, -errno when the re-exec failed. */
 int usb_env_preload(char **argv);
 
+/* For processes started afterwards: sets LD_PRELOAD to the preload and,
+ * under ThreadSanitizer, leaves log_path out of TSAN_OPTIONS (such a process
+ * writes its reports to its stderr: usb_env.c says why).
+ * usb_env_preload_unexport() removes the preload and restores TSAN_OPTIONS. */
+void usb_env_preload_export(void);
+void usb_env_preload_unexport(void);
+
 /* Starts an emulated printer with this serial (extra_args: more emulator
  * options, NULL-terminated, may be NULL) and points this process's
  * UMOCKDEV_DIR at it.  Call before the first libusb use.  0 or -errno. */

@@ -79,7 +79,8 @@ static void free_station(struct emu *emu)
     g_queue_clear_full(&emu->jobs, (GDestroyNotify)emu_job_free);
     pthread_cond_destroy(&emu->jobs_ready);
     pthread_mutex_destroy(&emu->jobs_lock);
-    pthread_mutex_destroy(&emu->lock);
+    /* emu->lock stays: umockdev's worker thread may still take it to answer
+     * a late ioctl with ENODEV until the process exits (usb.c). */
     g_free(emu->hopper);
     g_free(emu->control_path);
     g_free(emu->card_control);

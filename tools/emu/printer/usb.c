@@ -511,12 +511,28 @@ int emu_usb_plug(struct emu *emu)
     return rc;
 }
 
-/* Detaches the handler; the testbed itself belongs to the caller. */
+/* Detaches the handler; the testbed itself belongs to the caller.
+ * umockdev's worker thread, which is not ours to join, may still run this
+ * station's handler (or a held reap) until the process exits: the station is
+ * marked unplugged under its lock before anything is freed, so that such a
+ * late call answers ENODEV and touches nothing else. */
 void emu_usb_stop(struct emu *emu)
 {
     struct emu_urb *u;
+    bool was_plugged;
 
-    if (emu->testbed && emu->handler && !emu->unplugged)
+    pthread_mutex_lock(&emu->lock);
+    was_plugged = !emu->unplugged;
+    emu->unplugged = true;
+    while ((u = g_queue_pop_head(&emu->submitted_in)))
+        urb_free(u);
+    while ((u = g_queue_pop_head(&emu->completed)))
+        urb_free(u);
+    if (emu->claimed_by)
+        g_object_unref(emu->claimed_by);
+    emu->claimed_by = NULL;
+    pthread_mutex_unlock(&emu->lock);
+    if (emu->testbed && emu->handler && was_plugged)
         umockdev_testbed_detach_ioctl(emu->testbed, emu->devnode, NULL);
     emu->testbed = NULL;
     if (emu->handler)
@@ -525,13 +541,6 @@ void emu_usb_stop(struct emu *emu)
     if (emu->old_handlers)
         g_ptr_array_unref(emu->old_handlers);
     emu->old_handlers = NULL;
-    while ((u = g_queue_pop_head(&emu->submitted_in)))
-        urb_free(u);
-    while ((u = g_queue_pop_head(&emu->completed)))
-        urb_free(u);
-    if (emu->claimed_by)
-        g_object_unref(emu->claimed_by);
-    emu->claimed_by = NULL;
     g_free(emu->syspath);
     emu->syspath = NULL;
 }
