@@ -434,3 +434,13 @@ void auth_sign(const char *secret, long t, const char *body, size_t body_len, ch
     hex_encode(mac, 32, hex);
     snprintf(out, outlen, "t=%s,v1=%s", ts, hex);
 }
+
+int auth_couriers_exist(struct db *db, bool *any)
+{
+    struct db_res *res = NULL;
+    int rc = db_exec(db, &res, "SELECT EXISTS (SELECT 1 FROM couriers)", 0, NULL);
+    if (!rc)
+        *any = db_rows(res) == 1 && strcmp(db_get(res, 0, 0), "t") == 0;
+    db_res_free(res);
+    return rc;
+}

@@ -109,6 +109,9 @@ void auth_courier_secret(const uint8_t master[32], const char *courier, const ui
 int auth_courier_create(struct db *db, const uint8_t master[32], const char *name,
                         char token[AUTH_TOKEN_LEN + 1], char secret[AUTH_SECRET_HEX_LEN + 1]);
 
+/* Whether any courier exists (*any). Returns 0 or a DB_* code. */
+int auth_couriers_exist(struct db *db, bool *any);
+
 /* The approval platform's signing secret, for status callbacks:
  * hex HMAC-SHA256(master, "platform-secret:" salt). */
 void auth_platform_secret(const uint8_t master[32], const uint8_t salt[16],

@@ -316,13 +316,3 @@ void courier_parcel_get(struct http_req *rq)
         http_json(rq, 200, obj);
     }
 }
-
-int courier_any(struct db *db, bool *any)
-{
-    struct db_res *res = NULL;
-    int rc = db_exec(db, &res, "SELECT EXISTS (SELECT 1 FROM couriers)", 0, NULL);
-    if (!rc)
-        *any = db_rows(res) == 1 && strcmp(db_get(res, 0, 0), "t") == 0;
-    db_res_free(res);
-    return rc;
-}

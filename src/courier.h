@@ -23,9 +23,6 @@
 
 #define COURIER_MAX_EVENTS 500
 
-/* Whether any courier is registered (then the master key is required). */
-int courier_any(struct db *db, bool *any);
-
 void courier_events_post(struct http_req *rq);
 void courier_parcel_get(struct http_req *rq);
 

@@ -128,7 +128,8 @@ static int check_database(struct app *app)
     /* Couriers' secrets derive from the master key: without it every courier
      * call would fail, so once couriers exist the service does not start. */
     bool couriers = false, refuse = false;
-    if (version == DB_SCHEMA_VERSION && !app->have_master_key && courier_any(db, &couriers) == 0) {
+    if (version == DB_SCHEMA_VERSION && !app->have_master_key &&
+        auth_couriers_exist(db, &couriers) == 0) {
         if (couriers) {
             log_error("no master key at %s, and couriers exist whose signatures need it;"
                       " refusing to start",

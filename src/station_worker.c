@@ -43,8 +43,6 @@
 #define RETRY_MAX_MS 5000
 /* An instance refused a station another holds looks again this often. */
 #define REFUSED_RETRY_MS 30000
-/* The advisory lock class of stations (the second key is the id's hash). */
-#define STATION_LOCK_CLASS "7304"
 /* How long a stopping worker keeps trying to record an outcome; after it,
  * the job stays in progress for start-up recovery to resolve. */
 #define STOP_RECORD_MS 2000
@@ -665,11 +663,8 @@ static bool own_station(struct station *s)
         pause_ms(s, backoff_next(&s->db_wait));
         return false;
     }
-    struct db_res *res = NULL;
-    int rc = db_query(
-        ldb, &res, "SELECT pg_try_advisory_lock(" STATION_LOCK_CLASS ", hashtext($1))", s->cfg->id);
-    bool got = rc == 0 && db_rows(res) == 1 && strcmp(db_get(res, 0, 0), "t") == 0;
-    db_res_free(res);
+    bool got = false;
+    int rc = station_try_lock(ldb, s->cfg->id, &got);
     if (!got) {
         db_close(ldb);
         if (rc) {

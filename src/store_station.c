@@ -166,6 +166,19 @@ int stations_register(struct db *db, const struct config *cfg)
     return 0;
 }
 
+/* The advisory lock class of stations (the second key is the id's hash). */
+#define STATION_LOCK_CLASS "7304"
+
+int station_try_lock(struct db *db, const char *station_id, bool *got)
+{
+    struct db_res *res = NULL;
+    int rc = db_query(db, &res, "SELECT pg_try_advisory_lock(" STATION_LOCK_CLASS ", hashtext($1))",
+                      station_id);
+    *got = rc == 0 && db_rows(res) == 1 && strcmp(db_get(res, 0, 0), "t") == 0;
+    db_res_free(res);
+    return rc;
+}
+
 int station_take(struct db *db, const struct station_config *st, const char *instance)
 {
     return db_query(db, NULL,

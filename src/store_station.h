@@ -63,6 +63,11 @@ int station_job_done(struct db *db, const char *station_id, bool produced, bool 
  * code. */
 int stations_register(struct db *db, const struct config *cfg);
 
+/* Takes the station's lock on db, a connection of the worker's own, for as
+ * long as that connection lives; *got is false when another session holds
+ * it. Returns 0 or a DB_* code. */
+int station_try_lock(struct db *db, const char *station_id, bool *got);
+
 /* The worker of instance holds the station's lock: the station is this
  * instance's, with this configuration; an earlier refusal is cleared.
  * Returns 0 or a DB_* code. */
