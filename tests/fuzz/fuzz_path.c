@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)national_id_valid(param[i]);
         }
     }
-    (void)body_limit(&srv, method, path);
+    size_t limit = body_limit(&srv, idx);
+    FUZZ_ASSERT(limit == HTTP_MAX_BODY || (idx >= 0 && limit == HTTP_MAX_LARGE_BODY));
     (void)valid_request_id(path);
     (void)is_json_type(path);
     free(path);
